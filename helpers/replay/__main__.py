@@ -1,0 +1,129 @@
+"""Command line of the replay server (a fixed contract: flags are added, never renamed).
+
+    python -m helpers.replay serve [--host 127.0.0.1] [--port N] [--cassettes DIR] [--speed S]
+                                   [--record] [--upstream URL]
+    python -m helpers.replay synth --script FILE [--host H] [--port N]
+    python -m helpers.replay author CASSETTE --prompt P --text T [--model M] [--stream] [--repeat N] ...
+
+``serve`` and ``synth`` print exactly ``serving http://HOST:PORT`` as their first stdout line, then run until SIGINT
+or SIGTERM (or, with ``--watch-stdin``, until standard input closes: how ``helpers.setup`` ties a server to its kernel).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from ..cassette import CassetteError, default_dir
+from ..models import FLASH, PROFILES
+from .runner import PortInUseError, serve_forever
+from .server import DEFAULT_UPSTREAM, CassetteStore, ReplayServer
+from .synth import Script, ScriptEntry, SyntheticUpstream
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m helpers.replay", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def network(cmd: argparse.ArgumentParser) -> None:
+        cmd.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+        cmd.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one (default)")
+        cmd.add_argument("--watch-stdin", action="store_true", help="also stop when standard input closes")
+
+    serve = sub.add_parser("serve", help="replay cassettes (or record them) over Gemini's REST protocol")
+    network(serve)
+    serve.add_argument(
+        "--cassettes", type=Path, default=None, help=f"cassette folder (default: {default_dir()})"
+    )
+    serve.add_argument(
+        "--speed", type=_positive, default=1.0, help="divide every recorded delay by S (default 1)"
+    )
+    serve.add_argument(
+        "--record", action="store_true", help="forward to --upstream and record into the cassettes"
+    )
+    serve.add_argument(
+        "--upstream", default=DEFAULT_UPSTREAM, help=f"record from here (default {DEFAULT_UPSTREAM})"
+    )
+
+    synth = sub.add_parser(
+        "synth", help="serve a synthetic stand-in of the Gemini API from a script of responses"
+    )
+    network(synth)
+    synth.add_argument(
+        "--script", type=Path, required=True, help="JSON script of responses (docs/cassettes.md)"
+    )
+
+    author = sub.add_parser(
+        "author", help="author synthetic exchanges into a cassette through the real record path"
+    )
+    author.add_argument("cassette", help="cassette name, e.g. 03_streaming")
+    author.add_argument("--prompt", required=True, help="the user prompt, exactly as the notebook sends it")
+    author.add_argument("--text", required=True, help="the response text the model should give")
+    author.add_argument(
+        "--model", default=FLASH, choices=sorted(PROFILES), help=f"model id (default {FLASH})"
+    )
+    author.add_argument("--stream", action="store_true", help="author a streamGenerateContent exchange")
+    author.add_argument(
+        "--repeat", type=int, default=1, help="how many exchanges to author (a TTFT distribution)"
+    )
+    author.add_argument(
+        "--config",
+        type=json.loads,
+        default=None,
+        help="GenerateContentConfig as JSON, e.g. '{\"temperature\": 0}'",
+    )
+    author.add_argument(
+        "--cassettes", type=Path, default=None, help="cassette folder (default: the workbook's)"
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            store = CassetteStore(args.cassettes or default_dir())
+            server = ReplayServer(store, speed=args.speed)
+            if args.record:
+                from .recorder import Recorder
+
+                server.recorder = Recorder(store, args.upstream)
+            asyncio.run(serve_forever(server.app(), args.host, args.port, watch_stdin=args.watch_stdin))
+        elif args.command == "synth":
+            upstream = SyntheticUpstream(Script.load(args.script))
+            asyncio.run(serve_forever(upstream.app(), args.host, args.port, watch_stdin=args.watch_stdin))
+        else:
+            from .author import author
+
+            script = Script([ScriptEntry(args.prompt, [args.text], args.model)])
+            exchanges = asyncio.run(
+                author(
+                    args.cassettes or default_dir(),
+                    args.cassette,
+                    script,
+                    args.model,
+                    args.prompt,
+                    stream=args.stream,
+                    repeat=args.repeat,
+                    config=args.config,
+                )
+            )
+            print(f"authored {len(exchanges)} synthetic exchange(s) into {args.cassette}")
+    except (PortInUseError, CassetteError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""Author synthetic exchanges: the real SDK calls the recorder, which records a synthetic upstream's answers."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from google import genai
+from google.genai import types
+
+from ..cassette import Cassette, Exchange
+from .recorder import Recorder
+from .runner import running
+from .server import CassetteStore, ReplayServer
+from .synth import Script, SyntheticUpstream
+
+PLACEHOLDER_KEY = "workbook-replay-placeholder-key"
+"""The API key the SDK is given where no real one is needed (replay, synthetic authoring). Not a secret."""
+
+
+async def author(
+    folder: Path,
+    cassette: str,
+    script: Script,
+    model: str,
+    prompt: str,
+    *,
+    stream: bool = False,
+    repeat: int = 1,
+    config: dict[str, Any] | None = None,
+) -> list[Exchange]:
+    """Record ``repeat`` synthetic exchanges of one SDK call into ``folder/cassette.json`` and return them.
+
+    The calls run concurrently, each timed by the recorder as the synthetic upstream streams it, so authoring 30
+    runs takes about as long as one.
+
+    Raises:
+        google.genai.errors.APIError: the synthetic upstream refused the call (e.g. an unknown model).
+    """
+    store = CassetteStore(folder)
+    async with running(SyntheticUpstream(script).app()) as upstream_url:
+        server = ReplayServer(store, recorder=Recorder(store, upstream_url))
+        async with running(server.app()) as url:
+            client = genai.Client(
+                api_key=PLACEHOLDER_KEY,
+                http_options=types.HttpOptions(base_url=f"{url}/{cassette}/"),
+            )
+            cfg = types.GenerateContentConfig.model_validate(config) if config else None
+
+            async def once() -> None:
+                if stream:
+                    async for _ in await client.aio.models.generate_content_stream(
+                        model=model, contents=prompt, config=cfg
+                    ):
+                        pass
+                else:
+                    await client.aio.models.generate_content(model=model, contents=prompt, config=cfg)
+
+            await asyncio.gather(*(once() for _ in range(repeat)))
+            await client.aio.aclose()
+    # The recorder appends, after dropping earlier recordings of this exact request: ours are the last ones.
+    return Cassette.load(store.path(cassette)).exchanges[-repeat:]

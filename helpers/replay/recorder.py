@@ -1,0 +1,150 @@
+"""Record mode: forward each call to an upstream Gemini endpoint, stream the answer back, write it to the cassette.
+
+The client's API key is passed upstream and never stored: it is dropped from the query, never copied from headers
+into the cassette, and any exchange that still contains it is refused rather than written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from aiohttp import web
+
+from ..cassette import Cassette, CassetteError, Exchange, canonical_query, strip_version
+from .wire import SSE_CONTENT_TYPE, SYNTHETIC_HEADER, UNSCRIPTED_HEADER, error_response, json_response
+
+if TYPE_CHECKING:
+    from .server import ApiRequest, CassetteStore
+
+FORWARDED_HEADERS = ("content-type", "x-goog-api-key", "user-agent", "x-goog-api-client", "x-server-timeout")
+"""Request headers passed upstream. Only the first, third and fourth can reach a cassette (as provenance)."""
+
+
+_SDK_VERSION = re.compile(r"google-genai-sdk/(\S+)")
+
+
+@dataclass
+class Recorder:
+    """Forwards calls to ``upstream`` and appends each exchange to its cassette, saving after every exchange.
+
+    The first time a request is recorded in this run, earlier recordings of the same request are dropped, so a
+    record run refreshes what it touches and keeps the rest.
+    """
+
+    store: CassetteStore
+    upstream: str
+    _session: aiohttp.ClientSession | None = None
+    _refreshed: set[tuple[str, str]] = field(default_factory=set)
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=30))
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def forward(self, request: web.Request, api: ApiRequest, start: float) -> web.StreamResponse:
+        """Send ``api`` upstream, relay the reply to ``request`` as it arrives and record it."""
+        assert self._session is not None, "Recorder.start() was not awaited"
+        loop = asyncio.get_running_loop()
+        key_value = request.headers.get("x-goog-api-key") or api.query.get("key") or ""
+        headers = {h: request.headers[h] for h in FORWARDED_HEADERS if h in request.headers}
+        url = f"{self.upstream.rstrip('/')}/{api.path}"
+        try:
+            upstream = await self._session.request(
+                api.method, url, params=canonical_query(api.query), data=api.raw_body or None, headers=headers
+            )
+        except aiohttp.ClientError as e:
+            return error_response(
+                502,
+                f"record mode could not reach the upstream {self.upstream}: {e}. "
+                "Check the network and --upstream.",
+            )
+        async with upstream:
+            is_stream = upstream.headers.get("content-type", "").startswith(SSE_CONTENT_TYPE)
+            if is_stream:
+                stream = web.StreamResponse(
+                    status=upstream.status, headers={"Content-Type": SSE_CONTENT_TYPE}
+                )
+                await stream.prepare(request)
+                chunks: list[dict[str, Any]] = []
+                data_lines: list[bytes] = []
+                async for line in upstream.content:
+                    await stream.write(line)
+                    stripped = line.strip()
+                    if stripped.startswith(b"data:"):
+                        data_lines.append(stripped[5:].strip())
+                    elif not stripped and data_lines:
+                        offset = round(loop.time() - start, 4)
+                        chunks.append({"offset_s": offset, "data": json.loads(b"\n".join(data_lines))})
+                        data_lines = []
+                if data_lines:
+                    chunks.append(
+                        {
+                            "offset_s": round(loop.time() - start, 4),
+                            "data": json.loads(b"\n".join(data_lines)),
+                        }
+                    )
+                await stream.write_eof()
+                response: dict[str, Any] = {"status": upstream.status, "chunks": chunks}
+                reply: web.StreamResponse = stream
+            else:
+                raw = await upstream.read()
+                offset = round(loop.time() - start, 4)
+                try:
+                    body = json.loads(raw) if raw else None
+                except json.JSONDecodeError:
+                    body = {"non_json_body": raw.decode("utf-8", "replace")}
+                response = {"status": upstream.status, "offset_s": offset, "body": body}
+                reply = json_response(body, status=upstream.status)
+            provenance = self._provenance(request, upstream, response)
+        if response.get("chunks") != [] and UNSCRIPTED_HEADER not in upstream.headers:
+            self._save(api, response, provenance, key_value)
+        return reply
+
+    @staticmethod
+    def _provenance(request: web.Request, upstream: aiohttp.ClientResponse, response: dict[str, Any]) -> dict:
+        synthetic = upstream.headers.get(SYNTHETIC_HEADER)
+        if synthetic:
+            return json.loads(synthetic)
+        sdk = _SDK_VERSION.search(request.headers.get("user-agent", ""))
+        last = response["chunks"][-1]["data"] if "chunks" in response else response.get("body")
+        return {
+            "source": "recorded",
+            "date": dt.date.today().isoformat(),
+            "sdk": f"google-genai {sdk.group(1)}" if sdk else request.headers.get("user-agent", "unknown"),
+            "model_version": last.get("modelVersion") if isinstance(last, dict) else None,
+        }
+
+    def _save(self, api: ApiRequest, response: dict[str, Any], provenance: dict, key_value: str) -> None:
+        request = {
+            "method": api.method,
+            "path": strip_version(api.path),
+            "query": canonical_query(api.query),
+            "body": api.body,
+        }
+        exchange = Exchange(request, response, provenance)
+        if key_value and key_value in json.dumps(exchange.to_json()):
+            # Defence in depth: an upstream that echoes the key must not get it written to disk.
+            print(
+                "record: an exchange contained the API key and was not written", file=sys.stderr, flush=True
+            )
+            return
+        try:
+            cassette, _ = self.store.get(api.cassette)
+        except CassetteError:
+            if self.store.path(api.cassette).exists():
+                raise
+            cassette = Cassette(api.cassette, self.store.path(api.cassette))
+        if (api.cassette, exchange.key) not in self._refreshed:
+            self._refreshed.add((api.cassette, exchange.key))
+            cassette.exchanges = [e for e in cassette.exchanges if e.key != exchange.key]
+        cassette.exchanges.append(exchange)
+        cassette.save()

@@ -1,0 +1,77 @@
+"""Run an aiohttp app on a socket: print ``serving http://HOST:PORT``, then serve until asked to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import signal
+import socket
+import sys
+import threading
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+
+class PortInUseError(OSError):
+    """The requested port is taken; the message says by what means to pick another."""
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening-ready TCP socket on ``host:port`` (``port`` 0 picks a free one).
+
+    Raises:
+        PortInUseError: the port is already in use.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            raise PortInUseError(
+                f"port {port} on {host} is already in use (another replay server?). Stop that process, or pass "
+                "--port 0 to pick a free port."
+            ) from None
+        raise
+    return sock
+
+
+@contextlib.asynccontextmanager
+async def running(app: web.Application, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+    """Serve ``app`` in the current event loop for the duration of the block; yields its ``http://HOST:PORT`` URL."""
+    sock = bind(host, port)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    # A large backlog: a notebook may open hundreds of connections at once.
+    site = web.SockSite(runner, sock, backlog=2048, shutdown_timeout=1.0)
+    await site.start()
+    bound_host, bound_port = sock.getsockname()[:2]
+    try:
+        yield f"http://{bound_host}:{bound_port}"
+    finally:
+        await runner.cleanup()
+
+
+async def serve_forever(app: web.Application, host: str, port: int, watch_stdin: bool = False) -> None:
+    """Serve until SIGINT or SIGTERM (or standard input closing, with ``watch_stdin``), then shut down cleanly.
+
+    The first stdout line is exactly ``serving http://HOST:PORT``, flushed, once the socket accepts connections.
+    """
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if watch_stdin:
+
+        def wait_for_eof() -> None:
+            sys.stdin.buffer.read()
+            loop.call_soon_threadsafe(stop.set)
+
+        threading.Thread(target=wait_for_eof, daemon=True).start()
+    async with running(app, host, port) as url:
+        print(f"serving {url}", flush=True)
+        await stop.wait()

@@ -1,0 +1,296 @@
+"""A synthetic upstream: a stand-in Gemini API that answers from a script of responses with modelled latency.
+
+With no API key here, the shipped cassettes are authored by recording *through the real record path* from this
+server: the SDK sends exactly the request a notebook cell sends, the recorder times the chunks as they arrive, and
+every exchange is labelled synthetic with the latency model and the published figure it follows
+(:data:`helpers.models.PROFILES`). Used by ``python -m helpers.replay synth`` and ``... author``.
+
+What is modelled, and how (assumptions, not measurements):
+- TTFT: log-normal with the profile's median and sigma. Chunk gaps: tokens in the chunk / the profile's tokens/s,
+  times a uniform 0.8-1.2 jitter.
+- Chunking: a short first chunk (the first few words), then about 30 tokens a chunk, split at word boundaries.
+- Tokens: estimated at 4 characters a token (the ratio Google's docs quote for Gemini models).
+- ``maxOutputTokens`` truncates and finishes with ``MAX_TOKENS``; ``stopSequences`` cut the text before the stop.
+- ``seed`` picks a fixed variant of the scripted text; without it, variants rotate per call (as sampling would).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import json
+import math
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from ..cassette import canonical_json
+from ..models import PROFILES, LatencyProfile
+from .wire import (
+    SSE_CONTENT_TYPE,
+    SYNTHETIC_HEADER,
+    UNSCRIPTED_HEADER,
+    error_response,
+    json_response,
+    sse_event,
+)
+
+CHARS_PER_TOKEN = 4
+FIRST_CHUNK_WORDS = 3
+TOKENS_PER_CHUNK = 30
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokens in ``text`` at 4 characters a token (at least 1 for non-empty text); an estimate, not a tokenizer."""
+    return max(1, math.ceil(len(text) / CHARS_PER_TOKEN)) if text else 0
+
+
+def chunk_text(text: str) -> list[str]:
+    """Split ``text`` the way the synthetic upstream streams it: the first few words, then ~30-token chunks.
+
+    Splits fall on word boundaries and the chunks join back to ``text`` exactly.
+    """
+    words = re.findall(r"\S+\s*|\s+", text)
+    if not words:
+        return [text]
+    chunks = ["".join(words[:FIRST_CHUNK_WORDS])]
+    current = ""
+    for word in words[FIRST_CHUNK_WORDS:]:
+        current += word
+        if len(current) >= TOKENS_PER_CHUNK * CHARS_PER_TOKEN:
+            chunks.append(current)
+            current = ""
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+@dataclass
+class ScriptEntry:
+    """One scripted answer: used for any request whose last user text contains ``prompt``."""
+
+    prompt: str
+    variants: list[str]
+    model: str | None = None
+
+
+@dataclass
+class Script:
+    """The synthetic upstream's answers, first match wins. File form: ``{"responses": [{"prompt", "text" |
+    "variants", "model"?}]}``."""
+
+    entries: list[ScriptEntry] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: Path) -> Script:
+        """Read a script file. Raises ``ValueError`` naming the file and entry when it is malformed."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(
+                [
+                    ScriptEntry(e["prompt"], e.get("variants") or [e["text"]], e.get("model"))
+                    for e in data["responses"]
+                ]
+            )
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+            raise ValueError(
+                f"synthetic script {path} is unreadable or malformed ({e!r}); see docs/cassettes.md"
+            ) from None
+
+    def find(self, model: str, prompt: str) -> ScriptEntry | None:
+        for entry in self.entries:
+            if entry.prompt in prompt and entry.model in (None, model):
+                return entry
+        return None
+
+
+def _texts(contents: list[Any]) -> list[str]:
+    return [p["text"] for c in contents if isinstance(c, dict) for p in c.get("parts", []) if "text" in p]
+
+
+def _last_user_text(body: dict[str, Any]) -> str:
+    users = [c for c in body.get("contents", []) if c.get("role", "user") == "user"]
+    return " ".join(_texts(users[-1:]))
+
+
+def prompt_tokens(body: dict[str, Any]) -> int:
+    """Estimated input tokens of a generate request: every text part of the contents and system instruction."""
+    parts = _texts(body.get("contents", [])) + _texts([body.get("systemInstruction") or {}])
+    return sum(estimate_tokens(t) for t in parts)
+
+
+@dataclass
+class SyntheticUpstream:
+    """An aiohttp app that answers like the Gemini API, from a :class:`Script`, with modelled timing."""
+
+    script: Script
+    _calls: dict[str, int] = field(default_factory=dict)
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024**2)
+        app.router.add_get("/{version}/models", self.list_models)
+        app.router.add_get("/{version}/models/{model}", self.get_model)
+        app.router.add_post("/{version}/models/{model}:{method}", self.generate)
+        return app
+
+    async def list_models(self, request: web.Request) -> web.Response:
+        return json_response({"models": [model_resource(m) for m in PROFILES]})
+
+    async def get_model(self, request: web.Request) -> web.Response:
+        model = request.match_info["model"]
+        if model not in PROFILES:
+            return error_response(
+                404, f"models/{model} is not found for API version {request.match_info['version']}."
+            )
+        return json_response(model_resource(model))
+
+    async def generate(self, request: web.Request) -> web.StreamResponse:
+        start = asyncio.get_running_loop().time()
+        model, method = request.match_info["model"], request.match_info["method"]
+        body = await request.json()
+        if model not in PROFILES:
+            return error_response(
+                404,
+                f"models/{model} is not found for API version {request.match_info['version']}, or is not "
+                f"supported for {method}. Call ListModels to see the list of available models and their "
+                "supported methods.",
+            )
+        if method == "countTokens":
+            inner = body.get("generateContentRequest", body)
+            tokens = prompt_tokens(inner)
+            return json_response(
+                {"totalTokens": tokens, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": tokens}]}
+            )
+        prompt = _last_user_text(body)
+        entry = self.script.find(model, prompt)
+        if entry is None:
+            return error_response(
+                400,
+                f"the synthetic upstream has no scripted response for {prompt[:80]!r} on {model}; add one "
+                "to the notebook's script (see docs/cassettes.md).",
+                headers={UNSCRIPTED_HEADER: "1"},
+            )
+        calls_key = canonical_json([model, body])
+        call = self._calls.get(calls_key, 0)
+        self._calls[calls_key] = call + 1
+        config = body.get("generationConfig", {})
+        seed = config.get("seed")
+        text = entry.variants[(seed if seed is not None else call) % len(entry.variants)]
+        rng = random.Random(int(hashlib.sha256(f"{calls_key}|{call}".encode()).hexdigest(), 16))
+        timeline = synthesize(model, text, config, prompt_tokens(body), PROFILES[model], rng)
+        headers = {SYNTHETIC_HEADER: json.dumps(provenance(PROFILES[model]))}
+        loop = asyncio.get_running_loop()
+        if method == "generateContent":
+            await asyncio.sleep(max(0.0, start + timeline[-1][0] - loop.time()))
+            return json_response(merge_chunks([data for _, data in timeline]), headers=headers)
+        stream = web.StreamResponse(headers={"Content-Type": SSE_CONTENT_TYPE, **headers})
+        for offset, data in timeline:
+            await asyncio.sleep(max(0.0, start + offset - loop.time()))
+            if not stream.prepared:
+                await stream.prepare(request)
+            await stream.write(sse_event(data))
+        await stream.write_eof()
+        return stream
+
+
+def provenance(profile: LatencyProfile) -> dict[str, Any]:
+    """The provenance a synthetic exchange carries: today's date, the latency model and its published source."""
+    return {
+        "source": "synthetic",
+        "date": dt.date.today().isoformat(),
+        "latency_model": (
+            f"log-normal TTFT (median {profile.ttft_s:.2f} s, sigma {profile.ttft_sigma}), "
+            f"{profile.tokens_per_s:.0f} output tokens/s, ~{TOKENS_PER_CHUNK} tokens a chunk; "
+            f"tokens estimated at {CHARS_PER_TOKEN} characters each"
+        ),
+        "based_on": profile.source,
+    }
+
+
+def model_resource(model: str) -> dict[str, Any]:
+    """The ``models.get`` resource for a model (limits from ai.google.dev/gemini-api/docs/models, read 2026-11-21)."""
+    return {
+        "name": f"models/{model}",
+        "version": "001",
+        "displayName": model.replace("gemini-", "Gemini ").replace("-", " ").title(),
+        "inputTokenLimit": 1048576,
+        "outputTokenLimit": 65536,
+        "supportedGenerationMethods": [
+            "generateContent",
+            "countTokens",
+            "createCachedContent",
+            "batchGenerateContent",
+        ],
+        "temperature": 1,
+        "topP": 0.95,
+        "topK": 64,
+        "maxTemperature": 2,
+        "thinking": True,
+    }
+
+
+def synthesize(
+    model: str,
+    text: str,
+    config: dict[str, Any],
+    input_tokens: int,
+    profile: LatencyProfile,
+    rng: random.Random,
+) -> list[tuple[float, dict[str, Any]]]:
+    """The chunks of one synthetic answer with their offsets in seconds from the request, ready to stream.
+
+    Applies ``stopSequences`` and ``maxOutputTokens`` from ``config`` to ``text`` first. Each chunk is a
+    ``GenerateContentResponse``; only the last carries ``finishReason`` and complete ``usageMetadata``.
+    """
+    finish = "STOP"
+    for stop in config.get("stopSequences", []):
+        if stop in text:
+            text = text[: text.index(stop)]
+    limit = config.get("maxOutputTokens")
+    if limit is not None and estimate_tokens(text) > limit:
+        text, finish = text[: limit * CHARS_PER_TOKEN], "MAX_TOKENS"
+    response_id = "".join(
+        rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") for _ in range(22)
+    )
+    offset = rng.lognormvariate(math.log(profile.ttft_s), profile.ttft_sigma)
+    pieces = chunk_text(text)
+    timeline = []
+    for i, piece in enumerate(pieces):
+        if i:
+            offset += estimate_tokens(piece) / profile.tokens_per_s * rng.uniform(0.8, 1.2)
+        last = i == len(pieces) - 1
+        candidate: dict[str, Any] = {"content": {"parts": [{"text": piece}], "role": "model"}, "index": 0}
+        usage: dict[str, Any] = {
+            "promptTokenCount": input_tokens,
+            "totalTokenCount": input_tokens,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": input_tokens}],
+        }
+        if last:
+            candidate["finishReason"] = finish
+            output = estimate_tokens(text)
+            usage = {**usage, "candidatesTokenCount": output, "totalTokenCount": input_tokens + output}
+        timeline.append(
+            (
+                round(offset, 4),
+                {
+                    "candidates": [candidate],
+                    "usageMetadata": usage,
+                    "modelVersion": model,
+                    "responseId": response_id,
+                },
+            )
+        )
+    return timeline
+
+
+def merge_chunks(chunks: list[dict[str, Any]]) -> dict[str, Any]:
+    """The single ``generateContent`` reply equivalent to a stream of chunks: texts joined, last chunk's metadata."""
+    merged = json.loads(json.dumps(chunks[-1]))
+    text = "".join(c["candidates"][0]["content"]["parts"][0]["text"] for c in chunks)
+    merged["candidates"][0]["content"]["parts"] = [{"text": text}]
+    return merged

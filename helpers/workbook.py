@@ -1,0 +1,191 @@
+"""The one setup call at the top of every notebook: choose replay, live or record, and point the SDK there.
+
+Introduced in ``00_setup``. The mode comes from the environment variable ``WORKBOOK_MODE``:
+
+- ``replay`` (the default): a local replay server plays the notebook's cassette back over real HTTP, with its
+  recorded timing. No API key, no network.
+- ``live``: the real Gemini API, with your key from ``GEMINI_API_KEY`` (or ``GOOGLE_API_KEY``).
+- ``record``: the real API through the recorder, which refreshes the notebook's cassette as cells run.
+  ``WORKBOOK_UPSTREAM=synthetic`` records from the synthetic stand-in instead (how the shipped cassettes are made).
+
+Nothing here patches the SDK: it sets the SDK's own documented variables (``GOOGLE_GEMINI_BASE_URL`` and, in
+replay only, a placeholder ``GEMINI_API_KEY``), so a plain ``genai.Client()`` in the next cell just works.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from .cassette import Cassette, CassetteError, default_dir
+from .replay.author import PLACEHOLDER_KEY
+from .replay.server import DEFAULT_UPSTREAM
+
+MODES = ("replay", "live", "record")
+KEY_VARIABLES = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
+"""Where the SDK looks for the API key, in its order of precedence."""
+BASE_URL_VARIABLE = "GOOGLE_GEMINI_BASE_URL"
+STARTUP_TIMEOUT_S = 30.0
+
+
+class WorkbookError(Exception):
+    """Set-up could not proceed; the message says what happened and what to do."""
+
+
+@dataclass(frozen=True)
+class Session:
+    """What :func:`setup` chose.
+
+    Attributes:
+        mode: ``"replay"``, ``"live"`` or ``"record"``.
+        cassette: the notebook's cassette name, e.g. ``"01_sync"``.
+        base_url: where the SDK sends requests (``None`` in live mode: the SDK's default endpoint).
+        server_url: the replay server's ``http://HOST:PORT`` (``None`` in live mode).
+        speed: recorded delays are divided by this in replay.
+        sources: what the cassette holds: ``"synthetic"``, ``"recorded"``, ``"recorded and synthetic"``.
+    """
+
+    mode: str
+    cassette: str
+    base_url: str | None
+    server_url: str | None
+    speed: float
+    sources: str
+
+    def describe(self) -> str:
+        """The one deterministic line the setup cell prints."""
+        if self.mode == "live":
+            return "mode: live · calls go to the Gemini API with your key · nothing is recorded"
+        if self.mode == "record":
+            return f"mode: record · cassette: {self.cassette} · refreshed from the upstream as cells run"
+        speed = "recorded speed" if self.speed == 1 else f"{self.speed:g}x recorded speed"
+        return (
+            f"mode: replay · cassette: {self.cassette} · {self.sources} responses · {speed} · "
+            "no API key or network needed"
+        )
+
+
+class ServerProcess:
+    """A ``python -m helpers.replay ...`` subprocess, tied to this kernel (it exits when the kernel does)."""
+
+    def __init__(self, args: list[str]) -> None:
+        self.args = args
+        self.log = Path(tempfile.gettempdir()) / f"gemini-workbook-{os.getpid()}-{args[0]}.log"
+        with self.log.open("ab") as log:
+            # stdin stays open as a lifeline: when this process dies, the server sees EOF and stops.
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "helpers.replay", *args, "--watch-stdin"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+            )
+        self.url = self._read_url()
+        atexit.register(self.stop)
+
+    def _read_url(self) -> str:
+        line: list[str] = []
+        reader = threading.Thread(target=lambda: line.append(self.proc.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(STARTUP_TIMEOUT_S)
+        first = line[0].strip() if line else ""
+        if not first.startswith("serving http://"):
+            self.stop()
+            raise WorkbookError(
+                f"the replay server did not start (it printed {first!r}; its log is {self.log}). "
+                "Re-run this cell; if it fails again, run `python -m helpers.replay serve` in a terminal to see why."
+            )
+        return first.split()[1]
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.alive():
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+_servers: dict[str, ServerProcess] = {}
+
+
+def _server(role: str, args: list[str]) -> ServerProcess:
+    """The running server for ``role`` if it was started with ``args``; otherwise a new one (the old one stopped)."""
+    current = _servers.get(role)
+    if current is not None and current.alive() and current.args == args:
+        return current
+    if current is not None:
+        current.stop()
+    _servers[role] = ServerProcess(args)
+    return _servers[role]
+
+
+def _has_key() -> bool:
+    return any(os.environ.get(v) for v in KEY_VARIABLES)
+
+
+def setup(notebook: str, *, speed: float = 1.0) -> Session:
+    """Prepare this kernel for a notebook: pick the mode, start the replay server if needed, point the SDK at it.
+
+    Call it once at the top of a notebook; calling it again is cheap and restarts a server that has died.
+
+    Args:
+        notebook: the notebook's name without extension, e.g. ``"01_sync"``; it names the cassette.
+        speed: in replay, divide every recorded delay by this (lessons use it to keep 100-request demos short).
+
+    Returns:
+        The :class:`Session`; its one-line description is printed.
+
+    Raises:
+        WorkbookError: an unknown ``WORKBOOK_MODE``, a missing key in live or record mode, a missing or corrupt
+            cassette in replay, or a server that would not start. The message says what to do.
+    """
+    mode = os.environ.get("WORKBOOK_MODE", "replay").strip().lower() or "replay"
+    if mode not in MODES:
+        raise WorkbookError(
+            f"WORKBOOK_MODE={mode!r} is not a mode; use one of {', '.join(MODES)} (or leave it unset)."
+        )
+    if speed <= 0:
+        raise WorkbookError(f"speed must be greater than 0, got {speed}.")
+    upstream = os.environ.get("WORKBOOK_UPSTREAM", DEFAULT_UPSTREAM)
+    if mode != "replay" and not _has_key() and not (mode == "record" and upstream == "synthetic"):
+        raise WorkbookError(
+            f"WORKBOOK_MODE={mode} needs your API key: set GEMINI_API_KEY in the environment that starts Jupyter "
+            "(see 00_setup, 'Where your key goes'), or unset WORKBOOK_MODE to replay the recordings offline."
+        )
+    folder = default_dir()
+    if mode == "live":
+        os.environ.pop(BASE_URL_VARIABLE, None)
+        session = Session(mode, notebook, None, None, 1.0, "live")
+        print(session.describe())
+        return session
+
+    if mode == "replay":
+        try:
+            sources = Cassette.load(folder / f"{notebook}.json").sources()
+        except CassetteError as e:
+            raise WorkbookError(str(e)) from None
+        server = _server("serve", ["serve", "--cassettes", str(folder), "--speed", f"{speed:g}"])
+    else:
+        sources = "recorded"
+        if upstream == "synthetic":
+            script = folder.parent / "scripts" / f"{notebook}.json"
+            upstream = _server("synth", ["synth", "--script", str(script)]).url
+            sources = "synthetic"
+        server = _server("serve", ["serve", "--cassettes", str(folder), "--record", "--upstream", upstream])
+    if not _has_key():
+        os.environ["GEMINI_API_KEY"] = PLACEHOLDER_KEY
+    base_url = f"{server.url}/{notebook}/"
+    os.environ[BASE_URL_VARIABLE] = base_url
+    session = Session(mode, notebook, base_url, server.url, speed, sources)
+    print(session.describe())
+    return session
