@@ -180,11 +180,7 @@ class Cassette:
                             'expected {"offset_s": seconds, not before the previous chunk, "data": {...}}',
                         )
                     last = offset
-            elif (
-                not isinstance(resp.get("offset_s"), (int, float))
-                or resp["offset_s"] < 0
-                or "body" not in resp
-            ):
+            elif not isinstance(resp.get("offset_s"), (int, float)) or resp["offset_s"] < 0 or "body" not in resp:
                 raise bad(f"{where}.response", 'expected "offset_s" (seconds, >= 0) and "body", or "chunks"')
             exchanges.append(Exchange(req, resp, raw.get("provenance") or {}))
         return cls(data.get("cassette", path.stem), path, exchanges, data.get("description", ""))
@@ -229,9 +225,7 @@ def dumps(data: dict[str, Any]) -> str:
             marked.append(f"\0{len(chunks) - 1}\0")
         return {**exchange, "response": {**response, "chunks": marked}}
 
-    text = json.dumps(
-        {**data, "exchanges": [mark(e) for e in data["exchanges"]]}, indent=1, ensure_ascii=False
-    )
+    text = json.dumps({**data, "exchanges": [mark(e) for e in data["exchanges"]]}, indent=1, ensure_ascii=False)
     return re.sub(r'"\\u0000(\d+)\\u0000"', lambda m: chunks[int(m.group(1))], text) + "\n"
 
 

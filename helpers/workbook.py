@@ -151,9 +151,7 @@ def setup(notebook: str, *, speed: float = 1.0) -> Session:
     """
     mode = os.environ.get("WORKBOOK_MODE", "replay").strip().lower() or "replay"
     if mode not in MODES:
-        raise WorkbookError(
-            f"WORKBOOK_MODE={mode!r} is not a mode; use one of {', '.join(MODES)} (or leave it unset)."
-        )
+        raise WorkbookError(f"WORKBOOK_MODE={mode!r} is not a mode; use one of {', '.join(MODES)} (or leave it unset).")
     if speed <= 0:
         raise WorkbookError(f"speed must be greater than 0, got {speed}.")
     upstream = os.environ.get("WORKBOOK_UPSTREAM", DEFAULT_UPSTREAM)

@@ -42,49 +42,29 @@ def parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="replay cassettes (or record them) over Gemini's REST protocol")
     network(serve)
-    serve.add_argument(
-        "--cassettes", type=Path, default=None, help=f"cassette folder (default: {default_dir()})"
-    )
-    serve.add_argument(
-        "--speed", type=_positive, default=1.0, help="divide every recorded delay by S (default 1)"
-    )
-    serve.add_argument(
-        "--record", action="store_true", help="forward to --upstream and record into the cassettes"
-    )
-    serve.add_argument(
-        "--upstream", default=DEFAULT_UPSTREAM, help=f"record from here (default {DEFAULT_UPSTREAM})"
-    )
+    serve.add_argument("--cassettes", type=Path, default=None, help=f"cassette folder (default: {default_dir()})")
+    serve.add_argument("--speed", type=_positive, default=1.0, help="divide every recorded delay by S (default 1)")
+    serve.add_argument("--record", action="store_true", help="forward to --upstream and record into the cassettes")
+    serve.add_argument("--upstream", default=DEFAULT_UPSTREAM, help=f"record from here (default {DEFAULT_UPSTREAM})")
 
-    synth = sub.add_parser(
-        "synth", help="serve a synthetic stand-in of the Gemini API from a script of responses"
-    )
+    synth = sub.add_parser("synth", help="serve a synthetic stand-in of the Gemini API from a script of responses")
     network(synth)
-    synth.add_argument(
-        "--script", type=Path, required=True, help="JSON script of responses (docs/cassettes.md)"
-    )
+    synth.add_argument("--script", type=Path, required=True, help="JSON script of responses (docs/cassettes.md)")
 
-    author = sub.add_parser(
-        "author", help="author synthetic exchanges into a cassette through the real record path"
-    )
+    author = sub.add_parser("author", help="author synthetic exchanges into a cassette through the real record path")
     author.add_argument("cassette", help="cassette name, e.g. 03_streaming")
     author.add_argument("--prompt", required=True, help="the user prompt, exactly as the notebook sends it")
     author.add_argument("--text", required=True, help="the response text the model should give")
-    author.add_argument(
-        "--model", default=FLASH, choices=sorted(PROFILES), help=f"model id (default {FLASH})"
-    )
+    author.add_argument("--model", default=FLASH, choices=sorted(PROFILES), help=f"model id (default {FLASH})")
     author.add_argument("--stream", action="store_true", help="author a streamGenerateContent exchange")
-    author.add_argument(
-        "--repeat", type=int, default=1, help="how many exchanges to author (a TTFT distribution)"
-    )
+    author.add_argument("--repeat", type=int, default=1, help="how many exchanges to author (a TTFT distribution)")
     author.add_argument(
         "--config",
         type=json.loads,
         default=None,
         help="GenerateContentConfig as JSON, e.g. '{\"temperature\": 0}'",
     )
-    author.add_argument(
-        "--cassettes", type=Path, default=None, help="cassette folder (default: the workbook's)"
-    )
+    author.add_argument("--cassettes", type=Path, default=None, help="cassette folder (default: the workbook's)")
     return p
 
 

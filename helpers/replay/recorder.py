@@ -64,15 +64,12 @@ class Recorder:
         except aiohttp.ClientError as e:
             return error_response(
                 502,
-                f"record mode could not reach the upstream {self.upstream}: {e}. "
-                "Check the network and --upstream.",
+                f"record mode could not reach the upstream {self.upstream}: {e}. Check the network and --upstream.",
             )
         async with upstream:
             is_stream = upstream.headers.get("content-type", "").startswith(SSE_CONTENT_TYPE)
             if is_stream:
-                stream = web.StreamResponse(
-                    status=upstream.status, headers={"Content-Type": SSE_CONTENT_TYPE}
-                )
+                stream = web.StreamResponse(status=upstream.status, headers={"Content-Type": SSE_CONTENT_TYPE})
                 await stream.prepare(request)
                 chunks: list[dict[str, Any]] = []
                 data_lines: list[bytes] = []
@@ -133,9 +130,7 @@ class Recorder:
         exchange = Exchange(request, response, provenance)
         if key_value and key_value in json.dumps(exchange.to_json()):
             # Defence in depth: an upstream that echoes the key must not get it written to disk.
-            print(
-                "record: an exchange contained the API key and was not written", file=sys.stderr, flush=True
-            )
+            print("record: an exchange contained the API key and was not written", file=sys.stderr, flush=True)
             return
         try:
             cassette, _ = self.store.get(api.cassette)

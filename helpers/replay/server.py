@@ -140,9 +140,7 @@ class ReplayServer:
             return error_response(
                 404, f"'{name}' is not a cassette name; use http://HOST:PORT/<cassette>/ as base URL."
             )
-        api = ApiRequest(
-            name, request.method, request.match_info["path"], dict(request.query), await request.read()
-        )
+        api = ApiRequest(name, request.method, request.match_info["path"], dict(request.query), await request.read())
         if api.raw_body and not api.path.startswith("upload/"):
             try:
                 api.body = json.loads(api.raw_body)
@@ -203,9 +201,7 @@ def unmatched_message(cassette: Cassette, api: ApiRequest) -> str:
         lines.append(f"Nearest recording (exchange {index}) differs at {shown}.")
     else:
         paths = sorted({strip_version(e.request["path"]) for e in cassette.exchanges})
-        lines.append(
-            f"Nothing was recorded for that path; this cassette has: {', '.join(paths[:6]) or 'nothing'}."
-        )
+        lines.append(f"Nothing was recorded for that path; this cassette has: {', '.join(paths[:6]) or 'nothing'}.")
     lines.append(
         "Run the cell exactly as the notebook has it, or record this request: set GEMINI_API_KEY and "
         f"WORKBOOK_MODE=record and re-run the notebook (it refreshes {cassette.path.name})."

@@ -92,10 +92,7 @@ class Script:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             return cls(
-                [
-                    ScriptEntry(e["prompt"], e.get("variants") or [e["text"]], e.get("model"))
-                    for e in data["responses"]
-                ]
+                [ScriptEntry(e["prompt"], e.get("variants") or [e["text"]], e.get("model")) for e in data["responses"]]
             )
         except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
             raise ValueError(
@@ -144,9 +141,7 @@ class SyntheticUpstream:
     async def get_model(self, request: web.Request) -> web.Response:
         model = request.match_info["model"]
         if model not in PROFILES:
-            return error_response(
-                404, f"models/{model} is not found for API version {request.match_info['version']}."
-            )
+            return error_response(404, f"models/{model} is not found for API version {request.match_info['version']}.")
         return json_response(model_resource(model))
 
     async def generate(self, request: web.Request) -> web.StreamResponse:
