@@ -116,6 +116,25 @@ class ServerProcess:
 
 
 _servers: dict[str, ServerProcess] = {}
+_current: Session | None = None
+
+
+def current_session() -> Session:
+    """The :class:`Session` the last :func:`setup` call chose.
+
+    Raises:
+        WorkbookError: :func:`setup` has not run in this kernel yet.
+    """
+    if _current is None:
+        raise WorkbookError("helpers.setup(...) has not run in this kernel yet: run the notebook's setup cell first.")
+    return _current
+
+
+def _announce(session: Session) -> Session:
+    global _current
+    _current = session
+    print(session.describe())
+    return session
 
 
 def _server(role: str, args: list[str]) -> ServerProcess:
@@ -163,9 +182,7 @@ def setup(notebook: str, *, speed: float = 1.0) -> Session:
     folder = default_dir()
     if mode == "live":
         os.environ.pop(BASE_URL_VARIABLE, None)
-        session = Session(mode, notebook, None, None, 1.0, "live")
-        print(session.describe())
-        return session
+        return _announce(Session(mode, notebook, None, None, 1.0, "live"))
 
     if mode == "replay":
         try:
@@ -184,6 +201,4 @@ def setup(notebook: str, *, speed: float = 1.0) -> Session:
         os.environ["GEMINI_API_KEY"] = PLACEHOLDER_KEY
     base_url = f"{server.url}/{notebook}/"
     os.environ[BASE_URL_VARIABLE] = base_url
-    session = Session(mode, notebook, base_url, server.url, speed, sources)
-    print(session.describe())
-    return session
+    return _announce(Session(mode, notebook, base_url, server.url, speed, sources))
