@@ -27,6 +27,9 @@ FORWARDED_HEADERS = ("content-type", "x-goog-api-key", "user-agent", "x-goog-api
 """Request headers passed upstream. Only the first, third and fourth can reach a cassette (as provenance)."""
 
 
+MIN_KEY_LENGTH = 20
+"""Keys shorter than this are test placeholders (a real Gemini API key is 39 characters) and may occur anywhere."""
+
 _SDK_VERSION = re.compile(r"google-genai-sdk/(\S+)")
 
 
@@ -128,7 +131,7 @@ class Recorder:
             "body": api.body,
         }
         exchange = Exchange(request, response, provenance)
-        if key_value and key_value in json.dumps(exchange.to_json()):
+        if len(key_value) >= MIN_KEY_LENGTH and key_value in json.dumps(exchange.to_json()):
             # Defence in depth: an upstream that echoes the key must not get it written to disk.
             print("record: an exchange contained the API key and was not written", file=sys.stderr, flush=True)
             return

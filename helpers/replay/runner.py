@@ -44,10 +44,10 @@ def bind(host: str, port: int) -> socket.socket:
 async def running(app: web.Application, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
     """Serve ``app`` in the current event loop for the duration of the block; yields its ``http://HOST:PORT`` URL."""
     sock = bind(host, port)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     # A large backlog: a notebook may open hundreds of connections at once.
-    site = web.SockSite(runner, sock, backlog=2048, shutdown_timeout=1.0)
+    site = web.SockSite(runner, sock, backlog=2048)
     await site.start()
     bound_host, bound_port = sock.getsockname()[:2]
     try:

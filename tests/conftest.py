@@ -1,0 +1,106 @@
+"""Shared fixtures: cassettes written in a temporary folder, and replay servers started as the notebooks start them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from helpers.cassette import Cassette, Exchange
+
+PROMPT = "Why is the sky blue?"
+TEXT = "Sunlight scatters off air molecules, and blue light scatters the most."
+
+
+def chunk(text: str, *, final: bool = False, tokens: int = 10) -> dict:
+    """A ``GenerateContentResponse`` chunk as the API streams it (complete usage only on the final chunk)."""
+    candidate: dict = {"content": {"parts": [{"text": text}], "role": "model"}, "index": 0}
+    usage: dict = {"promptTokenCount": 6, "totalTokenCount": 6}
+    if final:
+        candidate["finishReason"] = "STOP"
+        usage = {"promptTokenCount": 6, "candidatesTokenCount": tokens, "totalTokenCount": 6 + tokens}
+    return {"candidates": [candidate], "usageMetadata": usage, "modelVersion": "gemini-2.5-flash", "responseId": "r"}
+
+
+def generate_exchange(prompt: str, text: str, offset_s: float, model: str = "gemini-2.5-flash") -> Exchange:
+    """A non-streaming ``generateContent`` exchange answered ``offset_s`` seconds after the request."""
+    body = {"contents": [{"parts": [{"text": prompt}], "role": "user"}]}
+    return Exchange(
+        {"method": "POST", "path": f"models/{model}:generateContent", "query": {}, "body": body},
+        {"status": 200, "offset_s": offset_s, "body": chunk(text, final=True)},
+        {"source": "synthetic", "date": "2026-11-21", "latency_model": "fixed, for tests", "based_on": "tests"},
+    )
+
+
+def stream_exchange(prompt: str, pieces: list[tuple[float, str]], model: str = "gemini-2.5-flash") -> Exchange:
+    """A ``streamGenerateContent`` exchange: ``pieces`` are ``(offset_s, text)`` in order."""
+    body = {"contents": [{"parts": [{"text": prompt}], "role": "user"}]}
+    chunks = [
+        {"offset_s": offset, "data": chunk(text, final=i == len(pieces) - 1)} for i, (offset, text) in enumerate(pieces)
+    ]
+    return Exchange(
+        {"method": "POST", "path": f"models/{model}:streamGenerateContent", "query": {"alt": "sse"}, "body": body},
+        {"status": 200, "chunks": chunks},
+        {"source": "synthetic", "date": "2026-11-21", "latency_model": "fixed, for tests", "based_on": "tests"},
+    )
+
+
+def write_cassette(folder: Path, name: str, exchanges: list[Exchange]) -> Cassette:
+    cassette = Cassette(name, folder / f"{name}.json", exchanges, "test cassette")
+    cassette.save()
+    return cassette
+
+
+@dataclass
+class Server:
+    """A ``python -m helpers.replay serve`` subprocess and the URL from its first line."""
+
+    proc: subprocess.Popen
+    url: str
+    first_line: str
+
+    def stop(self) -> int:
+        self.proc.terminate()
+        return self.proc.wait(timeout=10)
+
+
+def start_server(*args: str) -> Server:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "helpers.replay", "serve", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    first = proc.stdout.readline().rstrip("\n")
+    if not first.startswith("serving "):
+        proc.kill()
+        raise AssertionError(f"server did not start: {first!r} {proc.stderr.read()}")
+    return Server(proc, first.split()[1], first)
+
+
+@pytest.fixture(scope="module")
+def cassette_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with cassette ``t``: one streamed and one plain answer, three takes of a cycling prompt, 100 ms waits."""
+    folder = tmp_path_factory.mktemp("cassettes")
+    write_cassette(
+        folder,
+        "t",
+        [
+            generate_exchange(PROMPT, TEXT, 0.05),
+            stream_exchange(PROMPT, [(0.10, "Sunlight "), (0.15, "scatters, "), (0.25, "blue most.")]),
+            *(generate_exchange("Count", f"take {i}", 0.0) for i in range(3)),
+            generate_exchange("Wait one second", "done", 1.0),
+        ],
+    )
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(cassette_dir: Path) -> Iterator[Server]:
+    srv = start_server("--port", "0", "--cassettes", str(cassette_dir))
+    yield srv
+    srv.stop()

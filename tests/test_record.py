@@ -1,0 +1,138 @@
+"""Record mode against a local stand-in upstream with known timing, then replay of what was recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+from aiohttp import web
+from google import genai
+from google.genai import errors, types
+
+from helpers.cassette import Cassette
+from helpers.replay.runner import running
+from helpers.replay.wire import SSE_CONTENT_TYPE, json_response, sse_event
+
+from .conftest import chunk, start_server
+
+FAKE_KEY = "AIza" + "Sy" + "T3stK3yF0rRec0rdM0deN0tRea1xyz12"  # key-shaped on purpose; built in pieces
+OFFSETS = [0.20, 0.35, 0.60]
+PIECES = ["One ", "two ", "three."]
+
+
+def stand_in_upstream(seen_keys: list[str]) -> web.Application:
+    """A stand-in Gemini endpoint: streams PIECES at OFFSETS after each request, and answers countTokens."""
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        start = asyncio.get_running_loop().time()
+        seen_keys.append(request.headers.get("x-goog-api-key", ""))
+        reply = web.StreamResponse(headers={"Content-Type": SSE_CONTENT_TYPE})
+        await reply.prepare(request)
+        for i, (offset, text) in enumerate(zip(OFFSETS, PIECES, strict=True)):
+            await asyncio.sleep(start + offset - asyncio.get_running_loop().time())
+            await reply.write(sse_event(chunk(text, final=i == 2)))
+        await reply.write_eof()
+        return reply
+
+    async def count(request: web.Request) -> web.Response:
+        seen_keys.append(request.headers.get("x-goog-api-key", ""))
+        return json_response({"totalTokens": 7})
+
+    app = web.Application()
+    app.router.add_post("/v1/models/gemini-2.5-flash:streamGenerateContent", stream)
+    app.router.add_post("/v1/models/gemini-2.5-flash:countTokens", count)
+    return app
+
+
+async def test_record_then_replay_keeps_timing_and_never_the_key(tmp_path: Path) -> None:
+    seen: list[str] = []
+    async with running(stand_in_upstream(seen)) as upstream:
+        recorder = start_server("--port", "0", "--cassettes", str(tmp_path), "--record", "--upstream", upstream)
+        try:
+            c = genai.Client(api_key=FAKE_KEY, http_options=types.HttpOptions(base_url=f"{recorder.url}/rec/"))
+            texts = [
+                ch.text
+                async for ch in await c.aio.models.generate_content_stream(model="gemini-2.5-flash", contents="Count")
+            ]
+            tokens = await c.aio.models.count_tokens(model="gemini-2.5-flash", contents="Count")
+            await c.aio.aclose()
+        finally:
+            recorder.stop()
+            out, err = recorder.proc.communicate()
+    assert texts == PIECES and tokens.total_tokens == 7
+    assert seen == [FAKE_KEY, FAKE_KEY], "the key must reach the upstream"
+
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert FAKE_KEY not in path.read_text(errors="replace"), path
+    assert FAKE_KEY not in out + err
+
+    cassette = Cassette.load(tmp_path / "rec.json")
+    stream, count = cassette.exchanges
+    assert stream.provenance["source"] == "recorded" and stream.provenance["sdk"] == "google-genai 3.4.0"
+    assert stream.provenance["model_version"] == "gemini-2.5-flash"
+    recorded = [c["offset_s"] for c in stream.response["chunks"]]
+    for got, want in zip(recorded, OFFSETS, strict=True):
+        assert want <= got <= want + 0.03, recorded
+    assert count.response["body"] == {"totalTokens": 7}
+    assert "key" not in json.dumps(count.request).lower()
+
+    replay = start_server("--port", "0", "--cassettes", str(tmp_path))
+    try:
+        c = genai.Client(api_key="placeholder", http_options=types.HttpOptions(base_url=f"{replay.url}/rec/"))
+        try:  # open the connection first, so the measurement below is the replayed timing alone
+            await c.aio.models.generate_content(model="gemini-2.5-flash", contents="warm-up")
+        except errors.ClientError:
+            pass
+        start = time.perf_counter()
+        arrivals = [
+            time.perf_counter() - start
+            async for _ in await c.aio.models.generate_content_stream(model="gemini-2.5-flash", contents="Count")
+        ]
+        await c.aio.aclose()
+    finally:
+        replay.stop()
+    assert recorded[0] - 0.002 <= arrivals[0] <= recorded[0] + 0.02, (arrivals, recorded)
+    for i in (1, 2):
+        gap, recorded_gap = arrivals[i] - arrivals[i - 1], recorded[i] - recorded[i - 1]
+        assert abs(gap - recorded_gap) <= 0.01, (arrivals, recorded)
+
+
+async def test_record_refreshes_only_what_it_touches(tmp_path: Path) -> None:
+    seen: list[str] = []
+    async with running(stand_in_upstream(seen)) as upstream:
+        for _ in range(2):
+            recorder = start_server("--port", "0", "--cassettes", str(tmp_path), "--record", "--upstream", upstream)
+            c = genai.Client(api_key="k", http_options=types.HttpOptions(base_url=f"{recorder.url}/rec/"))
+            await c.aio.models.count_tokens(model="gemini-2.5-flash", contents="Count")
+            await c.aio.models.count_tokens(model="gemini-2.5-flash", contents="Count")
+            await c.aio.aclose()
+            recorder.stop()
+        recorder = start_server("--port", "0", "--cassettes", str(tmp_path), "--record", "--upstream", upstream)
+        c = genai.Client(api_key="k", http_options=types.HttpOptions(base_url=f"{recorder.url}/rec/"))
+        await c.aio.models.count_tokens(model="gemini-2.5-flash", contents="Other")
+        await c.aio.aclose()
+        recorder.stop()
+    bodies = [
+        e.request["body"]["contents"][0]["parts"][0]["text"] for e in Cassette.load(tmp_path / "rec.json").exchanges
+    ]
+    # The second run replaced the first run's two takes of "Count"; the third run added "Other" and kept them.
+    assert bodies == ["Count", "Count", "Other"]
+
+
+async def test_unreachable_upstream_is_a_clear_502(tmp_path: Path) -> None:
+    recorder = start_server("--port", "0", "--cassettes", str(tmp_path), "--record", "--upstream", "http://127.0.0.1:9")
+    c = genai.Client(api_key="k", http_options=types.HttpOptions(base_url=f"{recorder.url}/rec/"))
+    try:
+        try:
+            await c.aio.models.count_tokens(model="gemini-2.5-flash", contents="Count")
+        except errors.ServerError as e:
+            assert e.code == 502 and "could not reach the upstream http://127.0.0.1:9" in e.message
+        else:
+            raise AssertionError("expected a 502")
+        await c.aio.aclose()
+    finally:
+        recorder.stop()
+    assert not (tmp_path / "rec.json").exists()
