@@ -1,0 +1,187 @@
+"""Steer the replay server from a notebook: rate limits, injected faults, and the live stats exercise checks read.
+
+Introduced in ``02_rate_limits``. Each function talks to the replay server's control endpoint,
+``{server_url}/_control/{cassette}/...`` (JSON in and out), and acts on one cassette only, so notebooks sharing a
+server never disturb each other. ``cassette`` and ``server_url`` default to the session :func:`helpers.setup` chose.
+All durations are seconds of the client's wall clock (never divided by the server's ``--speed``).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from .workbook import WorkbookError, current_session
+
+CONTROL_TIMEOUT_S = 10.0
+"""How long a control call may take before it is reported as failed; they answer in milliseconds."""
+
+
+@dataclass(frozen=True)
+class RequestTiming:
+    """One API request as the server saw it, in seconds since the last :func:`reset_stats`.
+
+    Attributes:
+        path: the API path after the cassette segment, e.g. ``v1/models/gemini-2.5-flash:generateContent``.
+        status: the HTTP status sent, or ``None`` while the server has not answered yet.
+        start_s: when the request arrived.
+        first_byte_s: when the status line and headers went out (``None`` before that).
+        end_s: when the response was complete, or the connection was dropped (``None`` while in flight).
+    """
+
+    path: str
+    status: int | None
+    start_s: float
+    first_byte_s: float | None
+    end_s: float | None
+
+
+@dataclass(frozen=True)
+class Stats:
+    """What the server saw for one cassette since the last :func:`reset_stats`.
+
+    Attributes:
+        received: API requests that arrived.
+        answered: requests answered with a 2xx status (a stream cut or failed mid-way on purpose still counts:
+            its 200 status went out).
+        rejected: how many requests got each non-2xx status, e.g. ``{429: 20}``.
+        in_flight: requests arrived but not finished, now.
+        peak_in_flight: the most requests in flight at once.
+        requests: one :class:`RequestTiming` per request, in arrival order.
+    """
+
+    received: int
+    answered: int
+    rejected: dict[int, int]
+    in_flight: int
+    peak_in_flight: int
+    requests: list[RequestTiming]
+
+
+def _request(
+    method: str, action: str, payload: dict[str, Any] | None, cassette: str | None, server_url: str | None
+) -> Any:
+    """Call ``{server_url}/_control/{cassette}/{action}`` and return the parsed JSON answer.
+
+    Raises:
+        WorkbookError: no replay server in this session (live mode), the server is unreachable, or it refused the
+            call (its message, which says what to fix, is passed on).
+    """
+    if cassette is None or server_url is None:
+        session = current_session()
+        if session.server_url is None:
+            raise WorkbookError(
+                "helpers.control needs the replay server, and this session is live (WORKBOOK_MODE=live): the real "
+                "API's limits and faults can't be steered. Unset WORKBOOK_MODE and re-run the setup cell to replay."
+            )
+        cassette = cassette or session.cassette
+        server_url = server_url or session.server_url
+    url = f"{server_url.rstrip('/')}/_control/{cassette}/{action}"
+    data = None if payload is None else json.dumps(payload).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=CONTROL_TIMEOUT_S) as response:
+            return json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as e:
+        try:
+            message = json.loads(e.read())["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = f"HTTP {e.code} {e.reason}"
+        raise WorkbookError(f"the replay server refused {method} {url}: {message}") from None
+    except (urllib.error.URLError, TimeoutError) as e:
+        reason = getattr(e, "reason", e)
+        raise WorkbookError(
+            f"could not reach the replay server at {server_url} ({reason}). Re-run the notebook's setup cell: it "
+            "restarts a server that has stopped."
+        ) from None
+
+
+def stats(*, cassette: str | None = None, server_url: str | None = None) -> Stats:
+    """The cassette's live :class:`Stats` since the last :func:`reset_stats`.
+
+    Raises:
+        WorkbookError: see :func:`_request`.
+    """
+    data = _request("GET", "stats", None, cassette, server_url)
+    return Stats(
+        received=data["received"],
+        answered=data["answered"],
+        rejected={int(status): count for status, count in data["rejected"].items()},
+        in_flight=data["in_flight"],
+        peak_in_flight=data["peak_in_flight"],
+        requests=[RequestTiming(**r) for r in data["requests"]],
+    )
+
+
+def reset_stats(*, cassette: str | None = None, server_url: str | None = None) -> None:
+    """Zero the cassette's counters and timeline; times in later :func:`stats` count from now.
+
+    Requests still in flight keep counting in ``in_flight`` but are left out of the new counters and timeline.
+    """
+    _request("POST", "stats/reset", {}, cassette, server_url)
+
+
+def set_limits(
+    rpm: int | None = None, tpm: int | None = None, *, cassette: str | None = None, server_url: str | None = None
+) -> None:
+    """Limit the cassette's model calls to ``rpm`` requests and ``tpm`` tokens a minute, per model (``None``: no limit).
+
+    Overrides the server's ``--rpm``/``--tpm`` for this cassette. The minute is scaled by the server's ``--speed``;
+    requests already admitted in the current window keep counting. Over a limit, calls get the API's 429
+    RESOURCE_EXHAUSTED with a ``RetryInfo`` delay (see ``helpers.replay.limits``).
+
+    Raises:
+        WorkbookError: a limit that is not a positive integer, or see :func:`_request`.
+    """
+    _request("POST", "limits", {"rpm": rpm, "tpm": tpm}, cassette, server_url)
+
+
+def fail_next(n: int, status: int = 503, *, cassette: str | None = None, server_url: str | None = None) -> None:
+    """Answer the cassette's next ``n`` API requests with HTTP ``status`` (500, 503 or 429) in the API's error shape.
+
+    Raises:
+        WorkbookError: ``n`` below 1 or another status, or see :func:`_request`.
+    """
+    _request("POST", "faults/fail_next", {"n": n, "status": status}, cassette, server_url)
+
+
+def cut_stream(after_chunks: int, *, cassette: str | None = None, server_url: str | None = None) -> None:
+    """Drop the connection of the cassette's next stream after ``after_chunks`` chunks, mid-body.
+
+    The client sees an incomplete response (httpx ``RemoteProtocolError``, aiohttp ``ClientPayloadError``).
+
+    Raises:
+        WorkbookError: ``after_chunks`` below 0, or see :func:`_request`.
+    """
+    _request("POST", "faults/cut_stream", {"after_chunks": after_chunks}, cassette, server_url)
+
+
+def error_mid_stream(
+    after_chunks: int, status: int = 503, *, cassette: str | None = None, server_url: str | None = None
+) -> None:
+    """End the cassette's next stream after ``after_chunks`` chunks with an error event (``data: {"error": ...}``).
+
+    The SDK raises ``errors.ServerError`` for a 5xx ``status`` (``ClientError`` for 429).
+
+    Raises:
+        WorkbookError: ``after_chunks`` below 0 or a status other than 500, 503 or 429, or see :func:`_request`.
+    """
+    payload = {"after_chunks": after_chunks, "status": status}
+    _request("POST", "faults/error_mid_stream", payload, cassette, server_url)
+
+
+def add_latency(seconds: float, *, cassette: str | None = None, server_url: str | None = None) -> None:
+    """Delay every API request of the cassette by ``seconds`` before its response starts (0 removes the delay).
+
+    Raises:
+        WorkbookError: ``seconds`` negative, or see :func:`_request`.
+    """
+    _request("POST", "faults/latency", {"seconds": seconds}, cassette, server_url)
+
+
+def clear_faults(*, cassette: str | None = None, server_url: str | None = None) -> None:
+    """Remove every fault injected into the cassette (pending failures, stream faults, latency); limits stay."""
+    _request("POST", "faults/clear", {}, cassette, server_url)
