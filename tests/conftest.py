@@ -84,7 +84,7 @@ def start_server(*args: str) -> Server:
 
 @pytest.fixture(scope="module")
 def cassette_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder with cassette ``t``: one streamed and one plain answer, three takes of a cycling prompt, 100 ms waits."""
+    """A folder with cassette ``t``: a plain and a streamed answer, three takes of a cycling prompt, a 1 s wait."""
     folder = tmp_path_factory.mktemp("cassettes")
     write_cassette(
         folder,

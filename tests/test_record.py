@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -82,10 +83,9 @@ async def test_record_then_replay_keeps_timing_and_never_the_key(tmp_path: Path)
     replay = start_server("--port", "0", "--cassettes", str(tmp_path))
     try:
         c = genai.Client(api_key="placeholder", http_options=types.HttpOptions(base_url=f"{replay.url}/rec/"))
-        try:  # open the connection first, so the measurement below is the replayed timing alone
+        # Open the connection first, so the measurement below is the replayed timing alone.
+        with contextlib.suppress(errors.ClientError):
             await c.aio.models.generate_content(model="gemini-2.5-flash", contents="warm-up")
-        except errors.ClientError:
-            pass
         start = time.perf_counter()
         arrivals = [
             time.perf_counter() - start
