@@ -4,6 +4,7 @@
                                    [--record] [--upstream URL]
     python -m helpers.replay synth --script FILE [--host H] [--port N]
     python -m helpers.replay author CASSETTE --prompt P --text T [--model M] [--stream] [--repeat N] ...
+    python -m helpers.replay author-notebook notebooks/NN_name.ipynb [--keep]
 
 ``serve`` and ``synth`` print exactly ``serving http://HOST:PORT`` as their first stdout line, then run until SIGINT
 or SIGTERM (or, with ``--watch-stdin``, until standard input closes: how ``helpers.setup`` ties a server to its kernel).
@@ -65,6 +66,12 @@ def parser() -> argparse.ArgumentParser:
         help="GenerateContentConfig as JSON, e.g. '{\"temperature\": 0}'",
     )
     author.add_argument("--cassettes", type=Path, default=None, help="cassette folder (default: the workbook's)")
+
+    lesson = sub.add_parser(
+        "author-notebook", help="re-author a lesson's synthetic cassette from its script, then refresh its outputs"
+    )
+    lesson.add_argument("notebook", type=Path, help="e.g. notebooks/01_sync.ipynb")
+    lesson.add_argument("--keep", action="store_true", help="refresh the existing cassette instead of starting empty")
     return p
 
 
@@ -82,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "synth":
             upstream = SyntheticUpstream(Script.load(args.script))
             asyncio.run(serve_forever(upstream.app(), args.host, args.port, watch_stdin=args.watch_stdin))
+        elif args.command == "author-notebook":
+            from .author import author_notebook
+
+            print(f"authored {author_notebook(args.notebook, fresh=not args.keep)} and refreshed {args.notebook}")
         else:
             from .author import author
 

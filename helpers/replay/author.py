@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Any
 
 from google import genai
 from google.genai import types
 
-from ..cassette import Cassette, Exchange
+from ..cassette import Cassette, Exchange, default_dir
 from .recorder import Recorder
 from .runner import running
 from .server import CassetteStore, ReplayServer
@@ -61,3 +62,52 @@ async def author(
             await client.aio.aclose()
     # The recorder appends, after dropping earlier recordings of this exact request: ours are the last ones.
     return Cassette.load(store.path(cassette)).exchanges[-repeat:]
+
+
+def execute_notebook(path: Path, env: dict[str, str], *, save: bool) -> None:
+    """Run a notebook top to bottom in a fresh kernel with ``env`` added to the environment; ``save`` keeps outputs.
+
+    Raises:
+        nbclient.exceptions.CellExecutionError: a cell failed (its error and traceback are in the message).
+    """
+    import nbclient
+    import nbformat
+
+    notebook = nbformat.read(path, as_version=4)
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        nbclient.NotebookClient(
+            notebook,
+            timeout=900,
+            kernel_name="python3",
+            record_timing=False,
+            resources={"metadata": {"path": str(path.parent)}},
+        ).execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    if save:
+        nbformat.write(notebook, path)
+
+
+def author_notebook(notebook: Path, *, fresh: bool = True) -> Path:
+    """Re-author a lesson's synthetic cassette, then re-run the lesson on it and save its outputs.
+
+    Runs ``notebook`` in record mode against the synthetic upstream (its script is ``notebooks/scripts/NAME.json``),
+    so every request a cell sends is recorded exactly as the SDK sends it; then runs it again in replay mode and
+    writes the outputs, as nbval will check them.
+
+    Args:
+        notebook: path to ``notebooks/NN_name.ipynb``.
+        fresh: start from an empty cassette (the default), rather than refreshing the one there.
+
+    Returns:
+        The cassette's path.
+    """
+    cassette = default_dir() / f"{notebook.stem}.json"
+    if fresh:
+        cassette.unlink(missing_ok=True)
+    execute_notebook(notebook, {"WORKBOOK_MODE": "record", "WORKBOOK_UPSTREAM": "synthetic"}, save=False)
+    execute_notebook(notebook, {"WORKBOOK_MODE": "replay"}, save=True)
+    return cassette

@@ -129,11 +129,19 @@ class SyntheticUpstream:
     _calls: dict[str, int] = field(default_factory=dict)
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024**2)
+        app = web.Application(client_max_size=64 * 1024**2, middlewares=[self.label])
         app.router.add_get("/{version}/models", self.list_models)
         app.router.add_get("/{version}/models/{model}", self.get_model)
         app.router.add_post("/{version}/models/{model}:{method}", self.generate)
         return app
+
+    @web.middleware
+    async def label(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Label every scripted answer synthetic; those without a latency profile were answered at once."""
+        response = await handler(request)
+        if not response.prepared and UNSCRIPTED_HEADER not in response.headers:
+            response.headers.setdefault(SYNTHETIC_HEADER, json.dumps(provenance(None)))
+        return response
 
     async def list_models(self, request: web.Request) -> web.Response:
         return json_response({"models": [model_resource(m) for m in PROFILES]})
@@ -193,8 +201,18 @@ class SyntheticUpstream:
         return stream
 
 
-def provenance(profile: LatencyProfile) -> dict[str, Any]:
-    """The provenance a synthetic exchange carries: today's date, the latency model and its published source."""
+def provenance(profile: LatencyProfile | None) -> dict[str, Any]:
+    """The provenance a synthetic exchange carries: today's date, the latency model and its published source.
+
+    ``profile`` is ``None`` for answers given at once (model lists, token counts, errors).
+    """
+    if profile is None:
+        return {
+            "source": "synthetic",
+            "date": dt.date.today().isoformat(),
+            "latency_model": "none: answered at once",
+            "based_on": "the API's response and error formats (docs/wire.md)",
+        }
     return {
         "source": "synthetic",
         "date": dt.date.today().isoformat(),
