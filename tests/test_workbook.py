@@ -1,0 +1,124 @@
+"""helpers.setup: modes, the one printed line, a plain genai.Client() afterwards, and clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from google import genai
+
+import helpers
+from helpers import workbook
+
+from .conftest import PROMPT, TEXT, generate_exchange, write_cassette
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A clean environment whose cassettes folder is ``tmp_path/cassettes``; servers stopped afterwards."""
+    folder = tmp_path / "cassettes"
+    folder.mkdir()
+    monkeypatch.setenv("WORKBOOK_CASSETTES", str(folder))
+    for name in ("WORKBOOK_MODE", "WORKBOOK_UPSTREAM", "GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL"):
+        monkeypatch.setenv(name, "")  # records the value to restore, so what setup() sets is undone afterwards
+        monkeypatch.delenv(name)
+    yield folder
+    for server in workbook._servers.values():
+        server.stop()
+    workbook._servers.clear()
+
+
+def test_replay_prints_one_line_and_a_plain_client_works(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_cassette(env, "07_demo", [generate_exchange(PROMPT, TEXT, 0.0)])
+    session = helpers.setup("07_demo")
+    assert capsys.readouterr().out == (
+        "mode: replay · cassette: 07_demo · synthetic responses · recorded speed · no API key or network needed\n"
+    )
+    assert session.base_url == f"{session.server_url}/07_demo/"
+    client = genai.Client()
+    assert client.models.generate_content(model=helpers.FLASH, contents=PROMPT).text == TEXT
+    assert workbook.current_session() is session
+
+
+def test_a_users_key_is_kept_and_a_placeholder_fills_in_otherwise(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_cassette(env, "07_demo", [generate_exchange(PROMPT, TEXT, 0.0)])
+    helpers.setup("07_demo")
+    assert os.environ["GEMINI_API_KEY"] == workbook.PLACEHOLDER_KEY
+    monkeypatch.delenv("GEMINI_API_KEY")
+    monkeypatch.setenv("GOOGLE_API_KEY", "users-own-key")
+    helpers.setup("07_demo")
+    assert "GEMINI_API_KEY" not in os.environ  # the SDK would warn that both are set
+
+
+def test_setup_reuses_a_live_server_and_replaces_a_dead_one(env: Path) -> None:
+    write_cassette(env, "07_demo", [generate_exchange(PROMPT, TEXT, 0.0)])
+    first = helpers.setup("07_demo")
+    assert helpers.setup("07_demo").server_url == first.server_url
+    workbook._servers["serve"].proc.kill()
+    workbook._servers["serve"].proc.wait()
+    again = helpers.setup("07_demo")
+    assert again.server_url != first.server_url
+    assert genai.Client().models.generate_content(model=helpers.FLASH, contents=PROMPT).text == TEXT
+
+
+def test_speed_is_printed_and_restarts_the_server(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_cassette(env, "07_demo", [generate_exchange(PROMPT, TEXT, 0.0)])
+    first = helpers.setup("07_demo")
+    fast = helpers.setup("07_demo", speed=10)
+    assert fast.server_url != first.server_url
+    assert "· 10x recorded speed ·" in capsys.readouterr().out.splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("mode", "message"),
+    [
+        ("live", "WORKBOOK_MODE=live needs your API key: set GEMINI_API_KEY"),
+        ("record", "WORKBOOK_MODE=record needs your API key: set GEMINI_API_KEY"),
+        ("turbo", "WORKBOOK_MODE='turbo' is not a mode; use one of replay, live, record"),
+    ],
+)
+def test_bad_mode_or_missing_key_is_one_clear_error(
+    env: Path, monkeypatch: pytest.MonkeyPatch, mode: str, message: str
+) -> None:
+    monkeypatch.setenv("WORKBOOK_MODE", mode)
+    with pytest.raises(helpers.WorkbookError, match=message):
+        helpers.setup("07_demo")
+
+
+def test_live_mode_uses_the_real_endpoint(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORKBOOK_MODE", "live")
+    monkeypatch.setenv("GEMINI_API_KEY", "k")
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", "http://127.0.0.1:1/stale/")
+    session = helpers.setup("07_demo")
+    assert session.base_url is None and "GOOGLE_GEMINI_BASE_URL" not in os.environ
+    assert not workbook._servers
+
+
+def test_missing_and_corrupt_cassettes_say_what_to_do(env: Path) -> None:
+    with pytest.raises(helpers.WorkbookError, match=r"no cassette '07_demo'.*WORKBOOK_MODE=record"):
+        helpers.setup("07_demo")
+    (env / "07_demo.json").write_text('{"format": 1, "exchanges": [}')
+    with pytest.raises(
+        helpers.WorkbookError, match=r"07_demo.json is not valid JSON at line 1 column 29: Expecting value"
+    ):
+        helpers.setup("07_demo")
+
+
+def test_record_from_the_synthetic_upstream_writes_a_labelled_cassette(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scripts = env.parent / "scripts"
+    scripts.mkdir()
+    (scripts / "07_demo.json").write_text(json.dumps({"responses": [{"prompt": "sky", "text": TEXT}]}))
+    monkeypatch.setenv("WORKBOOK_MODE", "record")
+    monkeypatch.setenv("WORKBOOK_UPSTREAM", "synthetic")
+    helpers.setup("07_demo")
+    client = genai.Client()
+    assert client.models.generate_content(model=helpers.FLASH, contents=PROMPT).text == TEXT
+    (exchange,) = json.loads((env / "07_demo.json").read_text())["exchanges"]
+    assert exchange["provenance"]["source"] == "synthetic"
+    assert "Artificial Analysis" in exchange["provenance"]["based_on"]
+    assert exchange["request"]["body"] == {"contents": [{"parts": [{"text": PROMPT}], "role": "user"}]}
