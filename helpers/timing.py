@@ -50,10 +50,10 @@ def _output_tokens(chunk: Any) -> int | None:
 
 
 class _OneLine:
-    """Shows as its one-line ``str`` when it is a notebook cell's last expression."""
+    """Its ``repr`` is its one-line ``str``, so a notebook cell ending with it shows that line."""
 
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(str(self))
+    def __repr__(self) -> str:
+        return str(self)
 
 
 # --- one call -------------------------------------------------------------------------------------------------------
@@ -114,7 +114,7 @@ class ChunkTiming:
     chars: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class StreamTiming(_OneLine):
     """How one stream arrived; prints ``TTFT 0.41 s · TTLT 0.93 s · 7 chunks · 212 tokens/s``.
 
@@ -320,7 +320,7 @@ def atimed(stream: AsyncIterable[T]) -> AsyncTimedStream[T]:
 # --- repeated measurements ------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Summary(_OneLine):
     """A repeated measurement; prints one line::
 
@@ -499,7 +499,7 @@ def in_flight(calls: Iterable[Any]) -> tuple[np.ndarray, np.ndarray]:
     return times[order], np.cumsum(steps[order])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ConcurrencyTiming(_OneLine):
     """Many requests run at once; prints ``20 requests · wall 1.23 s · 16.3 requests/s · peak 20 in flight``.
 
@@ -692,7 +692,7 @@ def _cell(key: str, value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float) and key.endswith("_per_s"):
-        return f"{value:.1f}/s"
+        return f"{value:.1f} {key.removesuffix('_per_s')}/s"
     if isinstance(value, float) and key.endswith("_s"):
         return seconds(value)
     if isinstance(value, float):
@@ -706,7 +706,8 @@ def table(rows: Iterable[Mapping[str, Any] | Any]) -> str:
     Args:
         rows: dicts with the same keys, or objects with a ``row()`` method (:class:`StreamTiming`,
             :class:`Summary`, :class:`ConcurrencyTiming`, :class:`CallTiming`). Keys ending ``_s`` print as
-            seconds (``0.41 s``), ``_per_s`` as rates (``16.3/s``), ``None`` as ``-``.
+            seconds (``0.41 s``), ``X_per_s`` as rates (``16.3 X/s``), ``None`` as ``-``: what the nbval
+            sanitizer masks.
 
     Returns:
         The table as a string (header, rule, rows); ``""`` for no rows. Introduced in ``02_async``.

@@ -154,7 +154,8 @@ def test_text_chunks_and_odd_chunks_are_sized_sensibly():
     ],
 )
 def test_stream_timing_prints_one_line(chunks, line):
-    assert str(StreamTiming(chunks, output_tokens=20 if len(chunks) == 2 else None)) == line
+    timing = StreamTiming(chunks, output_tokens=20 if len(chunks) == 2 else None)
+    assert str(timing) == repr(timing) == line
 
 
 def test_stream_timing_row():
@@ -199,6 +200,7 @@ def test_summary_matches_numpy_and_prints_one_line():
     for q in (50, 90, 99):
         assert s.row()[f"p{q}_s"] == pytest.approx(np.percentile(samples, q))
     assert str(s) == "TTFT over 10 runs: min 0.10 s · p50 0.55 s · p90 0.91 s · p99 0.99 s · max 1.00 s"
+    assert repr(s) == str(s)  # what a notebook cell ending with it shows
 
 
 @pytest.mark.parametrize(("samples", "message"), [([], "no TTFT samples"), ([0.1, None], "missing .* run 1")])
@@ -252,7 +254,7 @@ def test_concurrency_timing_counts_requests_retries_and_statuses():
     assert str(t) == (
         "3 requests · wall 2.00 s · 1.0 requests/s · peak 3 in flight · 1 retry · status 200 ×2, 429 ×1, no status ×1"
     )
-    assert t.rows()[0]["status"] == 429 and t.row()["retries"] == 1
+    assert t.rows()[0]["status"] == 429 and t.row()["retries"] == 1 and repr(t) == str(t)
 
 
 async def test_timeline_sees_concurrent_requests_overlap(client):
@@ -323,5 +325,9 @@ def test_table_aligns_rows_and_prints_units():
     assert lines[2].split() == ["TTFT", "2", "0.25", "s", "0.38", "s", "0.47", "s", "0.50", "s", "0.50", "s"]
     assert lines[3].split() == ["TTLT", "2", "1.00", "s", "-", "-", "-", "-"]
     assert len({len(line) for line in lines[:3]}) == 1
-    assert "16.3/s" in table([{"requests_per_s": 16.26, "ratio": 0.123456}])
+    assert table([{"requests_per_s": 16.26, "ratio": 0.123456}]).splitlines()[2].split() == [
+        "16.3",
+        "requests/s",
+        "0.123",
+    ]
     assert table([]) == ""
