@@ -140,7 +140,10 @@ def set_limits(
 
 
 def fail_next(n: int, status: int = 503, *, cassette: str | None = None, server_url: str | None = None) -> None:
-    """Answer the cassette's next ``n`` API requests with HTTP ``status`` (500, 503 or 429) in the API's error shape.
+    """Answer the cassette's next ``n`` API requests (of any kind) with ``status`` in the API's error shape.
+
+    ``status`` is 429, 500, 502, 503 or 504; the SDK raises ``errors.ClientError`` for 429, ``ServerError`` for the
+    rest. An injected 429 carries no ``RetryInfo``; the 429s of :func:`set_limits` do.
 
     Raises:
         WorkbookError: ``n`` below 1 or another status, or see :func:`_request`.
@@ -151,7 +154,8 @@ def fail_next(n: int, status: int = 503, *, cassette: str | None = None, server_
 def cut_stream(after_chunks: int, *, cassette: str | None = None, server_url: str | None = None) -> None:
     """Drop the connection of the cassette's next stream after ``after_chunks`` chunks, mid-body.
 
-    The client sees an incomplete response (httpx ``RemoteProtocolError``, aiohttp ``ClientPayloadError``).
+    The client sees an incomplete body while iterating: ``httpx2.RemoteProtocolError`` from a sync client,
+    ``aiohttp.ClientPayloadError`` from ``client.aio``. The SDK does not retry it, whatever its retry options.
 
     Raises:
         WorkbookError: ``after_chunks`` below 0, or see :func:`_request`.
@@ -164,10 +168,12 @@ def error_mid_stream(
 ) -> None:
     """End the cassette's next stream after ``after_chunks`` chunks with an error event (``data: {"error": ...}``).
 
-    The SDK raises ``errors.ServerError`` for a 5xx ``status`` (``ClientError`` for 429).
+    The SDK raises ``errors.ServerError`` for a 5xx ``status`` (``ClientError`` for 429) while iterating; retry
+    options do not restart a stream that has begun.
 
     Raises:
-        WorkbookError: ``after_chunks`` below 0 or a status other than 500, 503 or 429, or see :func:`_request`.
+        WorkbookError: ``after_chunks`` below 0 or a status other than 429, 500, 502, 503 or 504, or see
+            :func:`_request`.
     """
     payload = {"after_chunks": after_chunks, "status": status}
     _request("POST", "faults/error_mid_stream", payload, cassette, server_url)
@@ -177,7 +183,7 @@ def add_latency(seconds: float, *, cassette: str | None = None, server_url: str 
     """Delay every API request of the cassette by ``seconds`` before its response starts (0 removes the delay).
 
     Raises:
-        WorkbookError: ``seconds`` negative, or see :func:`_request`.
+        WorkbookError: ``seconds`` not from 0 to 3600, or see :func:`_request`.
     """
     _request("POST", "faults/latency", {"seconds": seconds}, cassette, server_url)
 

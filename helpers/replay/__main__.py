@@ -1,7 +1,7 @@
 """Command line of the replay server (a fixed contract: flags are added, never renamed).
 
     python -m helpers.replay serve [--host 127.0.0.1] [--port N] [--cassettes DIR] [--speed S]
-                                   [--record] [--upstream URL]
+                                   [--record] [--upstream URL] [--rpm N] [--tpm N]
     python -m helpers.replay synth --script FILE [--host H] [--port N]
     python -m helpers.replay author CASSETTE --prompt P --text T [--model M] [--stream] [--repeat N] ...
     python -m helpers.replay author-notebook notebooks/NN_name.ipynb [--keep]
@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..cassette import CassetteError, default_dir
 from ..models import FLASH, PROFILES
+from .limits import Limits
 from .runner import PortInUseError, serve_forever
 from .server import DEFAULT_UPSTREAM, CassetteStore, ReplayServer
 from .synth import Script, ScriptEntry, SyntheticUpstream
@@ -29,6 +30,13 @@ def _positive(text: str) -> float:
     value = float(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
+def _limit(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text}")
     return value
 
 
@@ -47,6 +55,8 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--speed", type=_positive, default=1.0, help="divide every recorded delay by S (default 1)")
     serve.add_argument("--record", action="store_true", help="forward to --upstream and record into the cassettes")
     serve.add_argument("--upstream", default=DEFAULT_UPSTREAM, help=f"record from here (default {DEFAULT_UPSTREAM})")
+    serve.add_argument("--rpm", type=_limit, help="requests a minute per cassette and model (default: no limit)")
+    serve.add_argument("--tpm", type=_limit, help="recorded tokens a minute per cassette and model (default: no limit)")
 
     synth = sub.add_parser("synth", help="serve a synthetic stand-in of the Gemini API from a script of responses")
     network(synth)
@@ -80,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "serve":
             store = CassetteStore(args.cassettes or default_dir())
-            server = ReplayServer(store, speed=args.speed)
+            server = ReplayServer(store, speed=args.speed, limits=Limits(args.rpm, args.tpm))
             if args.record:
                 from .recorder import Recorder
 

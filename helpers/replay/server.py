@@ -26,6 +26,8 @@ from ..cassette import (
     request_key,
     strip_version,
 )
+from .control import ControlPanel
+from .limits import Limits
 from .wire import SSE_CONTENT_TYPE, error_response, json_response, sse_event
 
 CASSETTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -116,16 +118,29 @@ class ReplayServer:
         store: the cassettes.
         speed: every recorded delay is divided by this (2.0 replays twice as fast).
         recorder: set in record mode; forwards and writes exchanges.
+        limits: ``--rpm``/``--tpm`` for every cassette, until one gets its own through the control endpoint.
+        control: faults, rate limits and stats per cassette (``/_control/...``, see :mod:`.control`).
     """
 
     store: CassetteStore
     speed: float = 1.0
     recorder: Any = None
+    limits: Limits = field(default_factory=Limits)
+    control: ControlPanel = field(init=False)
     _cursor: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+
+    def __post_init__(self) -> None:
+        self.control = ControlPanel(self.speed, self.limits, CASSETTE_NAME, self._lookup)
+
+    def _lookup(self, name: str) -> None:
+        """Raise :class:`CassetteError` unless the server can serve cassette ``name`` (record mode creates it)."""
+        if self.recorder is None:
+            self.store.get(name)
 
     def app(self) -> web.Application:
         """The aiohttp application: every method on ``/{cassette}/{api path}``."""
         app = web.Application(client_max_size=64 * 1024**2)
+        self.control.install(app)
         app.router.add_route("*", "/{cassette}/{path:.*}", self.handle)
         if self.recorder is not None:
             app.on_startup.append(lambda _app: self.recorder.start())
@@ -155,24 +170,37 @@ class ReplayServer:
         recorded = index.get(api.key)
         if not recorded:
             return error_response(404, unmatched_message(cassette, api), "NOT_FOUND")
-        turn = self._cursor[(name, api.key)]
-        self._cursor[(name, api.key)] = turn + 1
-        return await self.play(request, recorded[turn % len(recorded)], start)
+        exchange = recorded[self._cursor[(name, api.key)] % len(recorded)]
+        refusal = self.control.admit(name, api.path, exchange)
+        if refusal is not None:
+            return refusal  # a refused call does not use up its recording's turn
+        self._cursor[(name, api.key)] += 1
+        return await self.play(request, exchange, start)
 
     async def play(self, request: web.Request, exchange: Exchange, start: float) -> web.StreamResponse:
-        """Send a recorded response, each part at its recorded offset (divided by ``speed``) after ``start``."""
+        """Send a recorded response, each part at its recorded offset (divided by ``speed``) after ``start``.
+
+        A stream fault injected for the cassette (:meth:`ControlPanel.take_stream_fault`) strikes when the chunk after
+        its ``after_chunks`` is due.
+        """
         response = exchange.response
         if not exchange.is_stream:
             await self._sleep_until(start + response["offset_s"] / self.speed)
             return json_response(response["body"], status=response["status"])
         stream = web.StreamResponse(status=response["status"], headers={"Content-Type": SSE_CONTENT_TYPE})
+        fault = self.control.take_stream_fault(request.match_info["cassette"])
         try:
-            for chunk in response["chunks"]:
+            for i, chunk in enumerate(response["chunks"]):
                 await self._sleep_until(start + chunk["offset_s"] / self.speed)
                 if not stream.prepared:
                     await stream.prepare(request)
+                if fault is not None and i == fault.after_chunks:
+                    break
                 await stream.write(sse_event(chunk["data"]))
-            await stream.write_eof()
+            if fault is None:
+                await stream.write_eof()
+            else:
+                await fault.inflict(request, stream)
         except (ConnectionResetError, asyncio.CancelledError):
             # The client went away mid-stream (a cancelled cell, a timeout): nothing left to send.
             pass

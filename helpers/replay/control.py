@@ -1,0 +1,313 @@
+"""The replay server's control side: per-cassette faults, rate limits and live stats, steered over HTTP.
+
+:mod:`helpers.control` is the Python client; introduced in ``02_rate_limits``. Routes, JSON in and out:
+
+    GET  /_control/{cassette}/stats                    -> {"received", "answered", "rejected": {"429": n},
+                                                           "in_flight", "peak_in_flight", "requests": [...]}
+    POST /_control/{cassette}/stats/reset              {}
+    POST /_control/{cassette}/limits                   {"rpm": int | null, "tpm": int | null}
+    POST /_control/{cassette}/faults/fail_next         {"n": int, "status": int}
+    POST /_control/{cassette}/faults/cut_stream        {"after_chunks": int}
+    POST /_control/{cassette}/faults/error_mid_stream  {"after_chunks": int, "status": int}
+    POST /_control/{cassette}/faults/latency           {"seconds": float}
+    POST /_control/{cassette}/faults/clear             {}
+
+Latency and ``fail_next`` hit every API request of the cassette (files and batches too, record mode included);
+stream faults hit the next replayed stream; rate limits apply to replayed model calls (see :mod:`.limits`).
+A POST answers ``{}``. Bad input answers 400 (an unknown action 404) in the API's error shape, with a message that
+says what to do. Times are seconds of the server's monotonic clock, reported relative to the last reset; they are
+the client's wall-clock seconds too (``--speed`` scales recorded delays, not the clock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from ..cassette import CassetteError, Exchange
+from .limits import WINDOW_S, Limits, RateLimiter
+from .wire import STATUS_NAMES, error_json, error_response, json_response, sse_event
+
+PREFIX = "_control"
+"""The first path segment of control routes; cassette names cannot start with ``_``, so none is shadowed."""
+
+FAULT_STATUSES = tuple(sorted(code for code in STATUS_NAMES if code >= 429))
+"""Statuses a fault can inject: 429 and the 5xx ones the API sends (their names come from ``STATUS_NAMES``)."""
+
+
+class ControlError(ValueError):
+    """A control call the server refuses; the message says what to send instead."""
+
+
+@dataclass
+class Timing:
+    """One API request's timeline, in seconds of the server's monotonic clock."""
+
+    path: str
+    start: float
+    status: int | None = None
+    first_byte: float | None = None
+    end: float | None = None
+
+    def to_json(self, epoch: float) -> dict[str, Any]:
+        """The ``helpers.control.RequestTiming`` fields, times relative to ``epoch``."""
+
+        def rel(t: float | None) -> float | None:
+            return None if t is None else round(t - epoch, 6)
+
+        return {
+            "path": self.path,
+            "status": self.status,
+            "start_s": rel(self.start),
+            "first_byte_s": rel(self.first_byte),
+            "end_s": rel(self.end),
+        }
+
+
+@dataclass
+class Counters:
+    """A cassette's counters and timeline since ``epoch`` (the last reset)."""
+
+    epoch: float
+    peak_in_flight: int = 0
+    received: int = 0
+    answered: int = 0
+    rejected: Counter[int] = field(default_factory=Counter)
+    requests: list[Timing] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StreamFault:
+    """What to do to the next stream after ``after_chunks`` chunks: drop the connection, or send an error event."""
+
+    after_chunks: int
+    status: int | None = None
+    """``None`` cuts the connection; a status sends ``data: {"error": {...}}`` with it, then ends the stream."""
+
+    async def inflict(self, request: web.Request, stream: web.StreamResponse) -> None:
+        """Break ``stream`` (already prepared) as this fault says."""
+        if self.status is None:
+            # Closing the socket without the chunked body's last-chunk marker: the client sees a truncated body.
+            if request.transport is not None:
+                request.transport.close()
+            return
+        await stream.write(sse_event(error_json(self.status, injected("error_mid_stream", self.status))))
+        await stream.write_eof()
+
+
+@dataclass
+class CassetteControl:
+    """The control state of one cassette: its counters, requests in flight and pending faults."""
+
+    counters: Counters
+    in_flight: int = 0
+    fail_next: int = 0
+    fail_status: int = 503
+    stream_fault: StreamFault | None = None
+    latency_s: float = 0.0
+
+
+def injected(fault: str, status: int) -> str:
+    """The message of an injected error, naming the call that injected it so nobody mistakes it for a real outage."""
+    return f"Injected by helpers.control.{fault}(): {status} {STATUS_NAMES[status]}."
+
+
+TIMING = web.RequestKey("workbook_timing", Timing)
+Action = Callable[[str, CassetteControl, dict[str, Any]], None]
+
+
+class ControlPanel:
+    """Per-cassette faults, limits and stats of a replay server, with the routes and middleware that apply them.
+
+    Args:
+        speed: the server's ``--speed``; the rate-limit window lasts ``60 / speed`` seconds.
+        limits: the server's ``--rpm``/``--tpm``, for cassettes without limits of their own.
+        names: what a cassette name looks like (other first path segments are not API calls).
+        lookup: raises :class:`CassetteError` when a control call names a cassette the server cannot serve.
+    """
+
+    def __init__(self, speed: float, limits: Limits, names: re.Pattern[str], lookup: Callable[[str], Any]) -> None:
+        self.limiter = RateLimiter(WINDOW_S / speed, limits)
+        self._names = names
+        self._lookup = lookup
+        self._cassettes: dict[str, CassetteControl] = {}
+        self._actions: dict[str, Action] = {
+            "stats/reset": self._reset,
+            "limits": self._set_limits,
+            "faults/fail_next": self._fail_next,
+            "faults/cut_stream": self._cut_stream,
+            "faults/error_mid_stream": self._error_mid_stream,
+            "faults/latency": self._add_latency,
+            "faults/clear": self._clear,
+        }
+
+    def cassette(self, name: str) -> CassetteControl:
+        """The control state of cassette ``name``, created on first use."""
+        if name not in self._cassettes:
+            self._cassettes[name] = CassetteControl(Counters(asyncio.get_running_loop().time()))
+        return self._cassettes[name]
+
+    def install(self, app: web.Application) -> None:
+        """Add the control routes (call before any catch-all route), the stats middleware and first-byte timing."""
+        app.router.add_get(f"/{PREFIX}/{{cassette}}/stats", self._stats)
+        app.router.add_post(f"/{PREFIX}/{{cassette}}/{{action:.+}}", self._act)
+        app.middlewares.append(self._middleware)
+        app.on_response_prepare.append(self._first_byte)
+
+    def admit(self, cassette: str, path: str, exchange: Exchange) -> web.Response | None:
+        """Count a model call against the cassette's rate limits, or return its 429 (see :mod:`.limits`)."""
+        return self.limiter.admit(cassette, path, exchange, asyncio.get_running_loop().time())
+
+    def take_stream_fault(self, cassette: str) -> StreamFault | None:
+        """The stream fault pending for ``cassette``, now used up (stream faults hit the next stream only)."""
+        state = self.cassette(cassette)
+        fault, state.stream_fault = state.stream_fault, None
+        return fault
+
+    @web.middleware
+    async def _middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """Count and time every API request; apply injected latency and failures before the handler runs."""
+        name = request.match_info.get("cassette")
+        if name is None or request.path.startswith(f"/{PREFIX}/") or not self._names.match(name):
+            return await handler(request)
+        loop = asyncio.get_running_loop()
+        state = self.cassette(name)
+        counters = state.counters
+        timing = Timing(request.path[len(name) + 2 :], loop.time())
+        request[TIMING] = timing
+        counters.received += 1
+        counters.requests.append(timing)
+        state.in_flight += 1
+        counters.peak_in_flight = max(counters.peak_in_flight, state.in_flight)
+        try:
+            if state.latency_s:
+                await asyncio.sleep(state.latency_s)
+            if state.fail_next:
+                state.fail_next -= 1
+                response: web.StreamResponse = error_response(
+                    state.fail_status, injected("fail_next", state.fail_status)
+                )
+            else:
+                response = await handler(request)
+            timing.status = response.status
+            # Send it here rather than after return, so that the end time below is when the client had it all.
+            with contextlib.suppress(ConnectionError):
+                await response.prepare(request)
+                await response.write_eof()
+            return response
+        except web.HTTPException as e:
+            timing.status = e.status
+            raise
+        finally:
+            state.in_flight -= 1
+            timing.end = loop.time()
+            if timing.status is not None and 200 <= timing.status < 300:
+                counters.answered += 1
+            elif timing.status is not None:
+                counters.rejected[timing.status] += 1
+
+    async def _first_byte(self, request: web.Request, response: web.StreamResponse) -> None:
+        timing = request.get(TIMING)
+        if timing is not None and timing.first_byte is None:
+            timing.first_byte = asyncio.get_running_loop().time()
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        name = request.match_info["cassette"]
+        try:
+            self._check(name)
+        except ControlError as e:
+            return error_response(400, str(e), "INVALID_ARGUMENT")
+        state = self.cassette(name)
+        counters = state.counters
+        return json_response(
+            {
+                "received": counters.received,
+                "answered": counters.answered,
+                "rejected": {str(status): n for status, n in sorted(counters.rejected.items())},
+                "in_flight": state.in_flight,
+                "peak_in_flight": counters.peak_in_flight,
+                "requests": [t.to_json(counters.epoch) for t in counters.requests],
+            }
+        )
+
+    async def _act(self, request: web.Request) -> web.Response:
+        name, action = request.match_info["cassette"], request.match_info["action"]
+        if action not in self._actions:
+            return error_response(
+                404, f"'{action}' is not a control action; use one of {', '.join(sorted(self._actions))}."
+            )
+        try:
+            self._check(name)
+            try:
+                body = json.loads(await request.read() or b"{}")
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                raise ControlError(f"the body of a control call must be a JSON object ({e}).") from None
+            if not isinstance(body, dict):
+                raise ControlError(f"the body of a control call must be a JSON object, got {body!r}.")
+            self._actions[action](name, self.cassette(name), body)
+        except ControlError as e:
+            return error_response(400, str(e), "INVALID_ARGUMENT")
+        return json_response({})
+
+    def _check(self, name: str) -> None:
+        if not self._names.match(name):
+            raise ControlError(f"'{name}' is not a cassette name: pass the notebook's name, e.g. '02_rate_limits'.")
+        try:
+            self._lookup(name)
+        except CassetteError as e:
+            raise ControlError(str(e)) from None
+
+    def _reset(self, name: str, state: CassetteControl, body: dict[str, Any]) -> None:
+        state.counters = Counters(asyncio.get_running_loop().time(), peak_in_flight=state.in_flight)
+
+    def _set_limits(self, name: str, state: CassetteControl, body: dict[str, Any]) -> None:
+        self.limiter.set_limits(
+            name, Limits(_integer(body, "rpm", 1, optional=True), _integer(body, "tpm", 1, optional=True))
+        )
+
+    def _fail_next(self, name: str, state: CassetteControl, body: dict[str, Any]) -> None:
+        state.fail_next, state.fail_status = _integer(body, "n", 1), _status(body)
+
+    def _cut_stream(self, name: str, state: CassetteControl, body: dict[str, Any]) -> None:
+        state.stream_fault = StreamFault(_integer(body, "after_chunks", 0))
+
+    def _error_mid_stream(self, name: str, state: CassetteControl, body: dict[str, Any]) -> None:
+        state.stream_fault = StreamFault(_integer(body, "after_chunks", 0), _status(body))
+
+    def _add_latency(self, name: str, state: CassetteControl, body: dict[str, Any]) -> None:
+        seconds = body.get("seconds")
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < 3600:
+            raise ControlError(f'"seconds" must be a number of seconds from 0 to 3600, got {seconds!r}.')
+        state.latency_s = float(seconds)
+
+    def _clear(self, name: str, state: CassetteControl, body: dict[str, Any]) -> None:
+        state.fail_next, state.stream_fault, state.latency_s = 0, None, 0.0
+
+
+def _integer(body: dict[str, Any], key: str, minimum: int, *, optional: bool = False) -> int | None:
+    """``body[key]`` as an integer of at least ``minimum`` (``None`` allowed when ``optional``)."""
+    value = body.get(key)
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        allowed = " or null (no limit)" if optional else ""
+        raise ControlError(f'"{key}" must be an integer of at least {minimum}{allowed}, got {value!r}.')
+    return value
+
+
+def _status(body: dict[str, Any]) -> int:
+    """``body["status"]``, one of :data:`FAULT_STATUSES`."""
+    status = body.get("status")
+    if status not in FAULT_STATUSES or isinstance(status, bool):
+        raise ControlError(f'"status" must be one of {", ".join(map(str, FAULT_STATUSES))}, got {status!r}.')
+    return status
