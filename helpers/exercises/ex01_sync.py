@@ -1,0 +1,278 @@
+"""The checked exercises of ``01_sync``: return the text, count tokens, catch the right error, configure a call.
+
+The notebook imports them with ``from helpers.exercises.ex01_sync import ____, q1, q2, q3, q4``; its setup cells
+define ``client = genai.Client()`` and ``MODEL`` (:data:`helpers.models.FLASH`), which the checks use. The prompts
+below are the ones the lesson's synthetic script answers (``notebooks/scripts/01_sync.json``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from google import genai
+from google.genai import errors, types
+
+from ..checks import Incorrect, Problem, Watched, ____, code_names, show, watching
+from ..models import FLASH
+from ..workbook import current_session
+
+COLOURS_PROMPT = "Name three primary colours."
+FRENCH_PROMPT = "Say hello in French."
+MISSING_MODEL = "gemini-0.0-nonexistent"
+HELLO_PROMPT = "Hello"
+INSTRUCTION = "Answer in one sentence."
+
+__all__ = ["PROBLEMS", "____", "context", "q1", "q2", "q3", "q4"]
+
+
+def context() -> dict[str, Any]:
+    """What ``01_sync``'s setup cells leave in the notebook: ``client``, ``MODEL``, ``genai``, ``types``, ``____``.
+
+    Raises:
+        helpers.WorkbookError: ``helpers.setup("01_sync")`` (or another notebook's setup) has not run.
+    """
+    current_session()
+    return {"client": genai.Client(), "MODEL": FLASH, "genai": genai, "types": types, "____": ____}
+
+
+def expect_text(call: str, result: Any, seen: list[Watched]) -> None:
+    """Check that ``result``, returned by the learner's ``call``, is the text of a response their call received.
+
+    Raises:
+        Incorrect: naming the likeliest mistake: the response object, ``None``, another type, no SDK call,
+            ``str(response)``, or some other string.
+    """
+    if isinstance(result, types.GenerateContentResponse):
+        raise Incorrect(f"{call} returned a GenerateContentResponse; the exercise wants the text of the answer.")
+    if result is None:
+        raise Incorrect(f"{call} returned None: did you forget `return` (or print the text instead)?")
+    if not isinstance(result, str):
+        raise Incorrect(f"{call} returned {show(result)}; the exercise wants the text of the answer (a str).")
+    if not seen:
+        raise Incorrect(f"{call} never called client.models.generate_content, so it cannot have the model's answer.")
+    if "candidates=" in result:
+        raise Incorrect(f"{call} returned the whole response turned into a string; the exercise wants just the text.")
+    if result not in [w.result.text for w in seen]:
+        raise Incorrect(f"{call} returned {show(result)}, which is not the text of the response it received.")
+
+
+class ReturnTheText(Problem):
+    title = "Return just the text"
+    variables = ("ask",)
+    needs = ("client", "MODEL")
+    hints = (
+        "client.models.generate_content(...) returns a GenerateContentResponse object, not a string.",
+        "The response has a property that joins the answer's text parts into one string.",
+    )
+    starter = """\
+def ask(prompt: str) -> str:
+    response = ____  # call the model
+    return ____  # just the text
+"""
+    solution_code = """\
+def ask(prompt: str) -> str:
+    response = client.models.generate_content(model=MODEL, contents=prompt)
+    return response.text
+"""
+    correct_message = (
+        "ask() returns the answer's text. response.text joins the text parts of the first candidate; the response "
+        "itself also carries usage_metadata, the finish reason and more."
+    )
+
+    def verify(self, ns: Mapping[str, Any]) -> None:
+        with watching(ns["client"].models, "generate_content") as seen:
+            result = self.call("ask", ns["ask"], COLOURS_PROMPT)
+        expect_text(f"ask({COLOURS_PROMPT!r})", result, seen)
+
+
+class CountTokens(Problem):
+    title = "Count what you pay for"
+    variables = ("tokens_used",)
+    needs = ("client", "MODEL")
+    hints = (
+        "Every response carries response.usage_metadata: how many tokens went in and came out.",
+        "usage_metadata has several counts; you pay for the prompt and for the answer, so find the one that "
+        "counts everything.",
+    )
+    starter = """\
+def tokens_used(response) -> int:
+    return ____
+"""
+    solution_code = """\
+def tokens_used(response) -> int:
+    return response.usage_metadata.total_token_count
+"""
+    correct_message = (
+        "total_token_count counts everything the call used: the prompt, the answer and, on models that think, "
+        "the thinking tokens."
+    )
+
+    def verify(self, ns: Mapping[str, Any]) -> None:
+        response = ns["client"].models.generate_content(model=ns["MODEL"], contents=FRENCH_PROMPT)
+        usage = response.usage_metadata
+        result = self.call("tokens_used", ns["tokens_used"], response)
+        call = "tokens_used(response)"
+        if result is None:
+            raise Incorrect(f"{call} returned None: did you forget `return`?")
+        if isinstance(result, types.GenerateContentResponseUsageMetadata):
+            raise Incorrect(f"{call} returned the whole usage_metadata; the exercise wants one number from it.")
+        if isinstance(result, bool) or not isinstance(result, int):
+            raise Incorrect(f"{call} returned {show(result)}; the exercise wants a number of tokens (an int).")
+        if result == usage.total_token_count:
+            return
+        if result == usage.candidates_token_count:
+            raise Incorrect(f"{call} returned only the output tokens; you pay for the prompt's tokens too.")
+        if result == usage.prompt_token_count:
+            raise Incorrect(f"{call} returned only the prompt (input) tokens; the answer's tokens count too.")
+        raise Incorrect(f"{call} returned {result}, which is not the number of tokens this call used in total.")
+
+
+class CatchTheRightError(Problem):
+    title = "Catch the right error"
+    variables = ("safe_ask",)
+    needs = ("client", "MODEL")
+    hints = (
+        "Wrap the call in try/except. Which exception does google-genai raise? Look in google.genai.errors.",
+        "Catch errors.APIError as e (ClientError and ServerError are its subclasses); e.code is the HTTP status.",
+    )
+    starter = """\
+from google.genai import errors
+
+
+def safe_ask(model: str, prompt: str) -> str:
+    ____
+"""
+    solution_code = """\
+from google.genai import errors
+
+
+def safe_ask(model: str, prompt: str) -> str:
+    try:
+        response = client.models.generate_content(model=model, contents=prompt)
+    except errors.APIError as e:
+        return f"error {e.code}"
+    return response.text
+"""
+    correct_message = (
+        "google-genai raises google.genai.errors.APIError (ClientError for 4xx, ServerError for 5xx) with the HTTP "
+        "status in e.code, the status name in e.status and the message in e.message."
+    )
+
+    def explain(self, error: Exception, fn: Callable[..., Any]) -> str:
+        if _refers_to(fn, "google.api_core"):
+            return (
+                "safe_ask() catches google.api_core.exceptions, which google-genai never raises: catch "
+                "google.genai.errors.APIError instead."
+            )
+        if isinstance(error, errors.APIError):
+            return "safe_ask() let the API's error escape: catch google.genai.errors.APIError and use its code."
+        return ""
+
+    def verify(self, ns: Mapping[str, Any]) -> None:
+        fn = ns["safe_ask"]
+        call = f"safe_ask({MISSING_MODEL!r}, {HELLO_PROMPT!r})"
+        failed = self.call("safe_ask", fn, MISSING_MODEL, HELLO_PROMPT)
+        if failed == "error NOT_FOUND":
+            raise Incorrect(f"{call} returned 'error NOT_FOUND': that is e.status; the exercise wants e.code.")
+        if isinstance(failed, str) and failed.strip().lower() == "error":
+            raise Incorrect(f"{call} returned 'error' without the HTTP status; add the exception's code.")
+        if failed is None:
+            raise Incorrect(f"{call} returned None: did you forget `return` in the except block?")
+        if failed != "error 404":
+            raise Incorrect(
+                f"{call} returned {show(failed)}; for a model that does not exist the exercise wants 'error' and "
+                "the HTTP status code, separated by a space."
+            )
+        with watching(ns["client"].models, "generate_content") as seen:
+            result = self.call("safe_ask", fn, ns["MODEL"], FRENCH_PROMPT)
+        expect_text(f"safe_ask(MODEL, {FRENCH_PROMPT!r})", result, seen)
+
+
+def _refers_to(fn: Callable[..., Any], module: str) -> bool:
+    """True when ``fn``'s code names ``module``'s last part, or a global from that module (``except exceptions.X``)."""
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return False
+    names = code_names(code)
+    if module.rsplit(".", 1)[-1] in names:
+        return True
+    found = [fn.__globals__.get(n) for n in names]
+    return any(str(getattr(v, "__name__", "")).startswith(module) or _module_of(v).startswith(module) for v in found)
+
+
+def _module_of(value: Any) -> str:
+    return str(getattr(value, "__module__", "") or "")
+
+
+def _instruction_text(value: Any) -> str | None:
+    """The text of a ``system_instruction``, whichever form the SDK accepts (str, Part, Content, or a list)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, types.Part):
+        return value.text or ""
+    if isinstance(value, types.Content):
+        return "".join(p.text or "" for p in value.parts or [])
+    if isinstance(value, list):
+        return "".join(_instruction_text(v) or "" for v in value)
+    return None
+
+
+class RepeatableConfig(Problem):
+    title = "Make the output repeatable and short"
+    variables = ("config",)
+    hints = (
+        "Every setting is a keyword argument of types.GenerateContentConfig(...).",
+        "You need four of them: temperature, seed, max_output_tokens and system_instruction.",
+    )
+    starter = """\
+config = ____  # a types.GenerateContentConfig
+"""
+    solution_code = f"""\
+config = types.GenerateContentConfig(
+    temperature=0,
+    seed=7,
+    max_output_tokens=100,
+    system_instruction={INSTRUCTION!r},
+)
+"""
+    correct_message = (
+        "temperature=0 and a fixed seed make answers as repeatable as the API allows (Google documents the seed as "
+        "best effort), max_output_tokens caps length and cost, and the system instruction shapes every answer."
+    )
+
+    def verify(self, ns: Mapping[str, Any]) -> None:
+        config = ns["config"]
+        if isinstance(config, dict):
+            raise Incorrect(
+                "config is a dict. The SDK accepts one, but build a types.GenerateContentConfig: it rejects a "
+                "misspelt setting as soon as you write it."
+            )
+        if not isinstance(config, types.GenerateContentConfig):
+            raise Incorrect(f"config is {show(config)}; build it with types.GenerateContentConfig(...).")
+        if config.temperature is None:
+            raise Incorrect("config has no temperature; set the one that makes sampling most repeatable.")
+        if config.temperature != 0:
+            raise Incorrect(f"config.temperature is {config.temperature:g}; the exercise asks for 0.")
+        if config.seed is None:
+            raise Incorrect("config has no seed; a fixed seed is what makes sampling repeatable.")
+        if config.seed != 7:
+            raise Incorrect(f"config.seed is {config.seed}; the exercise asks for 7.")
+        if config.max_output_tokens is None:
+            raise Incorrect("config has no max_output_tokens, so answers could run long.")
+        if not 1 <= config.max_output_tokens <= 100:
+            raise Incorrect(f"config.max_output_tokens is {config.max_output_tokens}; the exercise asks for 1 to 100.")
+        instruction = _instruction_text(config.system_instruction)
+        if instruction is None:
+            raise Incorrect("config has no system_instruction telling the model how to answer.")
+        if instruction.strip() != INSTRUCTION:
+            raise Incorrect(f"config.system_instruction should be {INSTRUCTION!r} (it is {show(instruction)}).")
+
+
+q1 = ReturnTheText("q1", context)
+q2 = CountTokens("q2", context)
+q3 = CatchTheRightError("q3", context)
+q4 = RepeatableConfig("q4", context)
+
+PROBLEMS = (q1, q2, q3, q4)
+"""Every problem of the lesson, in order: for pytest and for recording the checks' requests into the cassette."""
