@@ -191,3 +191,17 @@ def add_latency(seconds: float, *, cassette: str | None = None, server_url: str 
 def clear_faults(*, cassette: str | None = None, server_url: str | None = None) -> None:
     """Remove every fault injected into the cassette (pending failures, stream faults, latency); limits stay."""
     _request("POST", "faults/clear", {}, cassette, server_url)
+
+
+def inject_batch_state(name: str, state: str, *, cassette: str | None = None, server_url: str | None = None) -> None:
+    """End batch job ``name`` (``batches/ID``) now in ``state``: ``"FAILED"`` or ``"EXPIRED"``.
+
+    Introduced in ``05_batch``, to show how a job that fails or expires looks. ``state`` may also be spelt
+    ``BATCH_STATE_*`` or ``JOB_STATE_*`` (a ``types.JobState`` works). The job must still be pending or running;
+    its ``batchStats`` stop where they are and it reports no results (see ``helpers.replay.batches``).
+
+    Raises:
+        WorkbookError: another state, an unknown or already finished job, or see :func:`_request`.
+    """
+    batch_id = name.removeprefix("batches/")
+    _request("POST", f"batches/{batch_id}/state", {"state": state}, cassette, server_url)

@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import re
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -53,15 +54,20 @@ class Recorder:
         if self._session is not None:
             await self._session.close()
 
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The client session to the upstream (open between :meth:`start` and :meth:`close`)."""
+        assert self._session is not None, "Recorder.start() was not awaited"
+        return self._session
+
     async def forward(self, request: web.Request, api: ApiRequest, start: float) -> web.StreamResponse:
         """Send ``api`` upstream, relay the reply to ``request`` as it arrives and record it."""
-        assert self._session is not None, "Recorder.start() was not awaited"
         loop = asyncio.get_running_loop()
         key_value = request.headers.get("x-goog-api-key") or api.query.get("key") or ""
         headers = {h: request.headers[h] for h in FORWARDED_HEADERS if h in request.headers}
         url = f"{self.upstream.rstrip('/')}/{api.path}"
         try:
-            upstream = await self._session.request(
+            upstream = await self.session.request(
                 api.method, url, params=canonical_query(api.query), data=api.raw_body or None, headers=headers
             )
         except aiohttp.ClientError as e:
@@ -104,26 +110,29 @@ class Recorder:
                     body = {"non_json_body": raw.decode("utf-8", "replace")}
                 response = {"status": upstream.status, "offset_s": offset, "body": body}
                 reply = json_response(body, status=upstream.status)
-            provenance = self._provenance(request, upstream, response)
+            provenance = self.provenance(request.headers, upstream, response)
         if response.get("chunks") != [] and UNSCRIPTED_HEADER not in upstream.headers:
-            self._save(api, response, provenance, key_value)
+            self.save(api, response, provenance, key_value)
         return reply
 
     @staticmethod
-    def _provenance(request: web.Request, upstream: aiohttp.ClientResponse, response: dict[str, Any]) -> dict:
+    def provenance(client: Mapping[str, str], upstream: aiohttp.ClientResponse, response: dict[str, Any]) -> dict:
+        """The exchange's provenance: a synthetic upstream's own label, else recorded today by the SDK whose
+        ``user-agent`` is in the ``client`` request headers."""
         synthetic = upstream.headers.get(SYNTHETIC_HEADER)
         if synthetic:
             return json.loads(synthetic)
-        sdk = _SDK_VERSION.search(request.headers.get("user-agent", ""))
+        sdk = _SDK_VERSION.search(client.get("user-agent", ""))
         last = response["chunks"][-1]["data"] if "chunks" in response else response.get("body")
         return {
             "source": "recorded",
             "date": dt.date.today().isoformat(),
-            "sdk": f"google-genai {sdk.group(1)}" if sdk else request.headers.get("user-agent", "unknown"),
+            "sdk": f"google-genai {sdk.group(1)}" if sdk else client.get("user-agent", "unknown"),
             "model_version": last.get("modelVersion") if isinstance(last, dict) else None,
         }
 
-    def _save(self, api: ApiRequest, response: dict[str, Any], provenance: dict, key_value: str) -> None:
+    def save(self, api: ApiRequest, response: dict[str, Any], provenance: dict, key_value: str) -> None:
+        """Append one exchange to ``api``'s cassette and write it, unless it contains ``key_value`` (the API key)."""
         request = {
             "method": api.method,
             "path": strip_version(api.path),

@@ -140,6 +140,9 @@ class ReplayServer:
     def app(self) -> web.Application:
         """The aiohttp application: every method on ``/{cassette}/{api path}``."""
         app = web.Application(client_max_size=64 * 1024**2)
+        from .batches import install  # imported here: it imports this module
+
+        install(self, app)  # the Files and Batch APIs (.files, .batches), ahead of the control and catch-all routes
         self.control.install(app)
         app.router.add_route("*", "/{cassette}/{path:.*}", self.handle)
         if self.recorder is not None:
