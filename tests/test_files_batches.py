@@ -377,3 +377,13 @@ async def test_record_mode_proxies_and_records_metadata_never_bytes_or_key(tmp_p
         again = await c.aio.files.upload(file=io.BytesIO(data), config={"mime_type": "image/png"})
         await c.aio.aclose()
     assert (again.name, again.uri) == (file.name, file.uri)
+
+
+async def test_record_mode_without_upstream_says_so(tmp_path: Path) -> None:
+    store = CassetteStore(tmp_path)
+    async with running(ReplayServer(store, recorder=Recorder(store, "http://127.0.0.1:9")).app()) as url:
+        c = genai.Client(api_key=KEY, http_options=types.HttpOptions(base_url=f"{url}/rec/"))
+        with pytest.raises(errors.ServerError) as caught:
+            await c.aio.files.upload(file=io.BytesIO(b"x"), config={"mime_type": "text/plain"})
+        await c.aio.aclose()
+    assert caught.value.code == 502 and "could not reach the upstream http://127.0.0.1:9" in caught.value.message

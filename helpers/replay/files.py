@@ -351,6 +351,8 @@ class FileService:
         except FileError as e:
             # The upload status header tells the SDK to stop retrying; the status code makes it raise.
             return error_response(e.code, str(e), e.status, headers={UPLOAD_STATUS: "final"})
+        except aiohttp.ClientError as e:
+            return self._unreachable(e, {UPLOAD_STATUS: "final"})
 
     def _start(self, request: web.Request, upload: Upload, meta: dict[str, Any] | None) -> web.Response:
         if request.headers.get("X-Goog-Upload-Protocol", "").lower() != "resumable":
@@ -533,11 +535,19 @@ class FileService:
         start = asyncio.get_running_loop().time()
         cassette, version = request.match_info["cassette"], request.match_info["version"]
         path = f"{version}/files/{request.match_info['file']}:download"
-        async with self._upstream(request, "GET", path, None) as upstream:
-            body = await upstream.read()
-            self._record(request, cassette, path, None, upstream, body if upstream.status != 200 else b"", start)
-            content_type = upstream.content_type
+        try:
+            async with self._upstream(request, "GET", path, None) as upstream:
+                body = await upstream.read()
+                self._record(request, cassette, path, None, upstream, body if upstream.status != 200 else b"", start)
+                content_type = upstream.content_type
+        except aiohttp.ClientError as e:
+            return self._unreachable(e)
         return web.Response(status=upstream.status, body=body, content_type=content_type)
+
+    def _unreachable(self, error: aiohttp.ClientError, headers: dict[str, str] | None = None) -> web.Response:
+        """The 502 a client gets when record mode cannot reach the upstream."""
+        message = f"record mode could not reach the upstream {self.server.recorder.upstream}: {error}."
+        return error_response(502, f"{message} Check the network and --upstream.", headers=headers)
 
     def _upstream(
         self, request: web.Request, method: str, path: str, data: bytes | None
