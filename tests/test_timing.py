@@ -6,6 +6,7 @@ Times are only bounded from below by delays the cassette records (the server nev
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 
@@ -15,6 +16,7 @@ from google import genai
 from google.genai import errors
 
 import helpers
+from helpers import control, plots
 from helpers.cassette import Cassette
 from helpers.models import FLASH
 from helpers.replay.author import author
@@ -302,6 +304,22 @@ async def test_a_stream_inside_track_marks_the_first_byte(client):
     await timeline.track(read())
     (call,) = timeline.timing.calls
     assert CHUNK_OFFSETS_S[0] <= call.first_byte_s < call.end_s
+
+
+async def test_timeline_and_the_servers_stats_see_the_same_requests_and_both_plot(client):
+    control.reset_stats()
+    control.fail_next(1, status=429)
+    timeline = Timeline()
+
+    async def ask() -> None:
+        with contextlib.suppress(errors.ClientError):
+            await timeline.track(client.aio.models.generate_content(model=FLASH, contents=QUICK))
+
+    await asyncio.gather(*(ask() for _ in range(4)))
+    server = control.stats()
+    assert timeline.timing.statuses == {200: 3, 429: 1} and server.rejected == {429: 1} and server.answered == 3
+    for calls in (timeline.timing, server.requests):
+        assert len([p for p in plots.timeline(calls).axes[0].patches if p.get_width() > 0]) == 4
 
 
 def test_timeline_call_times_sync_calls_and_failures(client):
