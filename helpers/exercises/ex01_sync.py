@@ -58,6 +58,8 @@ def expect_text(call: str, result: Any, seen: list[Watched]) -> None:
 
 
 class ReturnTheText(Problem):
+    """q1: ``ask(prompt) -> str`` returns ``response.text``; checked with ``ask("Name three primary colours.")``."""
+
     title = "Return just the text"
     variables = ("ask",)
     needs = ("client", "MODEL")
@@ -87,6 +89,8 @@ def ask(prompt: str) -> str:
 
 
 class CountTokens(Problem):
+    """q2: ``tokens_used(response) -> int`` returns ``usage_metadata.total_token_count`` of a real response."""
+
     title = "Count what you pay for"
     variables = ("tokens_used",)
     needs = ("client", "MODEL")
@@ -129,6 +133,8 @@ def tokens_used(response) -> int:
 
 
 class CatchTheRightError(Problem):
+    """q3: ``safe_ask(model, prompt)`` returns the text, or ``"error {code}"`` when the API raises ``APIError``."""
+
     title = "Catch the right error"
     variables = ("safe_ask",)
     needs = ("client", "MODEL")
@@ -219,6 +225,8 @@ def _instruction_text(value: Any) -> str | None:
 
 
 class RepeatableConfig(Problem):
+    """q4: ``config`` is a ``GenerateContentConfig`` with temperature 0, seed 7, <= 100 tokens, one-sentence answers."""
+
     title = "Make the output repeatable and short"
     variables = ("config",)
     hints = (
