@@ -17,6 +17,9 @@ FLASH_LITE = "gemini-2.5-flash-lite"
 MODELS = (FLASH, FLASH_LITE)
 """Every model id the workbook uses, in the order lessons introduce them."""
 
+MISSING_MODEL = "gemini-0.0-nonexistent"
+"""A model id that does not exist, for lessons and checks that show the API's 404 ``NOT_FOUND``."""
+
 
 @dataclass(frozen=True)
 class LatencyProfile:

@@ -14,12 +14,12 @@ from google import genai
 from google.genai import errors, types
 
 from ..checks import Incorrect, Problem, Watched, ____, code_names, show, watching
-from ..models import FLASH
+from ..models import FLASH, MISSING_MODEL
 from ..workbook import current_session
 
 COLOURS_PROMPT = "Name three primary colours."
 FRENCH_PROMPT = "Say hello in French."
-MISSING_MODEL = "gemini-0.0-nonexistent"
+
 HELLO_PROMPT = "Hello"
 INSTRUCTION = "Answer in one sentence."
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 from pathlib import Path
 from typing import Any
@@ -64,8 +65,10 @@ async def author(
     return Cassette.load(store.path(cassette)).exchanges[-repeat:]
 
 
-def execute_notebook(path: Path, env: dict[str, str], *, save: bool) -> None:
+def execute_notebook(path: Path, env: dict[str, str], *, save: bool, then: str = "") -> None:
     """Run a notebook top to bottom in a fresh kernel with ``env`` added to the environment; ``save`` keeps outputs.
+
+    ``then`` is code run in the same kernel after the last cell (never saved into the notebook).
 
     Raises:
         nbclient.exceptions.CellExecutionError: a cell failed (its error and traceback are in the message).
@@ -74,6 +77,8 @@ def execute_notebook(path: Path, env: dict[str, str], *, save: bool) -> None:
     import nbformat
 
     notebook = nbformat.read(path, as_version=4)
+    if then:
+        notebook.cells.append(nbformat.v4.new_code_cell(then))
     saved = dict(os.environ)
     os.environ.update(env)
     try:
@@ -95,8 +100,9 @@ def author_notebook(notebook: Path, *, fresh: bool = True) -> Path:
     """Re-author a lesson's synthetic cassette, then re-run the lesson on it and save its outputs.
 
     Runs ``notebook`` in record mode against the synthetic upstream (its script is ``notebooks/scripts/NAME.json``),
-    so every request a cell sends is recorded exactly as the SDK sends it; then runs it again in replay mode and
-    writes the outputs, as nbval will check them.
+    so every request a cell sends is recorded exactly as the SDK sends it, then, in the same kernel, every exercise
+    check's reference solution (``helpers.exercises.exNAME.PROBLEMS``), so the checks' own requests are recorded
+    too. Then it runs the notebook again in replay mode and writes the outputs, as nbval will check them.
 
     Args:
         notebook: path to ``notebooks/NN_name.ipynb``.
@@ -108,6 +114,10 @@ def author_notebook(notebook: Path, *, fresh: bool = True) -> Path:
     cassette = default_dir() / f"{notebook.stem}.json"
     if fresh:
         cassette.unlink(missing_ok=True)
-    execute_notebook(notebook, {"WORKBOOK_MODE": "record", "WORKBOOK_UPSTREAM": "synthetic"}, save=False)
+    exercises = f"helpers.exercises.ex{notebook.stem}"
+    then = ""
+    if importlib.util.find_spec(exercises) is not None:
+        then = f"import {exercises}\nfor problem in {exercises}.PROBLEMS:\n    problem.check_reference()"
+    execute_notebook(notebook, {"WORKBOOK_MODE": "record", "WORKBOOK_UPSTREAM": "synthetic"}, save=False, then=then)
     execute_notebook(notebook, {"WORKBOOK_MODE": "replay"}, save=True)
     return cassette

@@ -1,0 +1,55 @@
+"""The 00_setup exercises, tested both ways against the lesson's own shipped cassette."""
+
+from __future__ import annotations
+
+import pytest
+
+import helpers
+from helpers.checks import assert_check_failed, assert_check_passed, assert_check_unattempted
+from helpers.exercises.ex00_setup import PROBLEMS, q1, q2, q3
+
+
+@pytest.fixture(scope="module", autouse=True)
+def replay():
+    with pytest.MonkeyPatch.context() as mp:
+        for name in (
+            "WORKBOOK_MODE",
+            "WORKBOOK_CASSETTES",
+            "GOOGLE_API_KEY",
+            "GEMINI_API_KEY",
+            "GOOGLE_GEMINI_BASE_URL",
+        ):
+            mp.setenv(name, "")  # so the monkeypatch restores what setup() sets
+            mp.delenv(name)
+        helpers.setup("00_setup", speed=20)
+        yield
+
+
+@pytest.mark.parametrize("problem", PROBLEMS, ids=lambda p: p.name)
+def test_reference_passes_and_starter_is_not_attempted(problem) -> None:
+    problem.check_reference()
+    assert_check_unattempted(problem, problem.starter)
+
+
+@pytest.mark.parametrize(
+    ("problem", "code", "expected"),
+    [
+        (q1, "mode = 'Replay'", "right mode, but write it exactly"),
+        (q1, "mode = 'live'", "this kernel is not in that mode"),
+        (q1, "mode = 1", "the exercise wants the mode's name, a str"),
+        (q2, "version = response", "version is the whole response"),
+        (q2, "version = response.text", "version is the answer's text"),
+        (q2, "version = 'gemini-1.0-pro'", "not the model version the response reports"),
+        (q3, "def mask(key):\n    return key", "returned the whole key"),
+        (q3, "def mask(key):\n    print(key[:4])", "did you forget `return`"),
+        (q3, "def mask(key):\n    return key[:4] + '...' + key[-4:]", "for a key of 12 characters or fewer"),
+        (q3, "def mask(key):\n    return '***' if len(key) <= 12 else key[:4] + '…' + key[-4:]", "'...', then its"),
+        (q3, "def mask(key):\n    return key.upper", "the exercise wants a str"),
+    ],
+)
+def test_typical_wrong_answers_fail_with_their_message(problem, code: str, expected: str) -> None:
+    assert_check_failed(problem, code, expected)
+
+
+def test_another_correct_mask_passes() -> None:
+    assert_check_passed(q3, "def mask(k):\n    return f'{k[:4]}...{k[-4:]}' if len(k) > 12 else '***'")
