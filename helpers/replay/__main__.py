@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from ..cassette import CassetteError, default_dir
@@ -76,6 +77,10 @@ def parser() -> argparse.ArgumentParser:
         help="GenerateContentConfig as JSON, e.g. '{\"temperature\": 0}'",
     )
     author.add_argument("--cassettes", type=Path, default=None, help="cassette folder (default: the workbook's)")
+    author.add_argument("--ttft-s", type=_positive, default=None, help="median TTFT in seconds (default: the model's)")
+    author.add_argument(
+        "--tokens-per-s", type=_positive, default=None, help="output tokens per second (default: the model's)"
+    )
 
     lesson = sub.add_parser(
         "author-notebook", help="re-author a lesson's synthetic cassette from its script, then refresh its outputs"
@@ -107,6 +112,15 @@ def main(argv: list[str] | None = None) -> int:
             from .author import author
 
             script = Script([ScriptEntry(args.prompt, [args.text], args.model)])
+            base = PROFILES[args.model]
+            profile = None
+            if args.ttft_s or args.tokens_per_s:
+                profile = replace(
+                    base,
+                    ttft_s=args.ttft_s or base.ttft_s,
+                    tokens_per_s=args.tokens_per_s or base.tokens_per_s,
+                    source="given on the command line by the author (python -m helpers.replay author)",
+                )
             exchanges = asyncio.run(
                 author(
                     args.cassettes or default_dir(),
@@ -117,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                     stream=args.stream,
                     repeat=args.repeat,
                     config=args.config,
+                    profile=profile,
                 )
             )
             print(f"authored {len(exchanges)} synthetic exchange(s) into {args.cassette}")

@@ -12,6 +12,7 @@ from google import genai
 from google.genai import types
 
 from ..cassette import Cassette, Exchange, default_dir
+from ..models import LatencyProfile
 from .recorder import Recorder
 from .runner import running
 from .server import CassetteStore, ReplayServer
@@ -31,17 +32,21 @@ async def author(
     stream: bool = False,
     repeat: int = 1,
     config: dict[str, Any] | None = None,
+    profile: LatencyProfile | None = None,
 ) -> list[Exchange]:
     """Record ``repeat`` synthetic exchanges of one SDK call into ``folder/cassette.json`` and return them.
 
     The calls run concurrently, each timed by the recorder as the synthetic upstream streams it, so authoring 30
-    runs takes about as long as one.
+    runs takes about as long as one. ``profile`` replaces the model's latency profile (``helpers.models.PROFILES``).
 
     Raises:
         google.genai.errors.APIError: the synthetic upstream refused the call (e.g. an unknown model).
     """
     store = CassetteStore(folder)
-    async with running(SyntheticUpstream(script).app()) as upstream_url:
+    upstream = SyntheticUpstream(script)
+    if profile is not None:
+        upstream.profiles[model] = profile
+    async with running(upstream.app()) as upstream_url:
         server = ReplayServer(store, recorder=Recorder(store, upstream_url))
         async with running(server.app()) as url:
             client = genai.Client(

@@ -126,6 +126,8 @@ class SyntheticUpstream:
     """An aiohttp app that answers like the Gemini API, from a :class:`Script`, with modelled timing."""
 
     script: Script
+    profiles: dict[str, LatencyProfile] = field(default_factory=lambda: dict(PROFILES))
+    """Latency profile per model id it answers for; any other model gets the API's 404."""
     _calls: dict[str, int] = field(default_factory=dict)
 
     def app(self) -> web.Application:
@@ -144,11 +146,11 @@ class SyntheticUpstream:
         return response
 
     async def list_models(self, request: web.Request) -> web.Response:
-        return json_response({"models": [model_resource(m) for m in PROFILES]})
+        return json_response({"models": [model_resource(m) for m in self.profiles]})
 
     async def get_model(self, request: web.Request) -> web.Response:
         model = request.match_info["model"]
-        if model not in PROFILES:
+        if model not in self.profiles:
             return error_response(404, f"models/{model} is not found for API version {request.match_info['version']}.")
         return json_response(model_resource(model))
 
@@ -156,7 +158,7 @@ class SyntheticUpstream:
         start = asyncio.get_running_loop().time()
         model, method = request.match_info["model"], request.match_info["method"]
         body = await request.json()
-        if model not in PROFILES:
+        if model not in self.profiles:
             return error_response(
                 404,
                 f"models/{model} is not found for API version {request.match_info['version']}, or is not "
@@ -185,8 +187,8 @@ class SyntheticUpstream:
         seed = config.get("seed")
         text = entry.variants[(seed if seed is not None else call) % len(entry.variants)]
         rng = random.Random(int(hashlib.sha256(f"{calls_key}|{call}".encode()).hexdigest(), 16))
-        timeline = synthesize(model, text, config, prompt_tokens(body), PROFILES[model], rng)
-        headers = {SYNTHETIC_HEADER: json.dumps(provenance(PROFILES[model]))}
+        timeline = synthesize(model, text, config, prompt_tokens(body), self.profiles[model], rng)
+        headers = {SYNTHETIC_HEADER: json.dumps(provenance(self.profiles[model]))}
         loop = asyncio.get_running_loop()
         if method == "generateContent":
             await asyncio.sleep(max(0.0, start + timeline[-1][0] - loop.time()))
