@@ -1,6 +1,6 @@
 """Steer the replay server from a notebook: rate limits, injected faults, and the live stats exercise checks read.
 
-Introduced in ``02_rate_limits``. Each function talks to the replay server's control endpoint,
+Introduced in ``02_async``. Each function talks to the replay server's control endpoint,
 ``{server_url}/_control/{cassette}/...`` (JSON in and out), and acts on one cassette only, so notebooks sharing a
 server never disturb each other. ``cassette`` and ``server_url`` default to the session :func:`helpers.setup` chose.
 All durations are seconds of the client's wall clock (never divided by the server's ``--speed``).

@@ -1,6 +1,6 @@
 """The replay server's control side: per-cassette faults, rate limits and live stats, steered over HTTP.
 
-:mod:`helpers.control` is the Python client; introduced in ``02_rate_limits``. Routes, JSON in and out:
+:mod:`helpers.control` is the Python client; introduced in ``02_async``. Routes, JSON in and out:
 
     GET  /_control/{cassette}/stats                    -> {"received", "answered", "rejected": {"429": n},
                                                            "in_flight", "peak_in_flight", "requests": [...]}
@@ -261,7 +261,7 @@ class ControlPanel:
 
     def _check(self, name: str) -> None:
         if not self._names.match(name):
-            raise ControlError(f"'{name}' is not a cassette name: pass the notebook's name, e.g. '02_rate_limits'.")
+            raise ControlError(f"'{name}' is not a cassette name: pass the notebook's name, e.g. '02_async'.")
         try:
             self._lookup(name)
         except CassetteError as e:

@@ -1,6 +1,6 @@
 """Rate limits as the Gemini API applies them: a sliding one-minute window of requests and tokens, per model.
 
-Used by the replay server (``--rpm``, ``--tpm``, :func:`helpers.control.set_limits`); introduced in ``02_rate_limits``.
+Used by the replay server (``--rpm``, ``--tpm``, :func:`helpers.control.set_limits`); introduced in ``02_async``.
 
 How the real API counts, and what this module does (read 2026-11-22):
 - "Your usage is evaluated against each limit, and exceeding any of them will trigger a rate limit error. For
