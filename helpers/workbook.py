@@ -6,7 +6,8 @@ Introduced in ``00_setup``. The mode comes from the environment variable ``WORKB
   recorded timing. No API key, no network.
 - ``live``: the real Gemini API, with your key from ``GEMINI_API_KEY`` (or ``GOOGLE_API_KEY``).
 - ``record``: the real API through the recorder, which refreshes the notebook's cassette as cells run.
-  ``WORKBOOK_UPSTREAM=synthetic`` records from the synthetic stand-in instead (how the shipped cassettes are made).
+  ``WORKBOOK_UPSTREAM=synthetic`` records from the synthetic stand-in instead (how the shipped cassettes are made);
+  it has no Files or Batch API, so those are then served locally as in replay (``serve --local-files-batches``).
 
 Nothing here patches the SDK: it sets the SDK's own documented variables (``GOOGLE_GEMINI_BASE_URL`` and, in
 replay only, a placeholder ``GEMINI_API_KEY``), so a plain ``genai.Client()`` in the next cell just works.
@@ -191,12 +192,13 @@ def setup(notebook: str, *, speed: float = 1.0) -> Session:
             raise WorkbookError(str(e)) from None
         server = _server("serve", ["serve", "--cassettes", str(folder), "--speed", f"{speed:g}"])
     else:
-        sources = "recorded"
+        sources, local = "recorded", []
         if upstream == "synthetic":
             script = folder.parent / "scripts" / f"{notebook}.json"
             upstream = _server("synth", ["synth", "--script", str(script)]).url
-            sources = "synthetic"
-        server = _server("serve", ["serve", "--cassettes", str(folder), "--record", "--upstream", upstream])
+            # The synthetic upstream has no Files or Batch API: the recorder serves those as replay does.
+            sources, local = "synthetic", ["--local-files-batches"]
+        server = _server("serve", ["serve", "--cassettes", str(folder), "--record", "--upstream", upstream, *local])
     if not _has_key():
         os.environ["GEMINI_API_KEY"] = PLACEHOLDER_KEY
     base_url = f"{server.url}/{notebook}/"

@@ -26,7 +26,7 @@ from helpers.replay.batches import PENDING_S, RUNNING_S
 from helpers.replay.recorder import Recorder
 from helpers.replay.runner import running
 from helpers.replay.server import CassetteStore, ReplayServer
-from helpers.replay.synth import Script, ScriptEntry
+from helpers.replay.synth import Script, ScriptEntry, SyntheticUpstream
 from helpers.workbook import WorkbookError
 
 from .conftest import Server, generate_exchange, start_server, write_cassette
@@ -387,3 +387,28 @@ async def test_record_mode_without_upstream_says_so(tmp_path: Path) -> None:
             await c.aio.files.upload(file=io.BytesIO(b"x"), config={"mime_type": "text/plain"})
         await c.aio.aclose()
     assert caught.value.code == 502 and "could not reach the upstream http://127.0.0.1:9" in caught.value.message
+
+
+async def test_record_mode_with_local_files_batches_answers_batches_from_what_it_just_recorded(tmp_path: Path) -> None:
+    # How helpers.setup records from the synthetic upstream, which has neither a Files nor a Batch API.
+    store = CassetteStore(tmp_path)
+    script = Script([ScriptEntry(COLOUR, ["Blue."])])
+    async with running(SyntheticUpstream(script).app()) as upstream:
+        server = ReplayServer(store, speed=SPEED, recorder=Recorder(store, upstream), local_files_batches=True)
+        async with running(server.app()) as url:
+            c = genai.Client(api_key="test-key", http_options=types.HttpOptions(base_url=f"{url}/rec/"))
+            assert (await c.aio.models.generate_content(model=FLASH, contents=COLOUR)).text == "Blue."
+            line = {"key": "colour", "request": {"contents": [{"parts": [{"text": COLOUR}]}]}}
+            source = await c.aio.files.upload(
+                file=io.BytesIO(json.dumps(line).encode()), config={"mime_type": "application/jsonl"}
+            )
+            job = await await_done(c, await c.aio.batches.create(model=FLASH, src=source.name))
+            results = (await c.aio.files.download(file=job.dest.file_name)).decode()
+            assert json.loads(results)["response"]["candidates"][0]["content"]["parts"][0]["text"] == "Blue."
+            doomed = await c.aio.batches.create(model=FLASH, src=[{"contents": COLOUR}])
+            steer = {"cassette": "rec", "server_url": url}
+            await asyncio.to_thread(control.inject_batch_state, doomed.name, "EXPIRED", **steer)
+            assert (await c.aio.batches.get(name=doomed.name)).state == types.JobState.JOB_STATE_EXPIRED
+            await c.aio.aclose()
+    paths = [e.request["path"] for e in Cassette.load(tmp_path / "rec.json").exchanges]
+    assert paths == [f"models/{FLASH}:generateContent"], "only the model call is recorded"

@@ -1,7 +1,7 @@
 """Command line of the replay server (a fixed contract: flags are added, never renamed).
 
     python -m helpers.replay serve [--host 127.0.0.1] [--port N] [--cassettes DIR] [--speed S]
-                                   [--record] [--upstream URL] [--rpm N] [--tpm N]
+                                   [--record] [--upstream URL] [--local-files-batches] [--rpm N] [--tpm N]
     python -m helpers.replay synth --script FILE [--host H] [--port N]
     python -m helpers.replay author CASSETTE --prompt P --text T [--model M] [--stream] [--repeat N] ...
     python -m helpers.replay author-notebook notebooks/NN_name.ipynb [--keep]
@@ -56,6 +56,11 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--speed", type=_positive, default=1.0, help="divide every recorded delay by S (default 1)")
     serve.add_argument("--record", action="store_true", help="forward to --upstream and record into the cassettes")
     serve.add_argument("--upstream", default=DEFAULT_UPSTREAM, help=f"record from here (default {DEFAULT_UPSTREAM})")
+    serve.add_argument(
+        "--local-files-batches",
+        action="store_true",
+        help="with --record: serve the Files and Batch APIs here as replay does, not upstream (for the synthetic one)",
+    )
     serve.add_argument("--rpm", type=_limit, help="requests a minute per cassette and model (default: no limit)")
     serve.add_argument("--tpm", type=_limit, help="recorded tokens a minute per cassette and model (default: no limit)")
 
@@ -100,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                 from .recorder import Recorder
 
                 server.recorder = Recorder(store, args.upstream)
+                server.local_files_batches = args.local_files_batches
             asyncio.run(serve_forever(server.app(), args.host, args.port, watch_stdin=args.watch_stdin))
         elif args.command == "synth":
             upstream = SyntheticUpstream(Script.load(args.script))

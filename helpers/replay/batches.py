@@ -35,7 +35,10 @@ How a job behaves (shapes from google-genai 3.4.0's ``batches.py`` and real resp
   reported to drop ``metadata`` and to reorder, python-genai issues 2008 and 1909; the documented behaviour is kept).
   File results are a generated JSONL file ``files/batch-ID``: one line per input line, in order, with the line's
   other fields (``key``) and a ``response`` or an ``error``.
-- In record mode none of this runs: batch calls go through the recorder like any other call.
+- In record mode none of this runs: batch calls go through the recorder like any other call. Except with
+  ``serve --record --local-files-batches`` (how ``helpers.setup`` records from the synthetic upstream, which has no
+  Batch API): then jobs run here as in replay, answered from the generateContent calls recorded so far, and are not
+  recorded themselves.
 """
 
 from __future__ import annotations
@@ -195,10 +198,11 @@ class BatchService:
     def install(self, app: web.Application) -> None:
         """Add the Batch routes and the control route for injected states (before any catch-all route).
 
-        In record mode only the control route is added (it then explains that record mode cannot steer batches).
+        When record mode forwards batches upstream, only the control route is added (it then explains that record
+        mode cannot steer batches).
         """
         app.router.add_post("/_control/{cassette}/batches/{batch:[^/:]+}/state", self.inject)
-        if self.server.recorder is not None:
+        if self.server.forwards_files_batches:
             return
         base = "/{cassette}/" + VERSION
         app.router.add_post(base + "/models/{model:[^/:]+}:batchGenerateContent", self.create)
@@ -341,7 +345,7 @@ class BatchService:
 
     async def inject(self, request: web.Request) -> web.Response:
         """``POST /_control/{cassette}/batches/{id}/state`` with ``{"state": "FAILED" | "EXPIRED"}``: end the job so."""
-        if self.server.recorder is not None:
+        if self.server.forwards_files_batches:
             return error_response(
                 400, "This server records from the real API, whose batch jobs cannot be steered; replay to inject."
             )

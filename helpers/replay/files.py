@@ -31,7 +31,8 @@ What the server does, and how it compares with the real API (google-genai 3.4.0 
   upload came before, with the ``uri`` the real API would give it.
 - Record mode: uploads and downloads are proxied here (the upstream's upload URL is handed to the client rewritten to
   point back at this server); their metadata exchanges are recorded, never the bytes. Get, list and delete go
-  through the recorder like any other call.
+  through the recorder like any other call. With ``serve --record --local-files-batches`` (recording from the
+  synthetic upstream, which has no Files API) files are held here as in replay, and none of this is recorded.
 """
 
 from __future__ import annotations
@@ -234,11 +235,14 @@ class FileService:
         self._seen: Counter[tuple[str, str]] = Counter()
 
     def install(self, app: web.Application) -> None:
-        """Add the Files routes (before any catch-all route). In record mode only uploads and downloads are ours."""
+        """Add the Files routes (before any catch-all route).
+
+        When record mode forwards files upstream, only uploads and downloads are ours.
+        """
         base = "/{cassette}/" + VERSION
         app.router.add_post("/{cassette}/upload/" + VERSION + "/files", self.upload)
         app.router.add_get(base + "/files/{file:[^/:]+}:download", self.download)
-        if self.server.recorder is not None:
+        if self.server.forwards_files_batches:
             return
         app.router.add_get(base + "/files", self.list_files)
         app.router.add_get(base + "/files/{file:[^/:]+}", self.get_file)
@@ -335,7 +339,7 @@ class FileService:
                 raise FileError(404, f"'{cassette}' is not a cassette name; use http://HOST:PORT/<cassette>/.")
             if "start" in commands:
                 raw = await request.read()
-                if self.server.recorder is not None:
+                if self.server.forwards_files_batches:
                     return await self._record_start(request, Upload("", cassette, version), raw, start)
                 return self._start(request, Upload("", cassette, version), _start_metadata(raw))
             upload = self._uploads.get(request.query.get("upload_id", ""))
@@ -490,7 +494,7 @@ class FileService:
 
     async def download(self, request: web.Request) -> web.StreamResponse:
         """``GET {v}/files/{id}:download?alt=media``: the file's bytes (proxied, not recorded, in record mode)."""
-        if self.server.recorder is not None:
+        if self.server.forwards_files_batches:
             return await self._record_download(request)
         if request.query.get("alt") != "media":
             return error_response(400, "A download needs ?alt=media (client.files.download() sends it).")

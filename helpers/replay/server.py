@@ -118,6 +118,9 @@ class ReplayServer:
         store: the cassettes.
         speed: every recorded delay is divided by this (2.0 replays twice as fast).
         recorder: set in record mode; forwards and writes exchanges.
+        local_files_batches: in record mode, serve the Files and Batch APIs here as replay does (batch requests
+            answered from the recordings made so far) instead of forwarding them: for the synthetic upstream, which
+            has neither. Replay ignores it.
         limits: ``--rpm``/``--tpm`` for every cassette, until one gets its own through the control endpoint.
         control: faults, rate limits and stats per cassette (``/_control/...``, see :mod:`.control`).
     """
@@ -125,12 +128,18 @@ class ReplayServer:
     store: CassetteStore
     speed: float = 1.0
     recorder: Any = None
+    local_files_batches: bool = False
     limits: Limits = field(default_factory=Limits)
     control: ControlPanel = field(init=False)
     _cursor: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
 
     def __post_init__(self) -> None:
         self.control = ControlPanel(self.speed, self.limits, CASSETTE_NAME, self._lookup)
+
+    @property
+    def forwards_files_batches(self) -> bool:
+        """True when Files and Batch calls go upstream: record mode without ``local_files_batches``."""
+        return self.recorder is not None and not self.local_files_batches
 
     def _lookup(self, name: str) -> None:
         """Raise :class:`CassetteError` unless the server can serve cassette ``name`` (record mode creates it)."""
