@@ -69,7 +69,7 @@ class Watched:
 
 
 @contextlib.contextmanager
-def watching(obj: Any, method: str) -> Iterator[list[Watched]]:
+def watching(obj: Any, method: str, *, then: Callable[[list[Watched]], None] | None = None) -> Iterator[list[Watched]]:
     """Record every successful call of ``obj.method`` made inside the block (e.g. the learner's SDK calls).
 
     For the block, ``obj.method`` is shadowed by an instance attribute that calls the original and records the
@@ -79,6 +79,9 @@ def watching(obj: Any, method: str) -> Iterator[list[Watched]]:
         with watching(client.models, "generate_content") as seen:
             text = ask("Name three primary colours.")
         assert text in [w.result.text for w in seen]
+
+    ``then(seen)`` runs after each recorded call; an exception it raises reaches the caller instead of the result,
+    which stops a learner's loop that would never end (``05_batch``: polling a job that has already ended).
 
     Yields:
         The list of :class:`Watched` calls, filled as they return.
@@ -90,6 +93,8 @@ def watching(obj: Any, method: str) -> Iterator[list[Watched]]:
     def spy(*args: Any, **kwargs: Any) -> Any:
         result = original(*args, **kwargs)
         seen.append(Watched(args, kwargs, result))
+        if then is not None:
+            then(seen)
         return result
 
     setattr(obj, method, spy)

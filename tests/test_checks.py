@@ -384,6 +384,22 @@ def test_watching_records_calls_and_restores_the_method():
     assert models.generate(5) == 0
 
 
+def test_watching_then_can_stop_a_loop_that_never_ends():
+    class Jobs:
+        def get(self):
+            return "done"
+
+    def stop_after_three(seen):
+        if len(seen) > 3:
+            raise TimeoutError("still polling")
+
+    jobs = Jobs()
+    with watching(jobs, "get", then=stop_after_three) as seen, pytest.raises(TimeoutError):
+        while jobs.get() != "DONE":  # a loop waiting for a state that never comes
+            pass
+    assert len(seen) == 4 and "get" not in vars(jobs)
+
+
 def test_placeholders_and_messages_helpers():
     assert uses_placeholder(____) and repr(____) == "____"
 
