@@ -9,7 +9,9 @@ What is modelled, and how (assumptions, not measurements):
 - TTFT: log-normal with the profile's median and sigma. Chunk gaps: tokens in the chunk / the profile's tokens/s,
   times a uniform 0.8-1.2 jitter.
 - Chunking: a short first chunk (the first few words), then about 30 tokens a chunk, split at word boundaries.
-- Tokens: estimated at 4 characters a token (the ratio Google's docs quote for Gemini models).
+- Tokens: text estimated at 4 characters a token (the ratio Google's docs quote for Gemini models); inline images
+  by the documented Gemini 2.x rule (:func:`helpers.media.image_tokens`: 258 for an image up to 384x384 px);
+  other media (PDFs, video, ``fileData``) are not counted.
 - ``maxOutputTokens`` truncates and finishes with ``MAX_TOKENS``; ``stopSequences`` cut the text before the stop.
 - ``seed`` picks a fixed variant of the scripted text; without it, variants rotate per call (as sampling would).
 """
@@ -17,19 +19,24 @@ What is modelled, and how (assumptions, not measurements):
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import hashlib
+import io
 import json
 import math
 import random
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from PIL import Image
 
 from ..cassette import canonical_json
+from ..media import IMAGE_TILE_TOKENS, image_tokens
 from ..models import PROFILES, LatencyProfile
 from .wire import (
     SSE_CONTENT_TYPE,
@@ -115,10 +122,39 @@ def _last_user_text(body: dict[str, Any]) -> str:
     return " ".join(_texts(users[-1:]))
 
 
-def prompt_tokens(body: dict[str, Any]) -> int:
-    """Estimated input tokens of a generate request: every text part of the contents and system instruction."""
-    parts = _texts(body.get("contents", [])) + _texts([body.get("systemInstruction") or {}])
-    return sum(estimate_tokens(t) for t in parts)
+def _inline_image_tokens(part: dict[str, Any]) -> int:
+    """Tokens of an inline image part by :func:`helpers.media.image_tokens` (its size read from the image's header),
+    one tile if the data is not a readable image; 0 for any other part."""
+    blob = part.get("inlineData") or part.get("inline_data")
+    if not isinstance(blob, dict) or not str(blob.get("mimeType", blob.get("mime_type", ""))).startswith("image/"):
+        return 0
+    try:
+        with Image.open(io.BytesIO(base64.b64decode(blob.get("data", "")))) as image:
+            return image_tokens(*image.size)
+    except (OSError, ValueError):
+        return IMAGE_TILE_TOKENS
+
+
+def prompt_token_details(body: dict[str, Any]) -> dict[str, int]:
+    """Estimated input tokens of a generate request by modality, as ``promptTokensDetails`` reports them.
+
+    ``TEXT``: every text part of the contents and system instruction, at 4 characters a token. ``IMAGE`` (present
+    only when there are inline images): :func:`helpers.media.image_tokens` of each, the documented rule for Gemini
+    2.x (258 tokens for an image up to 384x384 px). Not modelled: PDFs, audio, video and ``fileData`` parts (0 tokens).
+    """
+    contents = [*body.get("contents", []), body.get("systemInstruction") or {}]
+    parts = [p for c in contents if isinstance(c, dict) for p in c.get("parts", []) if isinstance(p, dict)]
+    details = {"TEXT": sum(estimate_tokens(p["text"]) for p in parts if isinstance(p.get("text"), str))}
+    images = sum(_inline_image_tokens(p) for p in parts)
+    if images:
+        details["IMAGE"] = images
+    return details
+
+
+def token_details(tokens: int | Mapping[str, int]) -> list[dict[str, Any]]:
+    """``promptTokensDetails`` for a count by modality, or for a plain count (all of it ``TEXT``)."""
+    by_modality = {"TEXT": tokens} if isinstance(tokens, int) else tokens
+    return [{"modality": modality, "tokenCount": count} for modality, count in by_modality.items()]
 
 
 @dataclass
@@ -167,10 +203,8 @@ class SyntheticUpstream:
             )
         if method == "countTokens":
             inner = body.get("generateContentRequest", body)
-            tokens = prompt_tokens(inner)
-            return json_response(
-                {"totalTokens": tokens, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": tokens}]}
-            )
+            details = prompt_token_details(inner)
+            return json_response({"totalTokens": sum(details.values()), "promptTokensDetails": token_details(details)})
         prompt = _last_user_text(body)
         entry = self.script.find(model, prompt)
         if entry is None:
@@ -187,7 +221,7 @@ class SyntheticUpstream:
         seed = config.get("seed")
         text = entry.variants[(seed if seed is not None else call) % len(entry.variants)]
         rng = random.Random(int(hashlib.sha256(f"{calls_key}|{call}".encode()).hexdigest(), 16))
-        timeline = synthesize(model, text, config, prompt_tokens(body), self.profiles[model], rng)
+        timeline = synthesize(model, text, config, prompt_token_details(body), self.profiles[model], rng)
         headers = {SYNTHETIC_HEADER: json.dumps(provenance(self.profiles[model]))}
         loop = asyncio.get_running_loop()
         if method == "generateContent":
@@ -253,7 +287,7 @@ def synthesize(
     model: str,
     text: str,
     config: dict[str, Any],
-    input_tokens: int,
+    input_tokens: int | Mapping[str, int],
     profile: LatencyProfile,
     rng: random.Random,
 ) -> list[tuple[float, dict[str, Any]]]:
@@ -261,7 +295,10 @@ def synthesize(
 
     Applies ``stopSequences`` and ``maxOutputTokens`` from ``config`` to ``text`` first. Each chunk is a
     ``GenerateContentResponse``; only the last carries ``finishReason`` and complete ``usageMetadata``.
+    ``input_tokens`` is the prompt's count, or its count by modality (:func:`prompt_token_details`).
     """
+    details = token_details(input_tokens)
+    input_tokens = sum(d["tokenCount"] for d in details)
     finish = "STOP"
     for stop in config.get("stopSequences", []):
         if stop in text:
@@ -283,7 +320,7 @@ def synthesize(
         usage: dict[str, Any] = {
             "promptTokenCount": input_tokens,
             "totalTokenCount": input_tokens,
-            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": input_tokens}],
+            "promptTokensDetails": details,
         }
         if last:
             candidate["finishReason"] = finish

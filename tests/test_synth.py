@@ -1,0 +1,69 @@
+"""The synthetic upstream's answers, one concern per section (others may add theirs in sections of their own)."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import pytest
+from google import genai
+from google.genai import types
+from PIL import Image
+
+from helpers.media import IMAGE_TILE_TOKENS, image_tokens
+from helpers.models import FLASH
+from helpers.replay.runner import running
+from helpers.replay.synth import Script, ScriptEntry, SyntheticUpstream, estimate_tokens, prompt_token_details
+
+# Image tokens (04_multimodal) ---------------------------------------------------------------------------------------
+
+QUESTION = "What is in this picture?"
+
+
+def png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (255, 0, 0)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def inline(data: bytes, mime_type: str) -> dict:
+    return {"inlineData": {"data": base64.b64encode(data).decode(), "mimeType": mime_type}}
+
+
+def test_image_tokens_follow_the_documented_tiles() -> None:
+    assert image_tokens(384, 384) == image_tokens(1, 1) == IMAGE_TILE_TOKENS == 258
+    assert image_tokens(385, 100) == 258, "one 768x768 tile"
+    assert image_tokens(1000, 800) == 4 * 258 and image_tokens(1536, 768) == 2 * 258
+    with pytest.raises(ValueError, match="positive sides"):
+        image_tokens(0, 10)
+
+
+def test_prompt_token_details_count_inline_images_and_nothing_else() -> None:
+    body = {
+        "contents": [
+            {"role": "user", "parts": [inline(png(64, 64), "image/png"), inline(png(800, 600), "image/png")]},
+            {"role": "user", "parts": [{"text": QUESTION}, inline(b"%PDF-1.4", "application/pdf")]},
+            {"role": "user", "parts": [{"fileData": {"file_uri": "https://x/files/a", "mime_type": "video/mp4"}}]},
+        ],
+        "systemInstruction": {"parts": [{"text": "Be brief."}]},
+    }
+    text = estimate_tokens(QUESTION) + estimate_tokens("Be brief.")
+    assert prompt_token_details(body) == {"TEXT": text, "IMAGE": 258 + 2 * 258}
+    assert prompt_token_details({"contents": [{"parts": [{"text": QUESTION}]}]}) == {"TEXT": estimate_tokens(QUESTION)}
+    unreadable = {"contents": [{"parts": [inline(b"not a png", "image/png")]}]}
+    assert prompt_token_details(unreadable) == {"TEXT": 0, "IMAGE": 258}, "one tile when the size can't be read"
+
+
+async def test_usage_and_count_tokens_report_the_image_through_the_sdk() -> None:
+    script = Script([ScriptEntry(QUESTION, ["A red square."])])
+    async with running(SyntheticUpstream(script).app()) as url:
+        client = genai.Client(api_key="k", http_options=types.HttpOptions(base_url=f"{url}/"))
+        contents = [types.Part.from_bytes(data=png(100, 100), mime_type="image/png"), QUESTION]
+        response = await client.aio.models.generate_content(model=FLASH, contents=contents)
+        counted = await client.aio.models.count_tokens(model=FLASH, contents=contents)
+        await client.aio.aclose()
+    usage = response.usage_metadata
+    by_modality = {d.modality: d.token_count for d in usage.prompt_tokens_details}
+    assert by_modality == {types.MediaModality.TEXT: estimate_tokens(QUESTION), types.MediaModality.IMAGE: 258}
+    assert usage.prompt_token_count == counted.total_tokens == estimate_tokens(QUESTION) + 258
+    assert usage.total_token_count == usage.prompt_token_count + usage.candidates_token_count
