@@ -203,6 +203,21 @@ async def test_async_list_pages_and_delete(server: Server) -> None:
     await c.aio.aclose()
 
 
+def test_an_upload_deleted_and_made_again_gets_its_id_back(server: Server) -> None:
+    """So calls recorded with a file's uri still match when a learner re-runs an upload cell (04_multimodal)."""
+    c = client(server.url, cassette="reupload")
+
+    def upload(**config: str) -> types.File:
+        return c.files.upload(file=io.BytesIO(b"same bytes"), config={"mime_type": "text/plain", **config})
+
+    first, second = upload(), upload()
+    assert second.name != first.name, "two files at once need two ids"
+    c.files.delete(name=first.name)
+    again = upload()
+    assert (again.name, again.uri) == (first.name, first.uri)
+    assert upload(display_name="x").name not in (first.name, second.name), "the display name is part of the id"
+
+
 # Batches ------------------------------------------------------------------------------------------------------------
 
 

@@ -27,8 +27,10 @@ What the server does, and how it compares with the real API (google-genai 3.4.0 
   API, uploaded files can be downloaded by name (the SDK refuses only a ``File`` object without ``download_uri``).
 - Ids are stable across runs, so recorded ``fileData.fileUri`` values match in replay: an upload whose bytes match
   a recorded upload (same ``sha256Hash``, in cassette order) takes that recording's ``name`` and ``uri``; any other
-  gets an id derived from the cassette, the bytes, the MIME type, the display name and how many times the same
-  upload came before, with the ``uri`` the real API would give it.
+  gets the first of a fixed series of ids (derived from the cassette, the bytes, the MIME type and the display name)
+  that no file holds now, with the ``uri`` the real API would give it. So an upload deleted and made again gets its
+  old id back, and calls recorded with it still match: a learner can re-run an upload cell, or a check that uploads
+  and deletes, as often as they like (the real API gives every upload a new id).
 - Record mode: uploads and downloads are proxied here (the upstream's upload URL is handed to the client rewritten to
   point back at this server); their metadata exchanges are recorded, never the bytes. Get, list and delete go
   through the recorder like any other call. With ``serve --record --local-files-batches`` (recording from the
@@ -41,6 +43,7 @@ import asyncio
 import base64
 import datetime as dt
 import hashlib
+import itertools
 import json
 import re
 import time
@@ -440,7 +443,11 @@ class FileService:
             name, uri = recorded[turn % len(recorded)]
             if name.removeprefix("files/") not in self.files[upload.cassette]:
                 return name.removeprefix("files/"), uri
-        return stable_id(12, upload.cassette, digest, upload.mime_type, upload.display_name or "", str(turn)), None
+        series = (
+            stable_id(12, upload.cassette, digest, upload.mime_type, upload.display_name or "", str(slot))
+            for slot in itertools.count()
+        )
+        return next(i for i in series if i not in self.files[upload.cassette]), None
 
     def _recorded_uploads(self, cassette: str, digest: str) -> list[tuple[str, str | None]]:
         """``(name, uri)`` of the cassette's recorded finished uploads of these bytes, in recorded order."""
