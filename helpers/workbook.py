@@ -48,7 +48,8 @@ class Session:
         cassette: the notebook's cassette name, e.g. ``"01_sync"``.
         base_url: where the SDK sends requests (``None`` in live mode: the SDK's default endpoint).
         server_url: the replay server's ``http://HOST:PORT`` (``None`` in live mode).
-        speed: recorded delays are divided by this in replay.
+        speed: recorded delays are divided by this in replay; in replay and record, the server's own clocks (the
+            rate-limit window, batch and file timelines) run this much faster.
         sources: what the cassette holds: ``"synthetic"``, ``"recorded"``, ``"recorded and synthetic"``.
     """
 
@@ -160,7 +161,9 @@ def setup(notebook: str, *, speed: float = 1.0) -> Session:
 
     Args:
         notebook: the notebook's name without extension, e.g. ``"01_sync"``; it names the cassette.
-        speed: in replay, divide every recorded delay by this (lessons use it to keep 100-request demos short).
+        speed: in replay, divide every recorded delay by this (lessons use it to keep 100-request demos short); in
+            replay and record, the rate-limit window lasts ``60 / speed`` seconds and batch and file timelines are
+            as much shorter.
 
     Returns:
         The :class:`Session`; its one-line description is printed.
@@ -198,7 +201,10 @@ def setup(notebook: str, *, speed: float = 1.0) -> Session:
             upstream = _server("synth", ["synth", "--script", str(script)]).url
             # The synthetic upstream has no Files or Batch API: the recorder serves those as replay does.
             sources, local = "synthetic", ["--local-files-batches"]
-        server = _server("serve", ["serve", "--cassettes", str(folder), "--record", "--upstream", upstream, *local])
+        # --speed scales the server's own clocks in record mode too (rate-limit window, batch and file timelines),
+        # so a lesson's waits match its replay; the upstream's answers keep their real timing.
+        args = ["serve", "--cassettes", str(folder), "--speed", f"{speed:g}", "--record", "--upstream", upstream]
+        server = _server("serve", [*args, *local])
     if not _has_key():
         os.environ["GEMINI_API_KEY"] = PLACEHOLDER_KEY
     base_url = f"{server.url}/{notebook}/"

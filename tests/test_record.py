@@ -12,7 +12,9 @@ from aiohttp import web
 from google import genai
 from google.genai import errors, types
 
+from helpers import control
 from helpers.cassette import Cassette
+from helpers.models import FLASH
 from helpers.replay.runner import running
 from helpers.replay.wire import SSE_CONTENT_TYPE, json_response, sse_event
 
@@ -136,3 +138,37 @@ async def test_unreachable_upstream_is_a_clear_502(tmp_path: Path) -> None:
     finally:
         recorder.stop()
     assert not (tmp_path / "rec.json").exists()
+
+
+async def test_record_mode_applies_the_cassettes_rate_limit_and_records_only_admitted_calls(tmp_path: Path) -> None:
+    seen: list[str] = []
+    async with running(stand_in_upstream(seen)) as upstream:
+        recorder = start_server(
+            "--port", "0", "--cassettes", str(tmp_path), "--speed", "60", "--record", "--upstream", upstream
+        )
+        try:
+            control.set_limits(rpm=2, cassette="rec", server_url=recorder.url)
+            c = genai.Client(api_key="k", http_options=types.HttpOptions(base_url=f"{recorder.url}/rec/"))
+
+            async def ask() -> object:
+                try:
+                    return [
+                        ch.text
+                        async for ch in await c.aio.models.generate_content_stream(model=FLASH, contents="Count")
+                    ]
+                except errors.APIError as e:
+                    return e
+
+            outcomes = await asyncio.gather(*(ask() for _ in range(3)))
+            # countTokens is not a model call: never limited.
+            assert (await c.aio.models.count_tokens(model=FLASH, contents="Count")).total_tokens == 7
+            await c.aio.aclose()
+        finally:
+            recorder.stop()
+    refused = [o for o in outcomes if isinstance(o, errors.APIError)]
+    assert [o for o in outcomes if o == PIECES] and len(refused) == 1 and refused[0].code == 429
+    retry_delay = refused[0].details["error"]["details"][0]["retryDelay"]
+    assert 0 < float(retry_delay.removesuffix("s")) <= 1.0, "the window lasts 60 s / --speed 60"
+    assert len(seen) == 3, "the refused call never reached the upstream"
+    streams = [e for e in Cassette.load(tmp_path / "rec.json").exchanges if e.is_stream]
+    assert len(streams) == 2

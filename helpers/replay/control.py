@@ -13,7 +13,8 @@
     POST /_control/{cassette}/faults/clear             {}
 
 Latency and ``fail_next`` hit every API request of the cassette (files and batches too, record mode included);
-stream faults hit the next replayed stream; rate limits apply to replayed model calls (see :mod:`.limits`).
+stream faults hit the next replayed stream; rate limits apply to model calls, replayed or recorded (in record mode
+RPM only: a call's tokens are not known before it is forwarded; see :mod:`.limits`).
 A POST answers ``{}``. Bad input answers 400 (an unknown action 404) in the API's error shape, with a message that
 says what to do. Times are seconds of the server's monotonic clock, reported relative to the last reset; they are
 the client's wall-clock seconds too (``--speed`` scales recorded delays, not the clock).
@@ -162,8 +163,11 @@ class ControlPanel:
         app.middlewares.append(self._middleware)
         app.on_response_prepare.append(self._first_byte)
 
-    def admit(self, cassette: str, path: str, exchange: Exchange) -> web.Response | None:
-        """Count a model call against the cassette's rate limits, or return its 429 (see :mod:`.limits`)."""
+    def admit(self, cassette: str, path: str, exchange: Exchange | None) -> web.Response | None:
+        """Count a model call against the cassette's rate limits, or return its 429 (see :mod:`.limits`).
+
+        ``exchange`` is the recording that will answer it, or ``None`` in record mode (TPM then counts no tokens).
+        """
         return self.limiter.admit(cassette, path, exchange, asyncio.get_running_loop().time())
 
     def take_stream_fault(self, cassette: str) -> StreamFault | None:

@@ -53,8 +53,11 @@ class Limits:
     tpm: int | None = None
 
 
-def recorded_tokens(exchange: Exchange) -> int:
-    """The exchange's ``usageMetadata.totalTokenCount`` (the last chunk's, for a stream); 0 when not recorded."""
+def recorded_tokens(exchange: Exchange | None) -> int:
+    """The exchange's ``usageMetadata.totalTokenCount`` (the last chunk's, for a stream); 0 when not recorded, and
+    for ``None`` (record mode, where a call is admitted before its answer, and its tokens, exist)."""
+    if exchange is None:
+        return 0
     response = exchange.response
     body = response["chunks"][-1]["data"] if exchange.is_stream else response["body"]
     usage = body.get("usageMetadata") if isinstance(body, dict) else None
@@ -79,13 +82,14 @@ class RateLimiter:
         """Give ``cassette`` its own limits; calls already admitted in the window keep counting."""
         self._limits[cassette] = limits
 
-    def admit(self, cassette: str, path: str, exchange: Exchange, now: float) -> web.Response | None:
+    def admit(self, cassette: str, path: str, exchange: Exchange | None, now: float) -> web.Response | None:
         """Admit one call at time ``now`` and count it, or return the 429 that refuses it (the call is not counted).
 
         Args:
             cassette: the cassette the call is for.
             path: the API path, with or without its version segment; calls other than generate are always admitted.
-            exchange: the recording that will answer the call (its tokens count against TPM).
+            exchange: the recording that will answer the call (its tokens count against TPM); ``None`` in record
+                mode, where only RPM can be enforced.
             now: the server's monotonic clock, seconds.
         """
         match = MODEL_CALL.match(strip_version(path))

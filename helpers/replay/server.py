@@ -174,6 +174,11 @@ class ReplayServer:
             except (UnicodeDecodeError, json.JSONDecodeError) as e:
                 return error_response(400, f"Invalid JSON payload received. {e}.")
         if self.recorder is not None:
+            # Limits set for the cassette apply in record mode too, so a lesson that teaches them records as it
+            # replays; a refused call is not forwarded, hence not recorded.
+            refusal = self.control.admit(name, api.path, None)
+            if refusal is not None:
+                return refusal
             return await self.recorder.forward(request, api, start)
         try:
             cassette, index = self.store.get(name)
