@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 
 import pytest
 from google import genai
@@ -13,7 +14,14 @@ from PIL import Image
 from helpers.media import IMAGE_TILE_TOKENS, image_tokens
 from helpers.models import FLASH
 from helpers.replay.runner import running
-from helpers.replay.synth import Script, ScriptEntry, SyntheticUpstream, estimate_tokens, prompt_token_details
+from helpers.replay.synth import (
+    Script,
+    ScriptEntry,
+    SyntheticUpstream,
+    _last_user_text,
+    estimate_tokens,
+    prompt_token_details,
+)
 
 # Image tokens (04_multimodal) ---------------------------------------------------------------------------------------
 
@@ -67,3 +75,63 @@ async def test_usage_and_count_tokens_report_the_image_through_the_sdk() -> None
     assert by_modality == {types.MediaModality.TEXT: estimate_tokens(QUESTION), types.MediaModality.IMAGE: 258}
     assert usage.prompt_token_count == counted.total_tokens == estimate_tokens(QUESTION) + 258
     assert usage.total_token_count == usage.prompt_token_count + usage.candidates_token_count
+
+
+# Function calling (03_streaming) ------------------------------------------------------------------------------------
+
+WEATHER = "What's the weather in Paris right now?"
+CALL = {"name": "get_weather", "args": {"city": "Paris"}}
+ANSWER = "It is 18 °C and sunny in Paris."
+
+
+def get_weather(city: str) -> dict:
+    """Current weather for a city."""
+    return {"city": city, "temperature_c": 18, "sky": "sunny"}
+
+
+def test_a_script_entry_may_carry_a_function_call(tmp_path) -> None:
+    path = tmp_path / "script.json"
+    path.write_text(json.dumps({"responses": [{"prompt": "weather", "function_call": CALL, "text": ANSWER}]}))
+    (entry,) = Script.load(path).entries
+    assert (entry.function_call, entry.variants) == (CALL, [ANSWER])
+    path.write_text(json.dumps({"responses": [{"prompt": "weather", "function_call": {"name": "f"}, "text": "x"}]}))
+    with pytest.raises(ValueError, match=r"script\.json is unreadable or malformed .*function_call"):
+        Script.load(path)
+
+
+async def test_a_stream_with_tools_gets_the_call_then_the_answer_to_its_result() -> None:
+    script = Script([ScriptEntry("weather in Paris", [ANSWER], function_call=CALL)])
+    config = types.GenerateContentConfig(
+        tools=[get_weather], automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True)
+    )
+    async with running(SyntheticUpstream(script).app()) as url:
+        client = genai.Client(api_key="k", http_options=types.HttpOptions(base_url=f"{url}/"))
+        stream = await client.aio.models.generate_content_stream(model=FLASH, contents=WEATHER, config=config)
+        (chunk,) = [c async for c in stream]
+        (call,) = chunk.function_calls
+        assert (call.name, call.args) == (CALL["name"], CALL["args"])
+        assert chunk.candidates[0].finish_reason == types.FinishReason.STOP
+        assert chunk.usage_metadata.candidates_token_count == estimate_tokens(json.dumps(CALL))
+
+        result = types.Part.from_function_response(name=call.name, response=get_weather(**call.args))
+        contents = [
+            types.Content(role="user", parts=[types.Part(text=WEATHER)]),
+            chunk.candidates[0].content,
+            types.Content(role="user", parts=[result]),
+        ]
+        stream = await client.aio.models.generate_content_stream(model=FLASH, contents=contents, config=config)
+        assert "".join([c.text async for c in stream]) == ANSWER
+
+        plain = await client.aio.models.generate_content(model=FLASH, contents=WEATHER)
+        assert plain.text == ANSWER and plain.function_calls is None, "without tools, the text answers"
+        whole = await client.aio.models.generate_content(model=FLASH, contents=WEATHER, config=config)
+        assert whole.function_calls[0].name == CALL["name"], "generateContent gets the call too"
+        await client.aio.aclose()
+
+
+def test_only_turns_of_function_results_are_skipped_when_matching() -> None:
+    result = {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {}}}]}
+    body = {"contents": [{"role": "user", "parts": [{"text": WEATHER}]}, {"role": "model", "parts": []}, result]}
+    assert _last_user_text(body) == WEATHER
+    body["contents"].append({"role": "user", "parts": [{"text": "And tomorrow?"}]})
+    assert _last_user_text(body) == "And tomorrow?"

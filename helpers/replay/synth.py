@@ -14,6 +14,8 @@ What is modelled, and how (assumptions, not measurements):
   other media (PDFs, video, ``fileData``) are not counted.
 - ``maxOutputTokens`` truncates and finishes with ``MAX_TOKENS``; ``stopSequences`` cut the text before the stop.
 - ``seed`` picks a fixed variant of the scripted text; without it, variants rotate per call (as sampling would).
+- Function calling: an entry with a ``function_call`` answers a request that declares ``tools`` with that call (one
+  chunk, no text), and the turn that sends the tool's ``functionResponse`` back with its text.
 """
 
 from __future__ import annotations
@@ -79,17 +81,22 @@ def chunk_text(text: str) -> list[str]:
 
 @dataclass
 class ScriptEntry:
-    """One scripted answer: used for any request whose last user text contains ``prompt``."""
+    """One scripted answer: used for any request whose last user text contains ``prompt``.
+
+    ``function_call`` (``{"name": str, "args": dict}``), when set, is the answer to a request that declares
+    ``tools``; the text answers the request that sends the tool's result back (introduced in ``03_streaming``).
+    """
 
     prompt: str
     variants: list[str]
     model: str | None = None
+    function_call: dict[str, Any] | None = None
 
 
 @dataclass
 class Script:
     """The synthetic upstream's answers, first match wins. File form: ``{"responses": [{"prompt", "text" |
-    "variants", "model"?}]}``."""
+    "variants", "model"?, "function_call"?}]}``."""
 
     entries: list[ScriptEntry] = field(default_factory=list)
 
@@ -98,9 +105,11 @@ class Script:
         """Read a script file. Raises ``ValueError`` naming the file and entry when it is malformed."""
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            return cls(
-                [ScriptEntry(e["prompt"], e.get("variants") or [e["text"]], e.get("model")) for e in data["responses"]]
-            )
+            entries = [
+                ScriptEntry(e["prompt"], e.get("variants") or [e["text"]], e.get("model"), _function_call(e))
+                for e in data["responses"]
+            ]
+            return cls(entries)
         except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
             raise ValueError(
                 f"synthetic script {path} is unreadable or malformed ({e!r}); see docs/cassettes.md"
@@ -113,12 +122,33 @@ class Script:
         return None
 
 
+def _function_call(entry: dict[str, Any]) -> dict[str, Any] | None:
+    """An entry's ``function_call`` as the API sends it (``{"name", "args"}``); ``None`` when it has none.
+
+    Raises:
+        TypeError: not an object with a string ``name`` and an object ``args``.
+    """
+    call = entry.get("function_call")
+    if call is None:
+        return None
+    if not (isinstance(call, dict) and isinstance(call.get("name"), str) and isinstance(call.get("args"), dict)):
+        raise TypeError(f'"function_call" must be {{"name": str, "args": {{...}}}}, got {call!r}')
+    return {"name": call["name"], "args": call["args"]}
+
+
+def _answers_calls(content: Any) -> bool:
+    """True for a turn made only of ``functionResponse`` parts: a tool's result sent back, not a user's words."""
+    parts = (content.get("parts") or []) if isinstance(content, dict) else []
+    return bool(parts) and all(isinstance(p, dict) and "functionResponse" in p for p in parts)
+
+
 def _texts(contents: list[Any]) -> list[str]:
     return [p["text"] for c in contents if isinstance(c, dict) for p in c.get("parts", []) if "text" in p]
 
 
 def _last_user_text(body: dict[str, Any]) -> str:
-    users = [c for c in body.get("contents", []) if c.get("role", "user") == "user"]
+    """The text of the last user turn; turns that only send tools' results back are skipped (they have none)."""
+    users = [c for c in body.get("contents", []) if c.get("role", "user") == "user" and not _answers_calls(c)]
     return " ".join(_texts(users[-1:]))
 
 
@@ -222,6 +252,9 @@ class SyntheticUpstream:
         text = entry.variants[(seed if seed is not None else call) % len(entry.variants)]
         rng = random.Random(int(hashlib.sha256(f"{calls_key}|{call}".encode()).hexdigest(), 16))
         timeline = synthesize(model, text, config, prompt_token_details(body), self.profiles[model], rng)
+        contents = body.get("contents") or [{}]
+        if entry.function_call is not None and body.get("tools") and not _answers_calls(contents[-1]):
+            timeline = as_function_call(timeline, entry.function_call)
         headers = {SYNTHETIC_HEADER: json.dumps(provenance(self.profiles[model]))}
         loop = asyncio.get_running_loop()
         if method == "generateContent":
@@ -340,9 +373,28 @@ def synthesize(
     return timeline
 
 
+def as_function_call(
+    timeline: list[tuple[float, dict[str, Any]]], call: dict[str, Any]
+) -> list[tuple[float, dict[str, Any]]]:
+    """A synthesized answer turned into a function call: one chunk, at the first chunk's offset (the TTFT), whose
+    only part is ``{"functionCall": call}``, finishing ``STOP``; its output tokens are the call's JSON at 4 characters
+    a token. Introduced for ``03_streaming`` (function calling while streaming)."""
+    offset = timeline[0][0]
+    data = json.loads(json.dumps(timeline[-1][1]))
+    data["candidates"][0]["content"]["parts"] = [{"functionCall": call}]
+    data["candidates"][0]["finishReason"] = "STOP"
+    usage = data["usageMetadata"]
+    usage["candidatesTokenCount"] = estimate_tokens(json.dumps(call))
+    usage["totalTokenCount"] = usage["promptTokenCount"] + usage["candidatesTokenCount"]
+    return [(offset, data)]
+
+
 def merge_chunks(chunks: list[dict[str, Any]]) -> dict[str, Any]:
-    """The single ``generateContent`` reply equivalent to a stream of chunks: texts joined, last chunk's metadata."""
+    """The single ``generateContent`` reply equivalent to a stream of chunks: texts joined into one part (other parts,
+    such as a function call, kept after it), the last chunk's metadata."""
     merged = json.loads(json.dumps(chunks[-1]))
-    text = "".join(c["candidates"][0]["content"]["parts"][0]["text"] for c in chunks)
-    merged["candidates"][0]["content"]["parts"] = [{"text": text}]
+    parts = [p for c in chunks for p in c["candidates"][0]["content"]["parts"]]
+    texts = [p["text"] for p in parts if "text" in p]
+    others = [p for p in parts if "text" not in p]
+    merged["candidates"][0]["content"]["parts"] = ([{"text": "".join(texts)}] if texts else []) + others
     return merged
