@@ -231,7 +231,9 @@ def chunk_arrival(streams: StreamTiming | Mapping[str, StreamTiming], *, tokens:
     return fig
 
 
-def throughput(runs: Mapping[int, ConcurrencyTiming], *, rpm_limit: float | None = None) -> Figure:
+def throughput(
+    runs: Mapping[int, ConcurrencyTiming], *, rpm_limit: float | None = None, window_s: float = 60.0
+) -> Figure:
     """Achieved requests per second against concurrency, with ideal linear scaling and the RPM limit.
 
     Points where requests were rejected are labelled with their 429 count. Introduced in ``02_async``.
@@ -239,7 +241,9 @@ def throughput(runs: Mapping[int, ConcurrencyTiming], *, rpm_limit: float | None
     Args:
         runs: concurrency level (e.g. the semaphore size) -> the :class:`~helpers.timing.ConcurrencyTiming` of a
             run at that level.
-        rpm_limit: the rate limit in requests per minute, drawn as ``rpm_limit / 60`` requests per second.
+        rpm_limit: the rate limit in requests per minute, drawn as ``rpm_limit / window_s`` requests per second.
+        window_s: how long the limit's minute lasts, seconds: 60, or ``60 / speed`` on a replay server sped up by
+            ``speed`` (``02_async``), whose window shrinks with its recorded delays.
 
     Returns:
         The figure: concurrency on x (log 2 scale when the levels span 8x or more), requests/s on y.
@@ -262,13 +266,15 @@ def throughput(runs: Mapping[int, ConcurrencyTiming], *, rpm_limit: float | None
             ax.annotate(f"{rejected} × 429", (level, value), textcoords="offset points", xytext=(0, -14), ha="center")
     top = max(achieved.max(), 0.0)
     if rpm_limit is not None:
+        per_s = rpm_limit / window_s
+        minute = "" if window_s == 60 else f" (a minute of {window_s:g} s)"
         ax.axhline(
-            rpm_limit / 60,
+            per_s,
             color=STATUS_COLORS["error"],
             linestyle=":",
-            label=f"RPM limit {rpm_limit:g} = {rpm_limit / 60:.2f} requests/s",
+            label=f"RPM limit {rpm_limit:g}{minute} = {per_s:.2f} requests/s",
         )
-        top = max(top, rpm_limit / 60)
+        top = max(top, per_s)
     ax.set_ylim(0, top * 1.3 or 1.0)
     if levels[-1] / levels[0] >= 8:
         ax.set_xscale("log", base=2)

@@ -143,6 +143,14 @@ def test_throughput_plots_achieved_rate_ideal_and_rpm_limit(tmp_path):
     assert [t.get_text() for t in ax.texts] == ["8 × 429"]
     assert ax.get_ylabel() == "throughput (requests/s)"
     assert fig._suptitle.get_text() == "Throughput against concurrency: 3 levels, 30 requests"
+    assert limit.get_label() == "RPM limit 600 = 10.00 requests/s"
+
+
+def test_throughput_limit_on_a_sped_up_replay_server_lasts_its_shorter_minute():
+    runs = {1: ConcurrencyTiming((CallTiming("a", 0, 0.0, None, 0.1, 200),))}
+    limit = plots.throughput(runs, rpm_limit=10, window_s=1.0).axes[0].get_lines()[-1]
+    assert limit.get_ydata()[0] == 10
+    assert limit.get_label() == "RPM limit 10 (a minute of 1 s) = 10.00 requests/s"
 
 
 def test_figures_are_deterministic_and_show_once_in_jupyter():
