@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import os
 import signal
 import socket
 import sys
@@ -44,7 +45,9 @@ def bind(host: str, port: int) -> socket.socket:
 async def running(app: web.Application, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
     """Serve ``app`` in the current event loop for the duration of the block; yields its ``http://HOST:PORT`` URL."""
     sock = bind(host, port)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    # handler_cancellation: a client that goes away (a cancelled cell, a timeout) ends its request at once, rather than
+    # when its next recorded chunk is due, so the stats show it as ended and nothing sleeps on for it.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0, handler_cancellation=True)
     await runner.setup()
     # A large backlog: a notebook may open hundreds of connections at once.
     site = web.SockSite(runner, sock, backlog=2048)
@@ -68,7 +71,10 @@ async def serve_forever(app: web.Application, host: str, port: int, watch_stdin:
     if watch_stdin:
 
         def wait_for_eof() -> None:
-            sys.stdin.buffer.read()
+            # os.read on the raw descriptor, not sys.stdin: a daemon thread blocked inside a buffered reader holds
+            # its lock, and the interpreter aborts at shutdown ("could not acquire lock ... at interpreter shutdown").
+            while os.read(sys.stdin.fileno(), 4096):
+                pass
             loop.call_soon_threadsafe(stop.set)
 
         threading.Thread(target=wait_for_eof, daemon=True).start()
