@@ -8,6 +8,7 @@ import json
 import time
 from pathlib import Path
 
+import aiohttp
 from aiohttp import web
 from google import genai
 from google.genai import errors, types
@@ -172,3 +173,66 @@ async def test_record_mode_applies_the_cassettes_rate_limit_and_records_only_adm
     assert len(seen) == 3, "the refused call never reached the upstream"
     streams = [e for e in Cassette.load(tmp_path / "rec.json").exchanges if e.is_stream]
     assert len(streams) == 2
+
+
+def recorded_texts(folder: Path) -> list[list[str]]:
+    """The chunk texts of every exchange of cassette ``rec``, in order."""
+    exchanges = Cassette.load(folder / "rec.json").exchanges
+    return [
+        [piece["data"]["candidates"][0]["content"]["parts"][0]["text"] for piece in e.response["chunks"]]
+        for e in exchanges
+    ]
+
+
+async def test_a_client_that_leaves_a_stream_gets_what_it_was_sent_recorded(tmp_path: Path) -> None:
+    async with running(stand_in_upstream([])) as upstream:
+        recorder = start_server("--port", "0", "--cassettes", str(tmp_path), "--record", "--upstream", upstream)
+        try:
+            c = genai.Client(api_key="k", http_options=types.HttpOptions(base_url=f"{recorder.url}/rec/"))
+            first = asyncio.Event()
+
+            async def read() -> None:
+                async for _ in await c.aio.models.generate_content_stream(model=FLASH, contents="Count"):
+                    first.set()
+
+            task = asyncio.create_task(read())
+            await first.wait()
+            task.cancel()  # closes the connection after the first chunk, as a cancelled cell would
+            await asyncio.gather(task, return_exceptions=True)
+            for _ in range(100):  # the recorder notices at once; give it a moment to write the file
+                if (tmp_path / "rec.json").exists():
+                    break
+                await asyncio.sleep(0.02)
+            await c.aio.aclose()
+        finally:
+            recorder.stop()
+    assert recorded_texts(tmp_path) == [PIECES[:1]]
+
+
+async def test_stream_faults_strike_in_record_mode_and_replay_alike(tmp_path: Path) -> None:
+    async def cut_after_one(url: str) -> list[str]:
+        control.cut_stream(1, cassette="rec", server_url=url)
+        c = genai.Client(api_key="k", http_options=types.HttpOptions(base_url=f"{url}/rec/"))
+        texts: list[str] = []
+        try:
+            async for ch in await c.aio.models.generate_content_stream(model=FLASH, contents="Count"):
+                texts.append(ch.text)
+        except aiohttp.ClientPayloadError:
+            texts.append("<cut>")
+        texts += [ch.text async for ch in await c.aio.models.generate_content_stream(model=FLASH, contents="Count")]
+        await c.aio.aclose()
+        return texts
+
+    async with running(stand_in_upstream([])) as upstream:
+        recorder = start_server("--port", "0", "--cassettes", str(tmp_path), "--record", "--upstream", upstream)
+        try:
+            recorded = await cut_after_one(recorder.url)
+        finally:
+            recorder.stop()
+    assert recorded == ["One ", "<cut>", *PIECES], "the fault hits the next stream only"
+    assert recorded_texts(tmp_path) == [PIECES[:1], PIECES], "the cut stream is recorded up to the cut"
+    replay = start_server("--port", "0", "--cassettes", str(tmp_path))
+    try:
+        assert await cut_after_one(replay.url) == recorded
+    finally:
+        replay.stop()

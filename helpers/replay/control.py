@@ -13,8 +13,8 @@
     POST /_control/{cassette}/faults/clear             {}
 
 Latency and ``fail_next`` hit every API request of the cassette (files and batches too, record mode included);
-stream faults hit the next replayed stream; rate limits apply to model calls, replayed or recorded (in record mode
-RPM only: a call's tokens are not known before it is forwarded; see :mod:`.limits`).
+stream faults hit the next stream, replayed or recorded; rate limits apply to model calls, replayed or recorded (in
+record mode RPM only: a call's tokens are not known before it is forwarded; see :mod:`.limits`).
 A POST answers ``{}``. Bad input answers 400 (an unknown action 404) in the API's error shape, with a message that
 says what to do. Times are seconds of the server's monotonic clock, reported relative to the last reset; they are
 the client's wall-clock seconds too (``--speed`` scales recorded delays, not the clock).

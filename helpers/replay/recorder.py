@@ -2,6 +2,11 @@
 
 The client's API key is passed upstream and never stored: it is dropped from the query, never copied from headers
 into the cassette, and any exchange that still contains it is refused rather than written.
+
+A client that leaves a stream early (it closed the stream, cancelled the task reading it, or timed out) gets its
+exchange recorded with the chunks it was sent, and the recorder stops reading upstream: replay then answers the same
+cell the same way, and a live recording does not pay for tokens nobody reads. An injected stream fault
+(``helpers.control.cut_stream``, ``error_mid_stream``) strikes recorded streams as it strikes replayed ones.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import datetime as dt
 import json
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +27,7 @@ from ..cassette import Cassette, CassetteError, Exchange, canonical_query, strip
 from .wire import SSE_CONTENT_TYPE, SYNTHETIC_HEADER, UNSCRIPTED_HEADER, error_response, json_response
 
 if TYPE_CHECKING:
+    from .control import StreamFault
     from .server import ApiRequest, CassetteStore
 
 FORWARDED_HEADERS = ("content-type", "x-goog-api-key", "user-agent", "x-goog-api-client", "x-server-timeout")
@@ -60,8 +66,21 @@ class Recorder:
         assert self._session is not None, "Recorder.start() was not awaited"
         return self._session
 
-    async def forward(self, request: web.Request, api: ApiRequest, start: float) -> web.StreamResponse:
-        """Send ``api`` upstream, relay the reply to ``request`` as it arrives and record it."""
+    async def forward(
+        self,
+        request: web.Request,
+        api: ApiRequest,
+        start: float,
+        take_fault: Callable[[], StreamFault | None] = lambda: None,
+    ) -> web.StreamResponse:
+        """Send ``api`` upstream, relay the reply to ``request`` as it arrives and record it.
+
+        ``take_fault`` is called when the reply turns out to be a stream, and returns the stream fault to inflict on
+        the client (used up), if any. A stream the client leaves is recorded up to where it left (module docstring).
+
+        Raises:
+            asyncio.CancelledError: the client left mid-stream and its handler was cancelled (after recording).
+        """
         loop = asyncio.get_running_loop()
         key_value = request.headers.get("x-goog-api-key") or api.query.get("key") or ""
         headers = {h: request.headers[h] for h in FORWARDED_HEADERS if h in request.headers}
@@ -77,28 +96,17 @@ class Recorder:
             )
         async with upstream:
             is_stream = upstream.headers.get("content-type", "").startswith(SSE_CONTENT_TYPE)
+            cancelled = False
             if is_stream:
                 stream = web.StreamResponse(status=upstream.status, headers={"Content-Type": SSE_CONTENT_TYPE})
                 await stream.prepare(request)
                 chunks: list[dict[str, Any]] = []
-                data_lines: list[bytes] = []
-                async for line in upstream.content:
-                    await stream.write(line)
-                    stripped = line.strip()
-                    if stripped.startswith(b"data:"):
-                        data_lines.append(stripped[5:].strip())
-                    elif not stripped and data_lines:
-                        offset = round(loop.time() - start, 4)
-                        chunks.append({"offset_s": offset, "data": json.loads(b"\n".join(data_lines))})
-                        data_lines = []
-                if data_lines:
-                    chunks.append(
-                        {
-                            "offset_s": round(loop.time() - start, 4),
-                            "data": json.loads(b"\n".join(data_lines)),
-                        }
-                    )
-                await stream.write_eof()
+                try:
+                    await self._relay(request, stream, upstream, chunks, start, take_fault())
+                except ConnectionError:
+                    pass  # the client closed the connection: keep the chunks it was sent
+                except asyncio.CancelledError:
+                    cancelled = True  # the same, noticed by aiohttp first: record, then let the cancellation go on
                 response: dict[str, Any] = {"status": upstream.status, "chunks": chunks}
                 reply: web.StreamResponse = stream
             else:
@@ -110,10 +118,47 @@ class Recorder:
                     body = {"non_json_body": raw.decode("utf-8", "replace")}
                 response = {"status": upstream.status, "offset_s": offset, "body": body}
                 reply = json_response(body, status=upstream.status)
-            provenance = self.provenance(request.headers, upstream, response)
-        if response.get("chunks") != [] and UNSCRIPTED_HEADER not in upstream.headers:
-            self.save(api, response, provenance, key_value)
+            # Saved here, with no await since the relay ended, so a client that has just left cannot interrupt it.
+            if response.get("chunks") != [] and UNSCRIPTED_HEADER not in upstream.headers:
+                self.save(api, response, self.provenance(request.headers, upstream, response), key_value)
+        if cancelled:
+            raise asyncio.CancelledError
         return reply
+
+    @staticmethod
+    async def _relay(
+        request: web.Request,
+        stream: web.StreamResponse,
+        upstream: aiohttp.ClientResponse,
+        chunks: list[dict[str, Any]],
+        start: float,
+        fault: StreamFault | None,
+    ) -> None:
+        """Copy ``upstream``'s server-sent events to ``stream`` line by line, appending each complete event to
+        ``chunks`` with its offset from ``start``; ``fault`` strikes when event number ``fault.after_chunks`` begins,
+        and ends the relay there.
+
+        Raises:
+            ConnectionError: the client closed the connection.
+        """
+        loop = asyncio.get_running_loop()
+        data_lines: list[bytes] = []
+        async for line in upstream.content:
+            stripped = line.strip()
+            starts_event = stripped.startswith(b"data:") and not data_lines
+            if fault is not None and starts_event and len(chunks) == fault.after_chunks:
+                await fault.inflict(request, stream)
+                return
+            await stream.write(line)
+            if stripped.startswith(b"data:"):
+                data_lines.append(stripped[5:].strip())
+            elif not stripped and data_lines:
+                offset = round(loop.time() - start, 4)
+                chunks.append({"offset_s": offset, "data": json.loads(b"\n".join(data_lines))})
+                data_lines = []
+        if data_lines:
+            chunks.append({"offset_s": round(loop.time() - start, 4), "data": json.loads(b"\n".join(data_lines))})
+        await stream.write_eof()
 
     @staticmethod
     def provenance(client: Mapping[str, str], upstream: aiohttp.ClientResponse, response: dict[str, Any]) -> dict:

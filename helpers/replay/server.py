@@ -179,7 +179,7 @@ class ReplayServer:
             refusal = self.control.admit(name, api.path, None)
             if refusal is not None:
                 return refusal
-            return await self.recorder.forward(request, api, start)
+            return await self.recorder.forward(request, api, start, lambda: self.control.take_stream_fault(name))
         try:
             cassette, index = self.store.get(name)
         except CassetteError as e:
