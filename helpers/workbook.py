@@ -16,13 +16,16 @@ replay only, a placeholder ``GEMINI_API_KEY``), so a plain ``genai.Client()`` in
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .cassette import Cassette, CassetteError, default_dir
 from .replay.author import PLACEHOLDER_KEY
@@ -135,8 +138,64 @@ def current_session() -> Session:
 def _announce(session: Session) -> Session:
     global _current
     _current = session
+    if session.mode != "live":
+        _explain_connection_errors()
     print(session.describe())
     return session
+
+
+def stopped_server_message() -> str | None:
+    """The one line to show when a call fails because this kernel's replay server has stopped; ``None`` otherwise.
+
+    Shown in place of the traceback by the IPython handler :func:`setup` installs (introduced in ``00_setup``).
+
+    ``None`` too while the server runs, in live mode, and before :func:`setup`: a connection error then has another
+    cause, and its usual traceback says more.
+    """
+    server = _servers.get("serve")
+    if _current is None or _current.mode == "live" or server is None or server.alive():
+        return None
+    code = server.proc.returncode
+    how = f"exit code {code}"
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            how = f"killed by {signal.Signals(-code).name}"
+    speed = "" if _current.speed == 1 else f", speed={_current.speed:g}"
+    return (
+        f"The replay server for this notebook stopped ({how}; its log is {server.log}). Re-run the setup cell, "
+        f'helpers.setup("{_current.cassette}"{speed}), to start a new one, then the cell that makes your '
+        "genai.Client(): a client made earlier still points at the stopped server."
+    )
+
+
+def _show_connection_error(
+    shell: Any, etype: type[BaseException], value: BaseException, tb: Any, tb_offset: int | None = None
+) -> None:
+    """IPython's handler for the HTTP clients' connection errors: :func:`stopped_server_message` if there is one, in
+    place of a traceback through the SDK and its HTTP client; otherwise the usual traceback."""
+    message = stopped_server_message()
+    if message is None:
+        shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
+    else:
+        # What showtraceback() itself ends with, given our one line as the traceback to display.
+        shell._showtraceback(etype, value, [f"{etype.__name__}: {message}"])
+
+
+def _explain_connection_errors() -> None:
+    """Under IPython (a notebook kernel), route the SDK's connection errors through :func:`_show_connection_error`.
+
+    Uses IPython's ``set_custom_exc`` hook (which replaces a custom handler set before); the SDK is not touched.
+    Sync calls fail with ``httpx2`` transport errors, ``client.aio`` calls with ``aiohttp`` connection errors.
+    """
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None:
+        return
+    import aiohttp
+    import httpx2
+
+    errors = (httpx2.TransportError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)
+    shell.set_custom_exc(errors, _show_connection_error)
 
 
 def _server(role: str, args: list[str]) -> ServerProcess:
@@ -157,7 +216,9 @@ def _has_key() -> bool:
 def setup(notebook: str, *, speed: float = 1.0) -> Session:
     """Prepare this kernel for a notebook: pick the mode, start the replay server if needed, point the SDK at it.
 
-    Call it once at the top of a notebook; calling it again is cheap and restarts a server that has died.
+    Call it once at the top of a notebook; calling it again is cheap and restarts a server that has died. In a
+    notebook kernel, a call that fails because the server has died then says so in one line
+    (:func:`stopped_server_message`) instead of a traceback through the SDK.
 
     Args:
         notebook: the notebook's name without extension, e.g. ``"01_sync"``; it names the cassette.

@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import aiohttp
+import nbclient
+import nbformat
 import pytest
 
 import helpers
@@ -64,7 +67,9 @@ def test_a_server_setup_started_stops_cleanly_and_logs_nothing(env: Path) -> Non
     helpers.setup("07_demo")
     server = workbook._servers["serve"]
     logged = server.log.stat().st_size
+    assert workbook.stopped_server_message() is None  # running: a connection error has another cause
     server.stop()
+    assert "The replay server for this notebook stopped (exit code 0;" in workbook.stopped_server_message()
     # The server used to abort at shutdown (SIGABRT, "could not acquire lock for <_io.BufferedReader name='<stdin>'>")
     # because the thread watching its stdin held the buffered reader's lock.
     assert server.proc.returncode == 0
@@ -124,3 +129,44 @@ async def test_clients_that_disconnect_mid_stream_or_mid_wait_leave_nothing_behi
     s = control.stats(**kw)
     assert (s.received, s.answered, s.rejected) == (21, 20, {})  # the streams' 200s went out; the wait got none
     assert all(r.end_s is not None and r.end_s < LONG_GAP_S for r in s.requests)
+
+
+# A server that stops under a running notebook ------------------------------------------------------------------------
+
+
+def test_a_stopped_server_is_named_by_the_next_call_and_setup_recovers(env: Path, tmp_path: Path) -> None:
+    """In a real kernel: the next sync or async call after the server dies prints one line saying so, not a traceback
+    through the SDK; re-running setup (and the client cell) works again; other connection errors keep their traceback.
+    """
+    cells = [
+        'from google import genai\nimport helpers\nsession = helpers.setup("07_demo", speed=2)\n'
+        "client = genai.Client()",
+        'from helpers import workbook\nworkbook._servers["serve"].proc.kill()\nworkbook._servers["serve"].proc.wait()',
+        f"client.models.generate_content(model=helpers.FLASH, contents={PROMPT!r})",
+        f"await client.aio.models.generate_content(model=helpers.FLASH, contents={PROMPT!r})",
+        'session = helpers.setup("07_demo", speed=2)\nclient = genai.Client()\n'
+        f"print(client.models.generate_content(model=helpers.FLASH, contents={PROMPT!r}).text)",
+        "from helpers import control\ncontrol.cut_stream(after_chunks=1)\n"
+        f"for chunk in client.models.generate_content_stream(model=helpers.FLASH, contents={PROMPT!r}):\n    pass",
+    ]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    resources = {"metadata": {"path": str(tmp_path)}}
+    nbclient.NotebookClient(
+        notebook, kernel_name="python3", allow_errors=True, timeout=60, resources=resources
+    ).execute()
+    outputs = [cell.outputs for cell in notebook.cells]
+
+    log = Path(tempfile.gettempdir()) / "gemini-workbook-"
+    for out, error in zip(outputs[2:4], ["ConnectError", "ClientConnectorError"], strict=True):
+        assert [o.output_type for o in out] == ["error"] and out[0].ename == error
+        (line,) = out[0].traceback
+        assert line.startswith(
+            f"{error}: The replay server for this notebook stopped (killed by SIGKILL; its log is {log}"
+        )
+        assert line.endswith(
+            '.log). Re-run the setup cell, helpers.setup("07_demo", speed=2), to start a new one, then the cell that '
+            "makes your genai.Client(): a client made earlier still points at the stopped server."
+        )
+    assert "".join(o.text for o in outputs[4] if o.output_type == "stream").endswith(f"needed\n{TEXT}\n")
+    (cut,) = outputs[5]
+    assert cut.ename == "RemoteProtocolError" and len(cut.traceback) > 1  # the server runs: the usual traceback
