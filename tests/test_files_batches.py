@@ -394,6 +394,29 @@ async def test_record_mode_proxies_and_records_metadata_never_bytes_or_key(tmp_p
     assert (again.name, again.uri) == (file.name, file.uri)
 
 
+async def test_record_mode_does_not_keep_the_400_of_a_file_still_processing(tmp_path: Path) -> None:
+    """Replay derives that 400 from its own files; kept, it would answer the same call made once the file is ACTIVE."""
+    upstream_dir, recorded_dir = tmp_path / "upstream", tmp_path / "recorded"
+    write_cassette(upstream_dir, "up", video_exchanges())
+    store = CassetteStore(recorded_dir)
+    async with (
+        running(ReplayServer(CassetteStore(upstream_dir), speed=10).app()) as upstream,
+        running(ReplayServer(store, recorder=Recorder(store, f"{upstream}/up")).app()) as url,
+    ):
+        c = genai.Client(api_key="test-key", http_options=types.HttpOptions(base_url=f"{url}/rec/"))
+        video = await c.aio.files.upload(file=io.BytesIO(VIDEO), config={"mime_type": "video/mp4"})
+        with pytest.raises(errors.ClientError) as caught:
+            await c.aio.models.generate_content(model=FLASH, contents=[video, CLIP])
+        assert caught.value.status == "FAILED_PRECONDITION"
+        while video.state == types.FileState.PROCESSING:
+            await asyncio.sleep(0.05)
+            video = await c.aio.files.get(name=video.name)
+        assert (await c.aio.models.generate_content(model=FLASH, contents=[video, CLIP])).text == "A short test clip."
+        await c.aio.aclose()
+    calls = [e for e in Cassette.load(recorded_dir / "rec.json").exchanges if e.request["path"].startswith("models/")]
+    assert [e.response["status"] for e in calls] == [200]
+
+
 async def test_record_mode_without_upstream_says_so(tmp_path: Path) -> None:
     store = CassetteStore(tmp_path)
     async with running(ReplayServer(store, recorder=Recorder(store, "http://127.0.0.1:9")).app()) as url:

@@ -60,7 +60,7 @@ from aiohttp import web
 from ..cassette import CassetteError, canonical_query, strip_version
 from .recorder import FORWARDED_HEADERS
 from .server import CASSETTE_NAME, ApiRequest
-from .wire import error_json, error_response, json_response
+from .wire import FILE_NOT_ACTIVE, error_json, error_response, json_response
 
 if TYPE_CHECKING:
     from .server import ReplayServer
@@ -313,8 +313,7 @@ class FileService:
             if stored is not None and stored.state(now) == "PROCESSING":
                 return error_json(
                     400,
-                    f"The File {stored.id} is not in an ACTIVE state and usage is not allowed. (Wait until "
-                    "files.get() reports state ACTIVE.)",
+                    f"The File {stored.id} {FILE_NOT_ACTIVE}. (Wait until files.get() reports state ACTIVE.)",
                     "FAILED_PRECONDITION",
                 )
         return None

@@ -24,7 +24,14 @@ import aiohttp
 from aiohttp import web
 
 from ..cassette import Cassette, CassetteError, Exchange, canonical_query, strip_version
-from .wire import SSE_CONTENT_TYPE, SYNTHETIC_HEADER, UNSCRIPTED_HEADER, error_response, json_response
+from .wire import (
+    FILE_NOT_ACTIVE,
+    SSE_CONTENT_TYPE,
+    SYNTHETIC_HEADER,
+    UNSCRIPTED_HEADER,
+    error_response,
+    json_response,
+)
 
 if TYPE_CHECKING:
     from .control import StreamFault
@@ -38,6 +45,21 @@ MIN_KEY_LENGTH = 20
 """Keys shorter than this are test placeholders (a real Gemini API key is 39 characters) and may occur anywhere."""
 
 _SDK_VERSION = re.compile(r"google-genai-sdk/(\S+)")
+
+
+def file_not_active(response: dict[str, Any]) -> bool:
+    """True for the 400 ``FAILED_PRECONDITION`` a model call gets while a file it names is still ``PROCESSING``.
+
+    The recorder does not keep it: replay answers that from the state of its own files (:mod:`.files`), and a recorded
+    one would be played to the same call made once the file is ``ACTIVE`` (``04_multimodal`` makes that call twice).
+    """
+    error = response.get("body", {}).get("error") if isinstance(response.get("body"), dict) else None
+    return (
+        response.get("status") == 400
+        and isinstance(error, dict)
+        and error.get("status") == "FAILED_PRECONDITION"
+        and FILE_NOT_ACTIVE in str(error.get("message", ""))
+    )
 
 
 @dataclass
@@ -119,7 +141,11 @@ class Recorder:
                 response = {"status": upstream.status, "offset_s": offset, "body": body}
                 reply = json_response(body, status=upstream.status)
             # Saved here, with no await since the relay ended, so a client that has just left cannot interrupt it.
-            if response.get("chunks") != [] and UNSCRIPTED_HEADER not in upstream.headers:
+            if (
+                response.get("chunks") != []
+                and UNSCRIPTED_HEADER not in upstream.headers
+                and not file_not_active(response)
+            ):
                 self.save(api, response, self.provenance(request.headers, upstream, response), key_value)
         if cancelled:
             raise asyncio.CancelledError

@@ -31,6 +31,9 @@ SYNTHETIC_HEADER = "x-workbook-synthetic"
 UNSCRIPTED_HEADER = "x-workbook-unscripted"
 """Set on a synthetic upstream's answer to a prompt its script lacks, so the recorder does not keep it."""
 JSON_CONTENT_TYPE = "application/json; charset=UTF-8"
+FILE_NOT_ACTIVE = "is not in an ACTIVE state and usage is not allowed"
+"""The real API's words for a call that names a file still ``PROCESSING`` (400 ``FAILED_PRECONDITION``, "The File ID
+is not in an ACTIVE state and usage is not allowed."); replay says the same (:mod:`.files`)."""
 
 
 def error_json(code: int, message: str, status: str | None = None, details: list[Any] | None = None) -> dict:
