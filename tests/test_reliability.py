@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import tempfile
 import time
@@ -20,11 +21,16 @@ import aiohttp
 import nbclient
 import nbformat
 import pytest
+from google import genai
+from google.genai import errors
 
 import helpers
 from helpers import control, workbook
+from helpers.cassette import Cassette
+from helpers.replay.runner import running
 
 from .conftest import PROMPT, TEXT, Server, generate_exchange, start_server, stream_exchange, write_cassette
+from .test_record import FAKE_KEY, PIECES, stand_in_upstream
 
 MODEL = helpers.FLASH
 LONG_GAP_S = 30.0
@@ -170,3 +176,90 @@ def test_a_stopped_server_is_named_by_the_next_call_and_setup_recovers(env: Path
     assert "".join(o.text for o in outputs[4] if o.output_type == "stream").endswith(f"needed\n{TEXT}\n")
     (cut,) = outputs[5]
     assert cut.ename == "RemoteProtocolError" and len(cut.traceback) > 1  # the server runs: the usual traceback
+
+
+# A key never written ------------------------------------------------------------------------------------------------
+
+
+async def test_recording_through_setup_writes_the_key_nowhere(
+    env: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """``test_record`` proves it for the server's own output; here the path a notebook takes: ``setup()`` in record
+    mode with the key in the environment, the server's log file under the temp folder, and the notebook's output."""
+    seen: list[str] = []
+    async with running(stand_in_upstream(seen)) as upstream:
+        monkeypatch.setenv("WORKBOOK_MODE", "record")
+        monkeypatch.setenv("WORKBOOK_UPSTREAM", upstream)
+        monkeypatch.setenv("GEMINI_API_KEY", FAKE_KEY)
+        helpers.setup("rec")
+        client = genai.Client()
+        texts = [ch.text async for ch in await client.aio.models.generate_content_stream(model=MODEL, contents="Count")]
+        with pytest.raises(errors.ClientError):  # the stand-in has no such model: its 404 is relayed and recorded
+            await client.aio.models.generate_content(model=helpers.FLASH_LITE, contents="Count")
+        await client.aio.aclose()
+        server = workbook._servers["serve"]
+        server.stop()
+    assert texts == PIECES and seen == [FAKE_KEY], "the key must reach the upstream"
+    assert server.proc.returncode == 0
+    out, err = capfd.readouterr()
+    for where, text in {
+        "stdout": out,
+        "stderr": err,
+        "logging": caplog.text,
+        "the server's log": server.log.read_text(errors="replace"),
+        **{str(p): p.read_text(errors="replace") for p in env.parent.rglob("*") if p.is_file()},
+    }.items():
+        assert FAKE_KEY not in text, where
+    assert len(Cassette.load(env / "rec.json").exchanges) == 2
+
+
+# Load ---------------------------------------------------------------------------------------------------------------
+
+STREAMS = 1000
+LOAD_SPEED = 4
+LOAD_PIECES = [(offset, f"part {i} ") for i, offset in enumerate([0.4, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0])]
+"""A 12-s answer in seven chunks; at ``--speed 4`` each stream lasts 3 s, longer than opening 1000 connections takes,
+so every stream is in flight at once."""
+
+
+@pytest.fixture
+def many_files() -> Iterator[None]:
+    """Room for the 1000 sockets on each side (the server inherits the limit): raise the soft limit if need be."""
+    resource = pytest.importorskip("resource")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 3 * STREAMS
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        if hard != resource.RLIM_INFINITY and hard < wanted:
+            pytest.skip(f"needs {wanted} open files; the hard limit is {hard}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    yield
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+async def test_a_thousand_concurrent_streams_complete_without_an_error(many_files: None, tmp_path: Path) -> None:
+    write_cassette(tmp_path, "load", [stream_exchange("load", LOAD_PIECES)])
+    srv = start_server("--port", "0", "--cassettes", str(tmp_path), "--speed", str(LOAD_SPEED))
+    url = f"{srv.url}/load/v1/models/{MODEL}:streamGenerateContent"
+
+    async def stream(session: aiohttp.ClientSession) -> list[str]:
+        async with session.post(url, params={"alt": "sse"}, json=body("load")) as reply:
+            assert reply.status == 200
+            return [
+                json.loads(line[6:])["candidates"][0]["content"]["parts"][0]["text"]
+                async for line in reply.content
+                if line.startswith(b"data: ")
+            ]
+
+    try:
+        # A raw aiohttp client: the SDK's own per-request work would make this a test of the client, not the server.
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:
+            results = await asyncio.gather(*(stream(session) for _ in range(STREAMS)), return_exceptions=True)
+        s = await asyncio.to_thread(control.stats, cassette="load", server_url=srv.url)
+    finally:
+        srv.stop()
+    errors_seen = [r for r in results if isinstance(r, BaseException)]
+    assert errors_seen == [], f"{len(errors_seen)} streams failed, e.g. {errors_seen[0]!r}"
+    assert all(texts == [text for _, text in LOAD_PIECES] for texts in results)
+    assert (s.received, s.answered, s.rejected, s.in_flight, s.peak_in_flight) == (STREAMS, STREAMS, {}, 0, STREAMS)
+    assert srv.proc.returncode == 0 and srv.proc.stderr.read() == ""
