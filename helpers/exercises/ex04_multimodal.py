@@ -1,0 +1,321 @@
+"""The checked exercises of ``04_multimodal``: order two images and a question, wait for a video, inline or upload.
+
+The notebook imports them with ``from helpers.exercises.ex04_multimodal import ____, q1, q2, q3``; its setup cell
+defines ``client``, ``MODEL``, ``DATA`` (the sample media folder), ``INLINE_LIMIT_BYTES``, ``types``, ``time`` and
+``Path``, which the checks use. The question of q2 is the one the lesson's synthetic script answers for the clip
+(``notebooks/scripts/04_multimodal.json``), asked exactly as the lesson asks it, so the check's request is recorded.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import PIL.Image
+from google import genai
+from google.genai import errors, types
+
+from .. import control
+from ..checks import Incorrect, Problem, ____, show, watching
+from ..media import INLINE_LIMIT_BYTES
+from ..models import FLASH
+from ..replay.files import PROCESSING_S
+from ..workbook import current_session
+from .ex01_sync import expect_text
+
+DATA = Path(__file__).resolve().parents[2] / "notebooks" / "data"
+"""The lesson's sample media (``notebooks/data``); the notebook's ``DATA`` is the same folder, relative."""
+BEFORE, AFTER = "dots_before.png", "dots_after.png"
+DOTS_QUESTION = "How many dots are in each picture?"
+"""q1's question (q1 builds a request without sending it)."""
+CLIP = "clip.mp4"
+CLIP_PROMPT = "Describe what happens in this clip."
+"""q2's question: the lesson's own, so its answer is in the cassette whichever of the clip's ids the upload gets."""
+
+__all__ = ["PROBLEMS", "____", "context", "q1", "q2", "q3"]
+
+
+def context() -> dict[str, Any]:
+    """What ``04_multimodal``'s setup cell leaves in the notebook: ``client``, ``MODEL``, ``DATA``,
+    ``INLINE_LIMIT_BYTES``, ``types``, ``time``, ``Path`` and ``____``.
+
+    Raises:
+        helpers.WorkbookError: ``helpers.setup("04_multimodal")`` (or another notebook's setup) has not run.
+    """
+    current_session()
+    return {
+        "client": genai.Client(),
+        "MODEL": FLASH,
+        "DATA": DATA,
+        "INLINE_LIMIT_BYTES": INLINE_LIMIT_BYTES,
+        "types": types,
+        "time": time,
+        "Path": Path,
+        "____": ____,
+    }
+
+
+def _image(item: Any) -> tuple[str, bytes] | None:
+    """``(mime_type, bytes)`` of an inline image item (a ``Part`` or its dict), ``("PIL", pixels)`` for a PIL image
+    (the SDK re-encodes those), or ``None`` when ``item`` is not an image."""
+    if isinstance(item, PIL.Image.Image):
+        return "PIL", item.convert("RGB").tobytes()
+    if isinstance(item, dict):
+        try:
+            item = types.Part.model_validate(item)
+        except ValueError:
+            return None
+    if isinstance(item, types.Part) and item.inline_data is not None:
+        blob = item.inline_data
+        data = blob.data if isinstance(blob.data, bytes) else base64.b64decode(blob.data or "")
+        return blob.mime_type or "", data
+    return None
+
+
+def _text(item: Any) -> str | None:
+    """The text of a text item (a ``str``, or a ``Part`` with ``text``), else ``None``."""
+    if isinstance(item, str):
+        return item
+    if isinstance(item, types.Part) and item.text is not None:
+        return item.text
+    return None
+
+
+class TwoImagesThenTheQuestion(Problem):
+    """q1: ``contents`` holds ``dots_before.png``, then ``dots_after.png``, then :data:`DOTS_QUESTION`."""
+
+    title = "Two images, then the question"
+    variables = ("contents",)
+    needs = ("DATA",)
+    hints = (
+        "types.Part.from_bytes(data=..., mime_type=...) wraps a file's bytes; (DATA / name).read_bytes() reads them.",
+        "The model reads the parts in the order of the list, so the first picture you mean must come first.",
+    )
+    starter = f"""\
+before = ____  # a Part holding the bytes of DATA / {BEFORE!r}
+after = ____  # the same for DATA / {AFTER!r}
+contents = ____  # a list: the two pictures, then the question
+"""
+    solution_code = f"""\
+before = types.Part.from_bytes(data=(DATA / {BEFORE!r}).read_bytes(), mime_type="image/png")
+after = types.Part.from_bytes(data=(DATA / {AFTER!r}).read_bytes(), mime_type="image/png")
+contents = [before, after, {DOTS_QUESTION!r}]
+"""
+    correct_message = (
+        "The SDK turns the list into one user turn whose parts keep your order: the model sees the before picture, "
+        "then the after picture, then your question about both."
+    )
+
+    def verify(self, ns: Mapping[str, Any]) -> None:
+        contents = ns["contents"]
+        if not isinstance(contents, list):
+            raise Incorrect(f"contents is {show(contents)}; the exercise wants a list of the request's parts.")
+        for item in contents:
+            if isinstance(item, (bytes, bytearray)):
+                raise Incorrect(
+                    "contents holds raw bytes; wrap them in types.Part.from_bytes(data=..., mime_type=...) so the "
+                    "SDK knows what they are."
+                )
+            if isinstance(item, Path):
+                raise Incorrect(f"contents holds the path of {item.name}: the SDK does not open files. Send its bytes.")
+            if isinstance(item, str) and item.strip().endswith(".png"):
+                raise Incorrect(
+                    f"contents holds the file name {item!r}: the SDK sends a string as text and does not open files. "
+                    "Send the image's bytes."
+                )
+        images = [_image(item) for item in contents]
+        wanted = {name: (ns["DATA"] / name).read_bytes() for name in (BEFORE, AFTER)}
+        pixels = {name: PIL.Image.open(ns["DATA"] / name).convert("RGB").tobytes() for name in wanted}
+        found = [image for image in images if image is not None]
+        # Which picture each image is (its file's bytes, or a PIL image's pixels), or None.
+        names = [next((n for n in wanted if image[1] in (wanted[n], pixels[n])), None) for image in found]
+        if len(found) != 2:
+            raise Incorrect(f"contents holds {len(found)} image(s); the exercise wants the two pictures.")
+        if None in names:
+            raise Incorrect(f"contents holds an image that is neither {BEFORE} nor {AFTER}.")
+        for mime_type, _ in found:
+            if mime_type not in ("image/png", "PIL"):
+                raise Incorrect(f"an image is labelled {mime_type!r}; the pictures are PNGs: 'image/png'.")
+        if names == [AFTER, BEFORE]:
+            raise Incorrect(
+                f"the images are in the wrong order: the model reads parts in order, so {BEFORE} must come first."
+            )
+        if names != [BEFORE, AFTER]:
+            raise Incorrect(f"contents holds {names[0]} twice; it needs {BEFORE}, then {AFTER}.")
+        last = _text(contents[-1])
+        if last is None:
+            first_text = next((t for t in map(_text, contents) if t is not None), None)
+            if first_text is not None and first_text.strip() == DOTS_QUESTION:
+                raise Incorrect(
+                    "the question comes before the pictures; put it last, after both images (Google's advice for "
+                    "prompts with images)."
+                )
+            raise Incorrect(f"contents does not end with the question {DOTS_QUESTION!r}.")
+        if last.strip() != DOTS_QUESTION:
+            raise Incorrect(f"contents ends with {show(last)}; the exercise's question is {DOTS_QUESTION!r}.")
+
+
+class StillWaitingError(Exception):
+    """Raised into a learner's loop that has slept long after the file must have become ``ACTIVE`` without asking
+    the API for its state: the state it checks can never change."""
+
+
+class WaitUntilActive(Problem):
+    """q2: ``describe_video(path, question)`` uploads, polls ``files.get`` until ``ACTIVE``, asks, deletes."""
+
+    title = "Wait until the video is ACTIVE"
+    variables = ("describe_video",)
+    needs = ("client", "MODEL", "DATA")
+    hints = (
+        "A File object is a snapshot: its .state never changes by itself. Ask again with "
+        "client.files.get(name=file.name) each time round the loop.",
+        "Loop while the state is types.FileState.PROCESSING, sleeping a moment between two questions.",
+    )
+    starter = """\
+def describe_video(path: Path, question: str) -> str:
+    file = client.files.upload(file=path)
+    while ____:  # still processing?
+        time.sleep(0.5)
+        file = ____  # the file as it is now
+    response = client.models.generate_content(model=MODEL, contents=[file, question])
+    client.files.delete(name=file.name)
+    return response.text
+"""
+    solution_code = """\
+def describe_video(path: Path, question: str) -> str:
+    file = client.files.upload(file=path)
+    while file.state == types.FileState.PROCESSING:
+        time.sleep(0.5)
+        file = client.files.get(name=file.name)
+    if file.state != types.FileState.ACTIVE:
+        raise RuntimeError(f"{file.name} is {file.state.name}: {file.error}")
+    response = client.models.generate_content(model=MODEL, contents=[file, question])
+    client.files.delete(name=file.name)
+    return response.text
+"""
+    correct_message = (
+        "describe_video() uses the video only once the API reports it ACTIVE, and deletes it when done. Real videos "
+        "can take minutes to process: poll every few seconds, with a timeout."
+    )
+
+    def explain(self, error: Exception, fn: Any) -> str:
+        if isinstance(error, errors.APIError) and error.status == "FAILED_PRECONDITION":
+            return "The video was still PROCESSING: wait until client.files.get(name=...) reports it ACTIVE."
+        if isinstance(error, StillWaitingError):
+            return "A File is a snapshot: ask client.files.get(name=file.name) for its state each time round."
+        return ""
+
+    def verify(self, ns: Mapping[str, Any]) -> None:
+        client, path = ns["client"], ns["DATA"] / CLIP
+        replaying = current_session().server_url is not None
+        if replaying:
+            control.reset_stats()
+        started, patience_s = time.monotonic(), max(3.0, 5 * PROCESSING_S / current_session().speed)
+
+        with (
+            watching(client.files, "upload") as uploads,
+            watching(client.files, "get") as polls,
+            watching(client.models, "generate_content") as answers,
+        ):
+
+            def stuck(_: Any) -> None:
+                if not polls and time.monotonic() - started > patience_s:
+                    raise StillWaitingError(f"still waiting after {patience_s:.0f} s")
+
+            try:
+                with watching(time, "sleep", then=stuck):
+                    result = self.call("describe_video", ns["describe_video"], path, CLIP_PROMPT)
+            finally:
+                left = _delete_leftovers(client, [u.result for u in uploads])
+        call = f"describe_video(DATA / {CLIP!r}, {CLIP_PROMPT!r})"
+        rejected = control.stats().rejected.get(400, 0) if replaying else 0
+        if rejected:
+            raise Incorrect(
+                f"{call} used the video {rejected} time(s) while it was still PROCESSING (400 FAILED_PRECONDITION) "
+                "before it worked. Ask client.files.get for its state instead of retrying the call."
+            )
+        if not polls:
+            raise Incorrect(
+                f"{call} never asked the API for the file's state (client.files.get): a fixed sleep works only while "
+                "processing is quick."
+            )
+        expect_text(call, result, answers)
+        if left:
+            raise Incorrect(
+                f"{call} left {', '.join(left)} on the server: delete a file you no longer need (uploads count "
+                "against your project's storage until they expire)."
+            )
+
+
+def _delete_leftovers(client: genai.Client, files: list[types.File]) -> list[str]:
+    """Delete the ``files`` that still exist (so a check leaves the server as it found it); return their names."""
+    left = []
+    for file in files:
+        try:
+            client.files.get(name=file.name)
+        except errors.ClientError:
+            continue  # deleted, as it should be
+        client.files.delete(name=file.name)
+        left.append(file.name)
+    return left
+
+
+class InlineOrUpload(Problem):
+    """q3: ``send_as(sizes)`` is ``"inline"`` if the base64 of the files fits the inline limit, else ``"files"``."""
+
+    title = "Inline or the Files API?"
+    variables = ("send_as",)
+    needs = ("INLINE_LIMIT_BYTES",)
+    hints = (
+        "Inline bytes travel as base64 text inside the request: every 3 bytes become 4 characters.",
+        "Add up what all the files weigh once encoded, and compare that total with INLINE_LIMIT_BYTES.",
+    )
+    starter = """\
+def send_as(sizes: list[int]) -> str:
+    ____  # "inline" or "files"
+"""
+    solution_code = """\
+import math
+
+
+def send_as(sizes: list[int]) -> str:
+    encoded = sum(4 * math.ceil(size / 3) for size in sizes)
+    return "inline" if encoded <= INLINE_LIMIT_BYTES else "files"
+"""
+    correct_message = (
+        "send_as() compares the base64-encoded total with the limit. Size is not the only reason to upload: a file "
+        "you send in many requests (or in a chat, whose history resends it every turn) is cheaper to upload once."
+    )
+
+    def verify(self, ns: Mapping[str, Any]) -> None:
+        fn = ns["send_as"]
+        mb = 1000**2
+        cases = [
+            ([1_000], "a 1 KB image", ""),
+            ([30 * mb], "a 30 MB file", "The limit is INLINE_LIMIT_BYTES (100 MB since January 2026), not 20 MB."),
+            ([80 * mb], "an 80 MB file", "The limit counts the request's bytes: base64 makes a file a third bigger."),
+            ([40 * mb, 40 * mb], "two 40 MB files", "The limit is for the whole request, not for each file."),
+            ([], "no files", ""),
+        ]
+        for sizes, what, advice in cases:
+            result = self.call("send_as", fn, sizes)
+            if result is None:
+                raise Incorrect(f"send_as({sizes}) returned None: did you forget `return`?")
+            if result not in ("inline", "files"):
+                raise Incorrect(f"send_as({sizes}) returned {show(result)}; return 'inline' or 'files'.")
+            encoded = sum(4 * math.ceil(size / 3) for size in sizes)
+            expected = "inline" if encoded <= ns["INLINE_LIMIT_BYTES"] else "files"
+            if result != expected:
+                raise Incorrect(f"send_as({sizes}) returned {result!r} for {what}, which is wrong. {advice}".rstrip())
+
+
+q1 = TwoImagesThenTheQuestion("q1", context)
+q2 = WaitUntilActive("q2", context)
+q3 = InlineOrUpload("q3", context)
+
+PROBLEMS = (q1, q2, q3)
+"""Every problem of the lesson, in order: for pytest and for recording the checks' requests into the cassette."""

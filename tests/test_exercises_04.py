@@ -1,0 +1,163 @@
+"""The 04_multimodal exercises, tested both ways against the lesson's own shipped cassette."""
+
+from __future__ import annotations
+
+import pytest
+
+import helpers
+from helpers.checks import assert_check_failed, assert_check_passed, assert_check_unattempted
+from helpers.exercises.ex04_multimodal import PROBLEMS, q1, q2, q3
+
+
+@pytest.fixture(scope="module", autouse=True)
+def replay():
+    with pytest.MonkeyPatch.context() as mp:
+        for name in (
+            "WORKBOOK_MODE",
+            "WORKBOOK_CASSETTES",
+            "GOOGLE_API_KEY",
+            "GEMINI_API_KEY",
+            "GOOGLE_GEMINI_BASE_URL",
+        ):
+            mp.setenv(name, "")  # so the monkeypatch restores what setup() sets
+            mp.delenv(name)
+        helpers.setup("04_multimodal", speed=4)  # a video is PROCESSING for 0.5 s
+        yield
+
+
+@pytest.mark.parametrize("problem", PROBLEMS, ids=lambda p: p.name)
+def test_reference_passes_and_starter_is_not_attempted(problem) -> None:
+    problem.check_reference()
+    assert_check_unattempted(problem, problem.starter)
+
+
+PART = "types.Part.from_bytes(data=(DATA / {!r}).read_bytes(), mime_type={!r})"
+BEFORE, AFTER = PART.format("dots_before.png", "image/png"), PART.format("dots_after.png", "image/png")
+QUESTION = "'How many dots are in each picture?'"
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        (f"contents = [{AFTER}, {BEFORE}, {QUESTION}]", "the images are in the wrong order"),
+        (f"contents = [{QUESTION}, {BEFORE}, {AFTER}]", "the question comes before the pictures"),
+        (f"contents = [(DATA / 'dots_before.png').read_bytes(), {AFTER}, {QUESTION}]", "raw bytes"),
+        (f"contents = ['data/dots_before.png', 'data/dots_after.png', {QUESTION}]", "the SDK sends a string as text"),
+        (
+            f"contents = [DATA / 'dots_before.png', {AFTER}, {QUESTION}]",
+            "the path of dots_before.png: the SDK does not open files",
+        ),
+        (f"contents = [{PART.format('dots_before.png', 'image/jpeg')}, {AFTER}, {QUESTION}]", "'image/jpeg'"),
+        (f"contents = [{BEFORE}, {QUESTION}]", "holds 1 image(s)"),
+        (f"contents = [{BEFORE}, {BEFORE}, {QUESTION}]", "dots_before.png twice"),
+        (f"contents = [{BEFORE}, {AFTER}, 'Count the dots.']", "ends with 'Count the dots.'"),
+        (f"contents = [{BEFORE}, {AFTER}]", "does not end with the question"),
+        (f"contents = ({BEFORE}, {AFTER}, {QUESTION})", "the exercise wants a list"),
+    ],
+)
+def test_q1_wrong_orders_and_parts_fail_with_their_message(code: str, expected: str) -> None:
+    assert_check_failed(q1, code, expected)
+
+
+def test_q1_accepts_labels_and_pil_images() -> None:
+    assert_check_passed(q1, f"contents = ['Before:', {BEFORE}, 'After:', {AFTER}, {QUESTION}]")
+    pil = "PIL.Image.open(DATA / {!r})"
+    pictures = f"{pil.format('dots_before.png')}, {pil.format('dots_after.png')}"
+    assert_check_passed(q1, f"import PIL.Image\ncontents = [{pictures}, {QUESTION}]")
+
+
+def video(body: str) -> str:
+    """A learner's ``describe_video`` with ``body`` (indented by four spaces) after the upload."""
+    return (
+        "from google.genai import errors\n\n"
+        "def describe_video(path, question):\n"
+        "    file = client.files.upload(file=path)\n" + body
+    )
+
+
+ASK_AND_DELETE = (
+    "    response = client.models.generate_content(model=MODEL, contents=[file, question])\n"
+    "    client.files.delete(name=file.name)\n"
+    "    return response.text\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        (video(ASK_AND_DELETE), "raised ClientError 400 FAILED_PRECONDITION: The File"),
+        (video(ASK_AND_DELETE), "The video was still PROCESSING: wait until client.files.get"),
+        (
+            video(
+                "    while True:\n"
+                "        try:\n"
+                "            response = client.models.generate_content(model=MODEL, contents=[file, question])\n"
+                "            break\n"
+                "        except errors.ClientError:\n"
+                "            time.sleep(0.1)\n"
+                "    client.files.delete(name=file.name)\n"
+                "    return response.text\n"
+            ),
+            "while it was still PROCESSING (400 FAILED_PRECONDITION) before it worked",
+        ),
+        (video("    time.sleep(1)\n" + ASK_AND_DELETE), "never asked the API for the file's state"),
+        (
+            video("    while file.state == types.FileState.PROCESSING:\n        time.sleep(0.2)\n" + ASK_AND_DELETE),
+            "raised StillWaitingError",
+        ),
+        (
+            video(
+                "    while file.state == types.FileState.PROCESSING:\n"
+                "        time.sleep(0.1)\n"
+                "        file = client.files.get(name=file.name)\n"
+                "    return client.models.generate_content(model=MODEL, contents=[file, question]).text\n"
+            ),
+            "left files/",
+        ),
+        (
+            video(
+                "    while file.state == types.FileState.PROCESSING:\n"
+                "        time.sleep(0.1)\n"
+                "        file = client.files.get(name=file.name)\n"
+                "    response = client.models.generate_content(model=MODEL, contents=[file, question])\n"
+                "    client.files.delete(name=file.name)\n"
+                "    return response\n"
+            ),
+            "returned a GenerateContentResponse",
+        ),
+    ],
+)
+def test_q2_using_the_video_too_early_or_never_asking_fails_with_its_message(code: str, expected: str) -> None:
+    assert_check_failed(q2, code, expected)
+
+
+def test_q2_checks_leave_no_file_behind_so_the_reference_still_passes() -> None:
+    """Every failed attempt above deleted its upload: the clip gets the id its answer was recorded with again."""
+    client = q2.context()["client"]
+    assert [f.name for f in client.files.list()] == []
+    q2.check_reference()
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ("def send_as(sizes):\n    return 'inline' if sum(sizes) <= INLINE_LIMIT_BYTES else 'files'", "a third bigger"),
+        (
+            "import math\ndef send_as(sizes):\n"
+            "    fits = all(4 * math.ceil(s / 3) <= INLINE_LIMIT_BYTES for s in sizes)\n"
+            "    return 'inline' if fits else 'files'",
+            "not for each file",
+        ),
+        ("def send_as(sizes):\n    return 'inline' if sum(sizes) * 4 / 3 <= 20_000_000 else 'files'", "not 20 MB"),
+        ("def send_as(sizes):\n    return sum(sizes) * 4 / 3 <= INLINE_LIMIT_BYTES", "return 'inline' or 'files'"),
+        ("def send_as(sizes):\n    print('inline')", "did you forget `return`"),
+    ],
+)
+def test_q3_raw_sizes_per_file_limits_and_old_limits_fail_with_their_message(code: str, expected: str) -> None:
+    assert_check_failed(q3, code, expected)
+
+
+def test_q3_accepts_an_approximate_base64_size() -> None:
+    assert_check_passed(
+        q3, "def send_as(sizes):\n    return 'inline' if sum(sizes) * 4 / 3 <= INLINE_LIMIT_BYTES else 'files'"
+    )
