@@ -6,7 +6,7 @@ import pytest
 
 import helpers
 from helpers.checks import assert_check_failed, assert_check_passed, assert_check_unattempted
-from helpers.exercises.ex04_multimodal import PROBLEMS, q1, q2, q3
+from helpers.exercises.ex04_multimodal import CLIP, DATA, PROBLEMS, q1, q2, q3
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -135,6 +135,16 @@ def test_q2_checks_leave_no_file_behind_so_the_reference_still_passes() -> None:
     """Every failed attempt above deleted its upload: the clip gets the id its answer was recorded with again."""
     client = q2.context()["client"]
     assert [f.name for f in client.files.list()] == []
+    q2.check_reference()
+
+
+def test_q2_says_what_to_do_when_an_earlier_upload_of_the_clip_is_still_there() -> None:
+    client = q2.context()["client"]
+    earlier = client.files.upload(file=DATA / CLIP)
+    try:
+        assert_check_failed(q2, q2.solution_code, "404 NOT_FOUND", "delete any earlier upload of the clip")
+    finally:
+        client.files.delete(name=earlier.name)
     q2.check_reference()
 
 

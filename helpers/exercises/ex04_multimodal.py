@@ -207,6 +207,12 @@ def describe_video(path: Path, question: str) -> str:
             return "The video was still PROCESSING: wait until client.files.get(name=...) reports it ACTIVE."
         if isinstance(error, StillWaitingError):
             return "A File is a snapshot: ask client.files.get(name=file.name) for its state each time round."
+        if isinstance(error, errors.APIError) and error.code == 404:
+            return (
+                "Replay only answers the requests it recorded: send the file, then the question, and delete any "
+                "earlier upload of the clip still on the server (the lesson's 'Delete what you uploaded' cell), so "
+                "this upload gets the id the answer was recorded with."
+            )
         return ""
 
     def verify(self, ns: Mapping[str, Any]) -> None:
