@@ -6,7 +6,9 @@ into the cassette, and any exchange that still contains it is refused rather tha
 A client that leaves a stream early (it closed the stream, cancelled the task reading it, or timed out) gets its
 exchange recorded with the chunks it was sent, and the recorder stops reading upstream: replay then answers the same
 cell the same way, and a live recording does not pay for tokens nobody reads. An injected stream fault
-(``helpers.control.cut_stream``, ``error_mid_stream``) strikes recorded streams as it strikes replayed ones.
+(``helpers.control.cut_stream``, ``error_mid_stream``) strikes recorded streams as it strikes replayed ones; the
+recorder reads such a stream to its end, so the recording is whole and replay (where the lesson injects the same
+fault) breaks it at the same moment.
 """
 
 from __future__ import annotations
@@ -123,12 +125,20 @@ class Recorder:
                 stream = web.StreamResponse(status=upstream.status, headers={"Content-Type": SSE_CONTENT_TYPE})
                 await stream.prepare(request)
                 chunks: list[dict[str, Any]] = []
+                fault = take_fault()
+                # A task of its own, so that a stream broken by a fault can be read to its end after aiohttp cancels
+                # this handler (it does when the client's connection closes).
+                relay = asyncio.ensure_future(self._relay(request, stream, upstream, chunks, start, fault))
                 try:
-                    await self._relay(request, stream, upstream, chunks, start, take_fault())
+                    await asyncio.shield(relay)
                 except ConnectionError:
                     pass  # the client closed the connection: keep the chunks it was sent
                 except asyncio.CancelledError:
                     cancelled = True  # the same, noticed by aiohttp first: record, then let the cancellation go on
+                    if fault is not None and len(chunks) >= fault.after_chunks:
+                        await relay  # the fault struck: read the rest
+                    else:
+                        relay.cancel()
                 response: dict[str, Any] = {"status": upstream.status, "chunks": chunks}
                 reply: web.StreamResponse = stream
             else:
@@ -161,21 +171,23 @@ class Recorder:
         fault: StreamFault | None,
     ) -> None:
         """Copy ``upstream``'s server-sent events to ``stream`` line by line, appending each complete event to
-        ``chunks`` with its offset from ``start``; ``fault`` strikes when event number ``fault.after_chunks`` begins,
-        and ends the relay there.
+        ``chunks`` with its offset from ``start``. ``fault`` strikes when event number ``fault.after_chunks`` begins;
+        the rest is read but no longer sent.
 
         Raises:
             ConnectionError: the client closed the connection.
         """
         loop = asyncio.get_running_loop()
         data_lines: list[bytes] = []
+        sending = True
         async for line in upstream.content:
             stripped = line.strip()
             starts_event = stripped.startswith(b"data:") and not data_lines
-            if fault is not None and starts_event and len(chunks) == fault.after_chunks:
+            if sending and fault is not None and starts_event and len(chunks) == fault.after_chunks:
                 await fault.inflict(request, stream)
-                return
-            await stream.write(line)
+                sending = False
+            if sending:
+                await stream.write(line)
             if stripped.startswith(b"data:"):
                 data_lines.append(stripped[5:].strip())
             elif not stripped and data_lines:
@@ -184,7 +196,8 @@ class Recorder:
                 data_lines = []
         if data_lines:
             chunks.append({"offset_s": round(loop.time() - start, 4), "data": json.loads(b"\n".join(data_lines))})
-        await stream.write_eof()
+        if sending:
+            await stream.write_eof()
 
     @staticmethod
     def provenance(client: Mapping[str, str], upstream: aiohttp.ClientResponse, response: dict[str, Any]) -> dict:
