@@ -1,0 +1,443 @@
+"""The checked exercises of ``05_batch``: build keyed inline requests, poll with backoff, join by key, price a batch.
+
+The notebook imports them with ``from helpers.exercises.ex05_batch import ____, q1, q2, q3, q4``; its setup cells
+define ``client = genai.Client()``, ``MODEL`` (:data:`helpers.models.FLASH`), ``CONFIG`` (the classifier's
+``GenerateContentConfig``) and ``REVIEWS`` (``notebooks/data/reviews.json``), which the checks use. Batch requests
+are answered from the lesson's recorded ``generateContent`` calls, so the checks send only reviews the notebook
+classifies synchronously (and, on purpose, :data:`NEW_KEY`, which nobody recorded). The poll check steers jobs
+through the replay server (``helpers.control.inject_batch_state``), so it needs replay.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from google import genai
+from google.genai import types
+from pydantic import ValidationError
+
+from .. import control, prices
+from ..checks import Incorrect, Problem, Watched, ____, show, watching
+from ..models import FLASH
+from ..replay.batches import PENDING_S, RUNNING_S
+from ..workbook import current_session
+
+REVIEWS_PATH = Path(__file__).resolve().parents[2] / "notebooks" / "data" / "reviews.json"
+CONFIG = types.GenerateContentConfig(
+    system_instruction=(
+        "Classify the sentiment of the customer review. Answer with one word: positive, negative or mixed."
+    ),
+    temperature=0,
+)
+"""The classifier's config, as the notebook builds it (the recordings were made with exactly this)."""
+SAMPLE = ("r01", "r02", "r03")
+"""The reviews the checks send: classified synchronously by the notebook, so batch jobs can answer them."""
+NEW_KEY, NEW_REVIEW = "r21", "Arrived yesterday; first impressions are good."
+"""A review nobody recorded: in replay its batch request fails, as a request can fail in a real job."""
+EXTRA_POLLS = 3
+"""How many polls of an ended job the poll check allows before it stops the learner's loop."""
+
+__all__ = ["PROBLEMS", "____", "context", "q1", "q2", "q3", "q4"]
+
+
+def load_reviews() -> dict[str, str]:
+    """``notebooks/data/reviews.json``: review id -> review text, in file order."""
+    return json.loads(REVIEWS_PATH.read_text(encoding="utf-8"))
+
+
+def context() -> dict[str, Any]:
+    """What ``05_batch``'s setup cells leave: ``client``, ``MODEL``, ``CONFIG``, ``REVIEWS`` and the modules.
+
+    Raises:
+        helpers.WorkbookError: ``helpers.setup("05_batch")`` (or another notebook's setup) has not run.
+    """
+    current_session()
+    return {
+        "client": genai.Client(),
+        "MODEL": FLASH,
+        "CONFIG": CONFIG,
+        "REVIEWS": load_reviews(),
+        "genai": genai,
+        "prices": prices,
+        "time": time,
+        "types": types,
+        "____": ____,
+    }
+
+
+def _texts(contents: Any) -> list[str]:
+    """The text parts of ``contents`` in any form ``InlinedRequest.contents`` takes (str, Part, Content, lists)."""
+    if isinstance(contents, str):
+        return [contents]
+    if isinstance(contents, types.Part):
+        return [contents.text] if contents.text is not None else []
+    if isinstance(contents, types.Content):
+        return [t for p in contents.parts or [] for t in _texts(p)]
+    if isinstance(contents, list):
+        return [t for c in contents for t in _texts(c)]
+    return []
+
+
+def _wait_done(client: genai.Client, name: str) -> types.BatchJob:
+    """Poll ``name`` until it ends (the check's own loop, so a learner's mistake cannot hang it)."""
+    deadline = time.monotonic() + 60 + (PENDING_S + RUNNING_S) / current_session().speed
+    job = client.batches.get(name=name)
+    while not job.done:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the check's batch job {name} did not end within a minute")
+        time.sleep(0.05)
+        job = client.batches.get(name=name)
+    return job
+
+
+class BuildRequests(Problem):
+    """q1: ``build_requests(reviews)`` returns one ``InlinedRequest`` per review, keyed by its id in ``metadata``."""
+
+    title = "Build keyed inline requests"
+    variables = ("build_requests",)
+    needs = ("CONFIG", "REVIEWS")
+    hints = (
+        "types.InlinedRequest takes contents, config and metadata: the same contents and config as "
+        "generate_content, plus a dict of strings that comes back with the answer.",
+        "For each (key, text) in reviews.items(): types.InlinedRequest(contents=text, config=CONFIG, "
+        "metadata={'key': key}).",
+    )
+    starter = """\
+def build_requests(reviews: dict[str, str]) -> list[types.InlinedRequest]:
+    return ____
+"""
+    solution_code = """\
+def build_requests(reviews: dict[str, str]) -> list[types.InlinedRequest]:
+    return [
+        types.InlinedRequest(contents=text, config=CONFIG, metadata={"key": key})
+        for key, text in reviews.items()
+    ]
+"""
+    correct_message = (
+        "each request carries its review, the same CONFIG as the synchronous calls (so the batch asks the same "
+        "question) and metadata {'key': id} to join its answer back by."
+    )
+
+    def verify(self, ns: Mapping[str, Any]) -> None:
+        reviews = {key: ns["REVIEWS"][key] for key in SAMPLE}
+        result = self.call("build_requests", ns["build_requests"], reviews)
+        call = "build_requests(reviews)"
+        if result is None:
+            raise Incorrect(f"{call} returned None: did you forget `return`?")
+        if not isinstance(result, list):
+            raise Incorrect(f"{call} returned {show(result)}; client.batches.create(src=...) wants a list.")
+        if len(result) != len(reviews):
+            raise Incorrect(f"{call} returned {len(result)} requests for {len(reviews)} reviews; make one per review.")
+        for item in result:
+            self._check_request(call, item, reviews, ns["CONFIG"])
+
+    @staticmethod
+    def _check_request(call: str, item: Any, reviews: dict[str, str], config: types.GenerateContentConfig) -> None:
+        if isinstance(item, Mapping):
+            try:
+                item = types.InlinedRequest.model_validate(item)
+            except ValidationError as e:
+                field = ".".join(str(p) for p in e.errors()[0]["loc"][-1:])
+                if field in ("generation_config", "generationConfig", "system_instruction"):
+                    raise Incorrect(
+                        f"{call} put {field!r} in a request: that is the REST name a JSONL line uses. Inline "
+                        "requests go through the SDK, which takes the settings as config (it sends them on as "
+                        "generationConfig and systemInstruction)."
+                    ) from None
+                raise Incorrect(f"{call} returned a dict that is not an inline request ({field!r}).") from None
+        if not isinstance(item, types.InlinedRequest):
+            raise Incorrect(f"{call} returned a list of {type(item).__name__}; build types.InlinedRequest(...)s.")
+        texts = _texts(item.contents)
+        key = next((k for k, text in reviews.items() if texts == [text]), None)
+        if key is None:
+            raise Incorrect(f"{call} made a request whose contents are {show(texts)}, not one review's text.")
+        if not item.metadata:
+            raise Incorrect(
+                f"the request for {key!r} has no metadata: give it {{'key': {key!r}}}, or you cannot tell which "
+                "answer belongs to which review."
+            )
+        if item.metadata != {"key": key}:
+            raise Incorrect(
+                f"the request for {key!r} has metadata {item.metadata}; the exercise wants {{'key': {key!r}}}."
+            )
+        if item.config is None:
+            raise Incorrect(
+                f"the request for {key!r} has no config: without CONFIG's system instruction and temperature the "
+                "batch asks a different question from the synchronous calls."
+            )
+        if item.config != config:
+            raise Incorrect(f"the request for {key!r} has a config that differs from CONFIG; pass CONFIG itself.")
+
+
+class KeptPolling(Exception):
+    """Raised into a learner's poll loop that goes on polling a job that has ended."""
+
+    def __init__(self, state: types.JobState) -> None:
+        super().__init__(f"still polling a job that ended as {state.name}")
+        self.state = state
+
+
+class PollWithBackoff(Problem):
+    """q2: ``wait(name, first_delay_s, max_delay_s)`` polls until any terminal state, backing off up to a cap."""
+
+    title = "Poll until the job ends, backing off"
+    variables = ("wait",)
+    needs = ("client", "MODEL", "CONFIG", "REVIEWS")
+    hints = (
+        "Loop: get the job; stop once it has ended (job.done), otherwise sleep and get it again. Make the sleep "
+        "longer each time (multiply it), but never longer than max_delay_s.",
+        "job.done is True in exactly the four terminal states: JOB_STATE_SUCCEEDED, _FAILED, _CANCELLED and "
+        "_EXPIRED. The strings 'BATCH_STATE_...' from the REST docs never match job.state: the SDK renames them.",
+    )
+    starter = """\
+def wait(name: str, first_delay_s: float = 1.0, max_delay_s: float = 60.0) -> types.BatchJob:
+    ____
+"""
+    solution_code = """\
+def wait(name: str, first_delay_s: float = 1.0, max_delay_s: float = 60.0) -> types.BatchJob:
+    delay = first_delay_s
+    job = client.batches.get(name=name)
+    while not job.done:
+        time.sleep(delay)
+        delay = min(delay * 2, max_delay_s)
+        job = client.batches.get(name=name)
+    return job
+"""
+    correct_message = (
+        "wait() stops at every terminal state, polls often at first and less often as the job runs on, and never "
+        "sleeps longer than the cap. On a real job (minutes to 24 h) a cap of a minute or more spares your quota."
+    )
+
+    def explain(self, error: Exception, fn: Callable[..., Any]) -> str:
+        if isinstance(error, KeptPolling):
+            advice = (
+                f"Stop at every terminal state, {error.state.name} included: SUCCEEDED, FAILED, CANCELLED, EXPIRED."
+            )
+            code = getattr(fn, "__code__", None)
+            if code is not None and any(isinstance(c, str) and "BATCH_STATE" in c for c in code.co_consts):
+                advice += " The SDK names states JOB_STATE_*; the wire's BATCH_STATE_* strings never match job.state."
+            return advice
+        return ""
+
+    def verify(self, ns: Mapping[str, Any]) -> None:
+        session = current_session()
+        if session.server_url is None:
+            raise Incorrect("this check ends jobs on purpose through the replay server: run it in replay mode.")
+        client, fn = ns["client"], ns["wait"]
+        job_s = (PENDING_S + RUNNING_S) / session.speed
+        first, cap = job_s / 64, job_s / 16  # a dozen polls or more at the cap before the job succeeds
+        src = [types.InlinedRequest(contents=ns["REVIEWS"][SAMPLE[0]], config=ns["CONFIG"])]
+        for end in ("CANCELLED", "FAILED", "EXPIRED"):
+            name = client.batches.create(model=ns["MODEL"], src=src).name
+            if end == "CANCELLED":
+                client.batches.cancel(name=name)
+            else:
+                control.inject_batch_state(name, end)
+            job, _ = self._watch(client, fn, name, first, cap)
+            self._expect_job(job, f"JOB_STATE_{end}")
+        name = client.batches.create(model=ns["MODEL"], src=src).name
+        job, times = self._watch(client, fn, name, first, cap)
+        self._expect_job(job, "JOB_STATE_SUCCEEDED")
+        if job.dest is None:
+            raise Incorrect("wait() returned the job before its results: return the job from the last get().")
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        if len(gaps) < 2:
+            raise Incorrect(
+                f"wait() polled a job that ran {job_s:.2f} s only {len(times)} time(s) with first_delay_s="
+                f"{first:.3f}: start with first_delay_s, then back off."
+            )
+        if statistics.median(gaps[-3:]) < 2 * min(gaps[:2]):  # medians and minima: one slow poll does not count
+            raise Incorrect(
+                "wait() polled at a steady pace: back off, making each sleep longer than the last (up to max_delay_s)."
+            )
+        if sum(gap > 2 * cap + 0.03 for gap in gaps) >= 2:  # one slow poll on a busy machine is not enough
+            raise Incorrect(
+                f"wait() slept {max(gaps):.2f} s between polls with max_delay_s={cap:.3f}: cap each sleep at "
+                "max_delay_s."
+            )
+
+    def _watch(
+        self, client: genai.Client, fn: Callable[..., Any], name: str, first: float, cap: float
+    ) -> tuple[Any, list[float]]:
+        """Call ``fn(name, first, cap)``, stopping it if it polls an ended job too often; returns its result and
+        the times its polls of ``name`` returned."""
+        times: list[float] = []
+
+        def stop_when_ended(seen: list[Watched]) -> None:
+            if seen[-1].kwargs.get("name") != name:
+                return
+            times.append(time.monotonic())
+            ended = [w.result for w in seen if w.kwargs.get("name") == name and w.result.done]
+            if len(ended) > EXTRA_POLLS:
+                raise KeptPolling(ended[-1].state)
+
+        with watching(client.batches, "get", then=stop_when_ended) as seen:
+            result = self.call("wait", fn, name, first, cap)
+        if not seen:
+            raise Incorrect("wait() never called client.batches.get(name=...), so it cannot know the job's state.")
+        return result, times
+
+    @staticmethod
+    def _expect_job(job: Any, state: str) -> None:
+        call = "wait(name)"
+        if job is None:
+            raise Incorrect(f"{call} returned None: did you forget `return job`?")
+        if isinstance(job, types.JobState):
+            raise Incorrect(f"{call} returned a JobState; return the job itself: it carries dest, the results.")
+        if not isinstance(job, types.BatchJob):
+            raise Incorrect(f"{call} returned {show(job)}; the exercise wants the BatchJob.")
+        if job.state != state:
+            raise Incorrect(
+                f"{call} returned a job in {job.state.name if job.state else None} for a job that ended {state}."
+            )
+
+
+class JoinByKey(Problem):
+    """q3: ``join(job)`` maps each inline request's ``metadata["key"]`` to its answer's text (``None``: it failed)."""
+
+    title = "Join results to inputs by key"
+    variables = ("join",)
+    needs = ("client", "MODEL", "CONFIG", "REVIEWS")
+    hints = (
+        "Each item of job.dest.inlined_responses has .metadata (the dict you sent), and either .response or .error.",
+        "A failed request has response None: check r.error (or r.response is None) before reading r.response.text.",
+    )
+    starter = """\
+def join(job: types.BatchJob) -> dict[str, str | None]:
+    return ____
+"""
+    solution_code = """\
+def join(job: types.BatchJob) -> dict[str, str | None]:
+    return {
+        r.metadata["key"]: None if r.error else r.response.text
+        for r in job.dest.inlined_responses
+    }
+"""
+    correct_message = (
+        "join() pairs answers with inputs by key, whatever order they come back in, and keeps failed requests "
+        "visible as None so you can retry just those."
+    )
+
+    def explain(self, error: Exception, fn: Callable[..., Any]) -> str:
+        if isinstance(error, AttributeError) and "'NoneType'" in str(error):
+            return "One request failed: its response is None and its error says why. Check r.error first."
+        return ""
+
+    def verify(self, ns: Mapping[str, Any]) -> None:
+        client = ns["client"]
+        inputs = {key: ns["REVIEWS"][key] for key in SAMPLE} | {NEW_KEY: NEW_REVIEW}
+        src = [
+            types.InlinedRequest(contents=text, config=ns["CONFIG"], metadata={"key": key})
+            for key, text in inputs.items()
+        ]
+        job = _wait_done(client, client.batches.create(model=ns["MODEL"], src=src).name)
+        responses = job.dest.inlined_responses
+        expected = {r.metadata["key"]: None if r.error else r.response.text for r in responses}
+        # As python-genai issue 1909 reports of the real service: the responses come back in another order.
+        shuffled = job.model_copy(update={"dest": job.dest.model_copy(update={"inlined_responses": responses[::-1]})})
+        result = self.call("join", ns["join"], shuffled)
+        call = "join(job)"
+        if result is None:
+            raise Incorrect(f"{call} returned None: did you forget `return`?")
+        if not isinstance(result, dict):
+            raise Incorrect(f"{call} returned {show(result)}; the exercise wants a dict from each key to its answer.")
+        if set(result) != set(expected):
+            missing = sorted(set(expected) - set(result))
+            if missing == [NEW_KEY] and set(result) <= set(expected):
+                raise Incorrect(
+                    f"{call} left out {NEW_KEY!r}, whose request failed: map it to None, so you see what to retry."
+                )
+            raise Incorrect(
+                f"{call} has keys {show(sorted(result, key=str), 200)}; the exercise wants the requests' metadata keys "
+                f"{sorted(expected)}."
+            )
+        if result != expected and sorted(map(str, result.values())) == sorted(map(str, expected.values())):
+            raise Incorrect(
+                f"{call} paired answers with the wrong keys: an answer belongs to another request. Results can come "
+                "back in any order (python-genai issue 1909), so read each one's metadata['key']."
+            )
+        if result[NEW_KEY] is not None:
+            raise Incorrect(
+                f"{call} maps {NEW_KEY!r}, whose request failed, to {show(result[NEW_KEY])}; map it to None."
+            )
+        for key, text in expected.items():
+            value = result[key]
+            if isinstance(value, types.GenerateContentResponse):
+                raise Incorrect(f"{call} maps keys to whole responses; the exercise wants each answer's text.")
+            if value != text:
+                raise Incorrect(
+                    f"{call} gave {key!r} the answer {show(value)}, which belongs to another request: results can "
+                    "come back in any order (python-genai issue 1909), so read each one's metadata['key']."
+                )
+
+
+class BatchSaving(Problem):
+    """q4: ``batch_saving_usd(responses)``: standard cost minus Batch API cost of those calls, with helpers.prices."""
+
+    title = "Price the batch saving"
+    variables = ("batch_saving_usd",)
+    needs = ("client", "MODEL", "CONFIG", "REVIEWS", "prices")
+    hints = (
+        "prices.cost_usd(usage_metadata, MODEL) prices one call; batch=True prices it through the Batch API.",
+        "Add up, over the responses, prices.cost_usd(r.usage_metadata, MODEL) - prices.cost_usd(r.usage_metadata, "
+        "MODEL, batch=True).",
+    )
+    starter = """\
+def batch_saving_usd(responses: list[types.GenerateContentResponse]) -> float:
+    return ____
+"""
+    solution_code = """\
+def batch_saving_usd(responses: list[types.GenerateContentResponse]) -> float:
+    return sum(
+        prices.cost_usd(r.usage_metadata, MODEL) - prices.cost_usd(r.usage_metadata, MODEL, batch=True)
+        for r in responses
+    )
+"""
+    correct_message = (
+        "the Batch API halves the price of every token, input and output (thinking included), so the saving is "
+        "half the standard cost; what you give up is latency."
+    )
+
+    def verify(self, ns: Mapping[str, Any]) -> None:
+        client, model = ns["client"], ns["MODEL"]
+        responses = [
+            client.models.generate_content(model=model, contents=ns["REVIEWS"][key], config=ns["CONFIG"])
+            for key in SAMPLE
+        ]
+        standard = sum(prices.cost_usd(r.usage_metadata, model) for r in responses)
+        batch = sum(prices.cost_usd(r.usage_metadata, model, batch=True) for r in responses)
+        result = self.call("batch_saving_usd", ns["batch_saving_usd"], responses)
+        call = f"batch_saving_usd(responses) for {len(responses)} calls"
+        if result is None:
+            raise Incorrect(f"{call} returned None: did you forget `return`?")
+        if isinstance(result, bool) or not isinstance(result, (int, float)):
+            raise Incorrect(f"{call} returned {show(result)}; the exercise wants a number of US dollars.")
+
+        def near(value: float) -> bool:
+            return math.isclose(result, value, rel_tol=1e-6, abs_tol=1e-15)
+
+        if near(standard - batch):
+            return
+        if near(standard):
+            raise Incorrect(f"{call} returned the standard cost; subtract what the same calls cost in a batch.")
+        if near(batch - standard):
+            raise Incorrect(f"{call} returned a negative saving: subtract the batch cost from the standard cost.")
+        if near((standard - batch) * 1_000_000):
+            raise Incorrect(f"{call} is a million times too big: cost_usd already divides by the 1M-token unit.")
+        raise Incorrect(f"{call} returned {result:.3g}, which is not the standard cost minus the batch cost.")
+
+
+q1 = BuildRequests("q1", context)
+q2 = PollWithBackoff("q2", context)
+q3 = JoinByKey("q3", context)
+q4 = BatchSaving("q4", context)
+
+PROBLEMS = (q1, q2, q3, q4)
+"""Every problem of the lesson, in order: for pytest and for recording the checks' requests into the cassette."""

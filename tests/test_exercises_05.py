@@ -1,0 +1,132 @@
+"""The 05_batch exercises, tested both ways against the lesson's own shipped cassette."""
+
+from __future__ import annotations
+
+import pytest
+
+import helpers
+from helpers.checks import assert_check_failed, assert_check_passed, assert_check_unattempted
+from helpers.exercises.ex05_batch import PROBLEMS, q1, q2, q3, q4
+
+
+@pytest.fixture(scope="module", autouse=True)
+def replay():
+    with pytest.MonkeyPatch.context() as mp:
+        for name in (
+            "WORKBOOK_MODE",
+            "WORKBOOK_CASSETTES",
+            "GOOGLE_API_KEY",
+            "GEMINI_API_KEY",
+            "GOOGLE_GEMINI_BASE_URL",
+        ):
+            mp.setenv(name, "")  # so the monkeypatch restores what setup() sets
+            mp.delenv(name)
+        helpers.setup("05_batch", speed=4)  # the notebook's speed: q2 times its polls against the job's timeline
+        yield
+
+
+@pytest.mark.parametrize("problem", PROBLEMS, ids=lambda p: p.name)
+def test_reference_passes_and_starter_is_not_attempted(problem) -> None:
+    problem.check_reference()
+    assert_check_unattempted(problem, problem.starter)
+
+
+def requests(item: str) -> str:
+    return f"def build_requests(reviews):\n    return [{item} for key, text in reviews.items()]"
+
+
+WAIT = """\
+ENDED = {{
+    types.JobState.JOB_STATE_SUCCEEDED,
+    types.JobState.JOB_STATE_FAILED,
+    types.JobState.JOB_STATE_CANCELLED,
+    types.JobState.JOB_STATE_EXPIRED,
+}}
+
+
+def wait(name, first_delay_s=1.0, max_delay_s=60.0):
+    delay = first_delay_s
+    job = client.batches.get(name=name)
+    while {until}:
+        time.sleep(delay)
+        delay = {grow}
+        job = client.batches.get(name=name)
+    return {result}
+"""
+
+
+def wait(until: str = "not job.done", grow: str = "min(delay * 2, max_delay_s)", result: str = "job") -> str:
+    return WAIT.format(until=until, grow=grow, result=result)
+
+
+def join(value: str, condition: str = "") -> str:
+    return f"def join(job):\n    return {{r.metadata['key']: {value} for r in job.dest.inlined_responses {condition}}}"
+
+
+def saving(expression: str) -> str:
+    body = f"sum({expression} for r in responses)"
+    return f"def batch_saving_usd(responses):\n    return {body}"
+
+
+STANDARD = "prices.cost_usd(r.usage_metadata, MODEL)"
+BATCH = "prices.cost_usd(r.usage_metadata, MODEL, batch=True)"
+
+
+@pytest.mark.parametrize(
+    ("problem", "code", "expected"),
+    [
+        (q1, "def build_requests(reviews):\n    print(reviews)", "did you forget `return`"),
+        (q1, "def build_requests(reviews):\n    return {k: t for k, t in reviews.items()}", "wants a list"),
+        (q1, requests("types.InlinedRequest(contents=text, config=CONFIG)"), "has no metadata"),
+        (q1, requests("types.InlinedRequest(contents=text, config=CONFIG, metadata={'id': key})"), "{'key': 'r01'}"),
+        (q1, requests("types.InlinedRequest(contents=text, metadata={'key': key})"), "has no config"),
+        (
+            q1,
+            requests("types.InlinedRequest(contents=text, config={'temperature': 1}, metadata={'key': key})"),
+            "differs from CONFIG",
+        ),
+        (
+            q1,
+            requests("{'contents': text, 'generation_config': {'temperature': 0}, 'metadata': {'key': key}}"),
+            "the REST name a JSONL line uses",
+        ),
+        (q1, requests("types.InlinedRequest(contents=key, config=CONFIG, metadata={'key': key})"), "not one review"),
+        (q2, wait(until="job.state != types.JobState.JOB_STATE_SUCCEEDED"), "JOB_STATE_CANCELLED included"),
+        (q2, wait(until="job.state != 'BATCH_STATE_SUCCEEDED'"), "BATCH_STATE_* strings never match"),
+        (q2, wait(grow="delay"), "polled at a steady pace"),
+        (q2, wait(grow="delay * 2"), "cap each sleep at max_delay_s"),
+        (q2, wait(result="job.state"), "returned a JobState"),
+        (q2, wait(result="None"), "did you forget `return job`"),
+        (q3, join("r.response.text"), "its response is None"),
+        (q3, join("r.response.text", "if r.response"), "left out 'r21'"),
+        (q3, join("r.error.message if r.error else r.response.text"), "map it to None"),
+        (q3, join("None if r.error else r.response"), "whole responses"),
+        (
+            q3,
+            "def join(job):\n    rs = job.dest.inlined_responses\n"
+            "    keys = sorted(r.metadata['key'] for r in rs)\n"
+            "    return dict(zip(keys, [None if r.error else r.response.text for r in rs]))",
+            "belongs to another request",
+        ),
+        (q3, "def join(job):\n    return [r.response for r in job.dest.inlined_responses]", "wants a dict"),
+        (q4, saving(STANDARD), "returned the standard cost"),
+        (q4, saving(f"{BATCH} - {STANDARD}"), "negative saving"),
+        (q4, saving(f"1_000_000 * ({STANDARD} - {BATCH})"), "a million times too big"),
+        (q4, "def batch_saving_usd(responses):\n    return '$0.01'", "wants a number of US dollars"),
+    ],
+)
+def test_typical_wrong_answers_fail_with_their_message(problem, code: str, expected: str) -> None:
+    assert_check_failed(problem, code, expected)
+
+
+def test_other_correct_answers_pass() -> None:
+    assert_check_passed(q1, requests("{'contents': text, 'config': CONFIG, 'metadata': {'key': key}}"))
+    assert_check_passed(
+        q2,
+        wait(
+            until="job.state.name in ('JOB_STATE_PENDING', 'JOB_STATE_RUNNING')", grow="min(delay * 1.5, max_delay_s)"
+        ),
+    )
+    assert_check_passed(q2, wait(until="job.state not in ENDED"))
+    assert_check_passed(q3, join("r.response.text if r.response else None"))
+    assert_check_passed(q4, saving(BATCH))  # the saving is exactly what the batch costs: half of the standard price
