@@ -3,12 +3,12 @@
 The client's API key is passed upstream and never stored: it is dropped from the query, never copied from headers
 into the cassette, and any exchange that still contains it is refused rather than written.
 
-A client that leaves a stream early (it closed the stream, cancelled the task reading it, or timed out) gets its
-exchange recorded with the chunks it was sent, and the recorder stops reading upstream: replay then answers the same
-cell the same way, and a live recording does not pay for tokens nobody reads. An injected stream fault
-(``helpers.control.cut_stream``, ``error_mid_stream``) strikes recorded streams as it strikes replayed ones; the
-recorder reads such a stream to its end, so the recording is whole and replay (where the lesson injects the same
-fault) breaks it at the same moment.
+Streams are always recorded whole. A client that leaves one early (it closed the stream, cancelled the task reading
+it, timed out, or was cut off by an injected fault: ``helpers.control.cut_stream``, ``error_mid_stream`` strike
+recorded streams as they strike replayed ones) is let go at once, and the recorder reads the rest in the background
+before it saves the exchange. Replay then plays the same cell the same way: the server goes on sending until the
+client leaves, and an injected fault breaks the stream at the same moment. Recording live, that costs the tokens of
+the whole answer.
 """
 
 from __future__ import annotations
@@ -43,6 +43,9 @@ FORWARDED_HEADERS = ("content-type", "x-goog-api-key", "user-agent", "x-goog-api
 """Request headers passed upstream. Only the first, third and fourth can reach a cassette (as provenance)."""
 
 
+FINISH_TIMEOUT_S = 60.0
+"""How long a recorder that is stopping waits for streams whose clients have left to finish, before it gives up."""
+
 MIN_KEY_LENGTH = 20
 """Keys shorter than this are test placeholders (a real Gemini API key is 39 characters) and may occur anywhere."""
 
@@ -76,11 +79,16 @@ class Recorder:
     upstream: str
     _session: aiohttp.ClientSession | None = None
     _refreshed: set[tuple[str, str]] = field(default_factory=set)
+    _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=30))
 
     async def close(self) -> None:
+        """Finish recording the streams whose clients have left (for up to :data:`FINISH_TIMEOUT_S`), then close the
+        upstream session."""
+        if self._background:
+            await asyncio.wait(self._background, timeout=FINISH_TIMEOUT_S)
         if self._session is not None:
             await self._session.close()
 
@@ -100,10 +108,8 @@ class Recorder:
         """Send ``api`` upstream, relay the reply to ``request`` as it arrives and record it.
 
         ``take_fault`` is called when the reply turns out to be a stream, and returns the stream fault to inflict on
-        the client (used up), if any. A stream the client leaves is recorded up to where it left (module docstring).
-
-        Raises:
-            asyncio.CancelledError: the client left mid-stream and its handler was cancelled (after recording).
+        the client (used up), if any. A stream is recorded whole even when the client leaves early (see the module
+        docstring); this returns as soon as the client stops receiving it.
         """
         loop = asyncio.get_running_loop()
         key_value = request.headers.get("x-goog-api-key") or api.query.get("key") or ""
@@ -118,76 +124,96 @@ class Recorder:
                 502,
                 f"record mode could not reach the upstream {self.upstream}: {e}. Check the network and --upstream.",
             )
+        if upstream.headers.get("content-type", "").startswith(SSE_CONTENT_TYPE):
+            stream = web.StreamResponse(status=upstream.status, headers={"Content-Type": SSE_CONTENT_TYPE})
+            client_done = asyncio.Event()
+            # A task of its own, so it reads on after the client leaves (aiohttp then cancels this handler).
+            task = asyncio.ensure_future(
+                self._record_stream(request, api, upstream, stream, start, take_fault(), key_value, client_done)
+            )
+            self._background.add(task)
+            task.add_done_callback(self._stream_recorded)
+            await client_done.wait()
+            return stream
         async with upstream:
-            is_stream = upstream.headers.get("content-type", "").startswith(SSE_CONTENT_TYPE)
-            cancelled = False
-            if is_stream:
-                stream = web.StreamResponse(status=upstream.status, headers={"Content-Type": SSE_CONTENT_TYPE})
-                await stream.prepare(request)
-                chunks: list[dict[str, Any]] = []
-                fault = take_fault()
-                # A task of its own, so that a stream broken by a fault can be read to its end after aiohttp cancels
-                # this handler (it does when the client's connection closes).
-                relay = asyncio.ensure_future(self._relay(request, stream, upstream, chunks, start, fault))
-                try:
-                    await asyncio.shield(relay)
-                except ConnectionError:
-                    pass  # the client closed the connection: keep the chunks it was sent
-                except asyncio.CancelledError:
-                    cancelled = True  # the same, noticed by aiohttp first: record, then let the cancellation go on
-                    if fault is not None and len(chunks) >= fault.after_chunks:
-                        await relay  # the fault struck: read the rest
-                    else:
-                        relay.cancel()
-                response: dict[str, Any] = {"status": upstream.status, "chunks": chunks}
-                reply: web.StreamResponse = stream
-            else:
-                raw = await upstream.read()
-                offset = round(loop.time() - start, 4)
-                try:
-                    body = json.loads(raw) if raw else None
-                except json.JSONDecodeError:
-                    body = {"non_json_body": raw.decode("utf-8", "replace")}
-                response = {"status": upstream.status, "offset_s": offset, "body": body}
-                reply = json_response(body, status=upstream.status)
-            # Saved here, with no await since the relay ended, so a client that has just left cannot interrupt it.
-            if (
-                response.get("chunks") != []
-                and UNSCRIPTED_HEADER not in upstream.headers
-                and not file_not_active(response)
-            ):
+            raw = await upstream.read()
+            offset = round(loop.time() - start, 4)
+            try:
+                body = json.loads(raw) if raw else None
+            except json.JSONDecodeError:
+                body = {"non_json_body": raw.decode("utf-8", "replace")}
+            response = {"status": upstream.status, "offset_s": offset, "body": body}
+            if UNSCRIPTED_HEADER not in upstream.headers and not file_not_active(response):
                 self.save(api, response, self.provenance(request.headers, upstream, response), key_value)
-        if cancelled:
-            raise asyncio.CancelledError
-        return reply
+        return json_response(body, status=upstream.status)
+
+    async def _record_stream(
+        self,
+        request: web.Request,
+        api: ApiRequest,
+        upstream: aiohttp.ClientResponse,
+        stream: web.StreamResponse,
+        start: float,
+        fault: StreamFault | None,
+        key_value: str,
+        client_done: asyncio.Event,
+    ) -> None:
+        """Relay ``upstream``'s stream to the client (:meth:`_relay`), read it to its end, and save it."""
+        async with upstream:
+            try:
+                chunks = await self._relay(request, stream, upstream, start, fault, client_done)
+            finally:
+                client_done.set()
+            response = {"status": upstream.status, "chunks": chunks}
+            if chunks and UNSCRIPTED_HEADER not in upstream.headers:
+                self.save(api, response, self.provenance(request.headers, upstream, response), key_value)
+
+    def _stream_recorded(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            print(f"record: a stream could not be recorded: {task.exception()!r}", file=sys.stderr, flush=True)
 
     @staticmethod
     async def _relay(
         request: web.Request,
         stream: web.StreamResponse,
         upstream: aiohttp.ClientResponse,
-        chunks: list[dict[str, Any]],
         start: float,
         fault: StreamFault | None,
-    ) -> None:
-        """Copy ``upstream``'s server-sent events to ``stream`` line by line, appending each complete event to
-        ``chunks`` with its offset from ``start``. ``fault`` strikes when event number ``fault.after_chunks`` begins;
-        the rest is read but no longer sent.
-
-        Raises:
-            ConnectionError: the client closed the connection.
-        """
+        client_done: asyncio.Event,
+    ) -> list[dict[str, Any]]:
+        """Copy ``upstream``'s server-sent events to ``stream`` line by line, and return every event with its offset
+        from ``start``. ``fault`` strikes when event number ``fault.after_chunks`` begins. Once the client has gone
+        (closed the connection, or struck by the fault), ``client_done`` is set and the rest is read, not sent."""
         loop = asyncio.get_running_loop()
+        chunks: list[dict[str, Any]] = []
         data_lines: list[bytes] = []
         sending = True
+
+        async def send(line: bytes | None) -> None:
+            nonlocal sending
+            try:
+                if line is None:
+                    await stream.write_eof()
+                elif fault is not None and len(chunks) == fault.after_chunks and line.startswith(b"data:"):
+                    await fault.inflict(request, stream)
+                    sending = False
+                else:
+                    await stream.write(line)
+            except ConnectionError:
+                sending = False
+            if not sending:
+                client_done.set()
+
+        try:
+            await stream.prepare(request)
+        except ConnectionError:
+            sending = False
+            client_done.set()
         async for line in upstream.content:
             stripped = line.strip()
-            starts_event = stripped.startswith(b"data:") and not data_lines
-            if sending and fault is not None and starts_event and len(chunks) == fault.after_chunks:
-                await fault.inflict(request, stream)
-                sending = False
             if sending:
-                await stream.write(line)
+                await send(line)
             if stripped.startswith(b"data:"):
                 data_lines.append(stripped[5:].strip())
             elif not stripped and data_lines:
@@ -197,7 +223,8 @@ class Recorder:
         if data_lines:
             chunks.append({"offset_s": round(loop.time() - start, 4), "data": json.loads(b"\n".join(data_lines))})
         if sending:
-            await stream.write_eof()
+            await send(None)
+        return chunks
 
     @staticmethod
     def provenance(client: Mapping[str, str], upstream: aiohttp.ClientResponse, response: dict[str, Any]) -> dict:
