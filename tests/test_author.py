@@ -7,11 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
+import pytest
 from google import genai
 from google.genai import types
+from nbclient.exceptions import CellExecutionError
 
 from helpers.cassette import Cassette
 from helpers.models import FLASH, PROFILES
+from helpers.replay.author import execute_notebook
 from helpers.replay.synth import chunk_text, estimate_tokens, merge_chunks, synthesize
 
 from .conftest import start_server
@@ -95,3 +99,17 @@ def test_timing_follows_the_profile() -> None:
     generation_s = timeline[-1][0] - timeline[0][0]
     tokens_after_first = estimate_tokens(TEXT) - estimate_tokens(chunk_text(TEXT)[0])
     assert 0.7 < (tokens_after_first / generation_s) / profile.tokens_per_s < 1.4
+
+
+def test_execute_notebook_runs_past_a_cell_marked_to_raise_and_saves_it_unchanged(tmp_path: Path) -> None:
+    path = tmp_path / "nb.ipynb"
+    cells = ["# NBVAL_RAISES_EXCEPTION\nraise RuntimeError('on purpose')", "print('after')"]
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]), path)
+    execute_notebook(path, {}, save=True)
+    raised, after = nbformat.read(path, as_version=4).cells
+    assert raised.outputs[0].ename == "RuntimeError" and "tags" not in raised.metadata
+    assert after.outputs[0].text == "after\n"
+
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("raise RuntimeError('unmarked')")]), path)
+    with pytest.raises(CellExecutionError, match="unmarked"):
+        execute_notebook(path, {}, save=False)
