@@ -15,10 +15,10 @@ from nbclient.exceptions import CellExecutionError
 
 from helpers.cassette import Cassette
 from helpers.models import FLASH, PROFILES
-from helpers.replay.author import execute_notebook
+from helpers.replay.author import execute_notebook, keep_takes
 from helpers.replay.synth import chunk_text, estimate_tokens, merge_chunks, synthesize
 
-from .conftest import start_server
+from .conftest import generate_exchange, start_server, write_cassette
 
 TEXT = (
     "Sunlight scatters off the molecules of the air. Blue light, with its shorter wavelength, scatters far more "
@@ -113,3 +113,16 @@ def test_execute_notebook_runs_past_a_cell_marked_to_raise_and_saves_it_unchange
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("raise RuntimeError('unmarked')")]), path)
     with pytest.raises(CellExecutionError, match="unmarked"):
         execute_notebook(path, {}, save=False)
+
+
+def test_keep_takes_keeps_the_first_recordings_of_each_request(tmp_path: Path) -> None:
+    takes = [generate_exchange(prompt, f"{prompt} {i}", 0.1) for i in range(3) for prompt in ("a", "b")]
+    write_cassette(tmp_path, "t", [*takes, generate_exchange("c", "only", 0.1)])
+    assert keep_takes(tmp_path / "t.json", 2) == 2
+    texts = [
+        e.response["body"]["candidates"][0]["content"]["parts"][0]["text"]
+        for e in Cassette.load(tmp_path / "t.json").exchanges
+    ]
+    assert texts == ["a 0", "b 0", "a 1", "b 1", "only"]
+    with pytest.raises(ValueError, match="at least 1"):
+        keep_takes(tmp_path / "t.json", 0)

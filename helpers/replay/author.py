@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -119,13 +121,43 @@ def execute_notebook(path: Path, env: dict[str, str], *, save: bool, then: str =
         nbformat.write(notebook, path)
 
 
+def keep_takes(path: Path, takes: int) -> int:
+    """Keep the first ``takes`` recordings of each distinct request in the cassette at ``path``; drop the others.
+
+    Replay cycles through the recordings of a request, so fewer takes replay just as well. Used by
+    :func:`author_notebook` when a lesson's script sets ``"takes"``.
+
+    Returns:
+        How many exchanges were dropped.
+
+    Raises:
+        ValueError: ``takes`` is below 1.
+        helpers.cassette.CassetteError: the cassette is missing or corrupt.
+    """
+    if takes < 1:
+        raise ValueError(f"takes must be at least 1, got {takes}")
+    cassette = Cassette.load(path)
+    seen: Counter[str] = Counter()
+    kept = []
+    for exchange in cassette.exchanges:
+        seen[exchange.key] += 1
+        if seen[exchange.key] <= takes:
+            kept.append(exchange)
+    dropped = len(cassette.exchanges) - len(kept)
+    cassette.exchanges = kept
+    cassette.save()
+    return dropped
+
+
 def author_notebook(notebook: Path, *, fresh: bool = True) -> Path:
     """Re-author a lesson's synthetic cassette, then re-run the lesson on it and save its outputs.
 
     Runs ``notebook`` in record mode against the synthetic upstream (its script is ``notebooks/scripts/NAME.json``),
     so every request a cell sends is recorded exactly as the SDK sends it, then, in the same kernel, every exercise
     check's reference solution (``helpers.exercises.exNAME.PROBLEMS``), so the checks' own requests are recorded
-    too. Then it runs the notebook again in replay mode and writes the outputs, as nbval will check them.
+    too. When the script sets ``"takes": N``, only the first N recordings of each identical request are kept
+    (:func:`keep_takes`). Then it runs the notebook again in replay mode and writes the outputs, as nbval will check
+    them.
 
     Args:
         notebook: path to ``notebooks/NN_name.ipynb``.
@@ -142,5 +174,9 @@ def author_notebook(notebook: Path, *, fresh: bool = True) -> Path:
     if importlib.util.find_spec(exercises) is not None:
         then = f"import {exercises}\nfor problem in {exercises}.PROBLEMS:\n    problem.check_reference()"
     execute_notebook(notebook, {"WORKBOOK_MODE": "record", "WORKBOOK_UPSTREAM": "synthetic"}, save=False, then=then)
+    script = cassette.parent.parent / "scripts" / f"{notebook.stem}.json"
+    takes = json.loads(script.read_text(encoding="utf-8")).get("takes") if script.exists() else None
+    if takes is not None:
+        keep_takes(cassette, takes)
     execute_notebook(notebook, {"WORKBOOK_MODE": "replay"}, save=True)
     return cassette
