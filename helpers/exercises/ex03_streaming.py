@@ -1,0 +1,599 @@
+"""The checked exercises of ``03_streaming``: collect a stream's text, time its first token, survive a broken stream,
+and write a streaming command-line tool.
+
+The notebook imports them with ``from helpers.exercises.ex03_streaming import ____, q1, q2, q3, q4``; its setup cells
+define ``client = genai.Client()`` and ``MODEL`` (:data:`helpers.models.FLASH`), which the checks use. The prompts
+below are the ones the lesson's synthetic script answers (``notebooks/scripts/03_streaming.json``). The checks of
+q2 and q3 read the replay server's stats or inject a fault (``helpers.control``); q4 runs the learner's script in a
+subprocess that reaches the server through the environment ``helpers.setup`` set.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import aiohttp
+import httpx2
+from google import genai
+from google.genai import errors, types
+
+from .. import control
+from ..checks import Incorrect, Outcome, Problem, ____, code_names, show
+from ..models import FLASH
+from ..workbook import current_session
+
+USES_PROMPT = "Name three uses of streaming, in one sentence each."
+STAR_PROMPT = "Describe the life cycle of a star, in one paragraph."
+OCEAN_PROMPT = "Explain why the ocean is salty, in one paragraph."
+CLI_PROMPT = "Explain what a token is, in one short paragraph."
+THOUGHT = "Planning the answer: three uses, one sentence each."
+
+ROUNDING_S = 0.02
+"""Slack, in seconds, when a learner's time is compared with the replay server's: figures printed with two decimals,
+and the few milliseconds between the server and the client."""
+
+__all__ = ["PROBLEMS", "____", "context", "q1", "q2", "q3", "q4"]
+
+
+def context() -> dict[str, Any]:
+    """What ``03_streaming``'s setup cells leave in the notebook that the exercises use: ``client``, ``MODEL``,
+    ``genai``, ``types``, ``errors``, ``time``, ``httpx2``, ``aiohttp`` and ``____``.
+
+    Raises:
+        helpers.WorkbookError: ``helpers.setup("03_streaming")`` (or another notebook's setup) has not run.
+    """
+    current_session()
+    return {
+        "client": genai.Client(),
+        "MODEL": FLASH,
+        "genai": genai,
+        "types": types,
+        "errors": errors,
+        "time": time,
+        "httpx2": httpx2,
+        "aiohttp": aiohttp,
+        "____": ____,
+    }
+
+
+def _returned(call: str, result: Any, kind: type, what: str) -> None:
+    """Raise :class:`Incorrect` unless ``result`` is a ``kind`` (``None``: a forgotten ``return``)."""
+    if result is None:
+        raise Incorrect(f"{call} returned None: did you forget `return`?")
+    if isinstance(result, bool) or not isinstance(result, kind):
+        raise Incorrect(f"{call} returned {show(result)}; the exercise wants {what}.")
+
+
+class CollectText(Problem):
+    """q1: ``collect_text(stream) -> str`` joins the chunks' text, skipping chunks whose ``text`` is ``None``."""
+
+    title = "Collect the text of a stream"
+    variables = ("collect_text",)
+    hints = (
+        "chunk.text is the text of one chunk; join them all. What is chunk.text for a chunk that has no text?",
+        "It is None, and ''.join(...) refuses None: use chunk.text or '' (or skip chunks without text).",
+    )
+    starter = """\
+def collect_text(stream) -> str:
+    return ____
+"""
+    solution_code = """\
+def collect_text(stream) -> str:
+    return "".join(chunk.text or "" for chunk in stream)
+"""
+    correct_message = (
+        "chunk.text joins a chunk's text parts and skips thoughts; it is None for a chunk with no text (a thought, "
+        "a function call, or only the finish reason and usage), so `or ''` keeps the join safe."
+    )
+
+    def explain(self, error: Exception, fn: Callable[..., Any]) -> str:
+        if isinstance(error, (TypeError, AttributeError)) and "NoneType" in str(error):
+            return "A chunk's text can be None (this stream has two such chunks): use chunk.text or ''."
+        return ""
+
+    def verify(self, ns: Mapping[str, Any]) -> None:
+        chunks = list(ns["client"].models.generate_content_stream(model=ns["MODEL"], contents=USES_PROMPT))
+        answer = "".join(c.text or "" for c in chunks)
+        thinking = types.GenerateContentResponse(
+            candidates=[
+                types.Candidate(index=0, content=types.ModelContent(parts=[types.Part(text=THOUGHT, thought=True)]))
+            ]
+        )
+        metadata_only = types.GenerateContentResponse(
+            candidates=[types.Candidate(index=0, finish_reason=types.FinishReason.STOP)],
+            usage_metadata=chunks[-1].usage_metadata,
+        )
+        result = self.call("collect_text", ns["collect_text"], iter([thinking, *chunks, metadata_only]))
+        call = "collect_text(stream)"
+        _returned(call, result, str, "the whole answer as one str")
+        if result == answer:
+            return
+        if THOUGHT in result:
+            raise Incorrect(
+                f"{call} includes the model's thought summary; the answer is the text that is not a thought."
+            )
+        if "None" in result and "None" not in answer:
+            raise Incorrect(f"{call} turned a chunk's None text into the word 'None'; skip it or use chunk.text or ''.")
+        if result and (answer.startswith(result) or answer.endswith(result)):
+            raise Incorrect(f"{call} returned only part of the answer; join the text of every chunk.")
+        raise Incorrect(f"{call} returned {show(result)}, which is not the text the stream carried.")
+
+
+@dataclass(frozen=True)
+class ServerView:
+    """One streamed request as the replay server saw it, seconds from its arrival."""
+
+    first_byte_s: float
+    end_s: float | None
+
+
+def _stream_requests(paths: list[str]) -> str | None:
+    """What kind of model call the learner made: ``"stream"``, ``"generate"``, or ``None`` for none."""
+    if any(p.endswith(":streamGenerateContent") for p in paths):
+        return "stream"
+    if any(p.endswith(":generateContent") for p in paths):
+        return "generate"
+    return None
+
+
+def _server_view() -> tuple[str | None, ServerView | None]:
+    """The learner's model call since the last ``control.reset_stats()``: its kind and, for a stream, its timing."""
+    requests = control.stats().requests
+    kind = _stream_requests([r.path for r in requests])
+    streams = [r for r in requests if r.path.endswith(":streamGenerateContent") and r.first_byte_s is not None]
+    if not streams:
+        return kind, None
+    r = streams[0]
+    return kind, ServerView(r.first_byte_s - r.start_s, None if r.end_s is None else r.end_s - r.start_s)
+
+
+class TimeToFirstToken(Problem):
+    """q2: ``time_to_first_token(prompt) -> float``: seconds from sending the request to the first chunk with text.
+
+    Judged against the replay server's own timing of the same request: no shorter than the time it took to send the
+    first chunk, and, when the stream was read to its end, well short of the time to the last.
+    """
+
+    title = "Measure time to first token"
+    variables = ("time_to_first_token",)
+    needs = ("client", "MODEL")
+    hints = (
+        "Read time.perf_counter() before you start reading the stream, and again when the first chunk with text "
+        "arrives; the difference is the TTFT.",
+        "The SDK sends the request when the loop starts, so start the clock before the `for`, never inside it; "
+        "stop it at the first chunk whose text is not empty, then return (or close the stream).",
+    )
+    starter = """\
+def time_to_first_token(prompt: str) -> float:
+    ____
+"""
+    solution_code = """\
+def time_to_first_token(prompt: str) -> float:
+    start = time.perf_counter()
+    stream = client.models.generate_content_stream(model=MODEL, contents=prompt)
+    try:
+        for chunk in stream:
+            if chunk.text:
+                return time.perf_counter() - start
+    finally:
+        stream.close()  # stop the stream: only its first token was wanted
+    raise ValueError("the stream sent no text")
+"""
+    correct_message = (
+        "The clock starts before the request goes out and stops at the first chunk with text; closing the stream "
+        "then stops the server from sending the rest."
+    )
+
+    def explain(self, error: Exception, fn: Callable[..., Any]) -> str:
+        code = getattr(fn, "__code__", None)
+        missing = isinstance(error, errors.ClientError) and error.code == 404
+        if missing and code is not None and "generate_content_stream" not in code_names(code):
+            return "A call that waits for the whole answer has no first token: use generate_content_stream."
+        return ""
+
+    def verify(self, ns: Mapping[str, Any]) -> None:
+        replay = current_session().server_url is not None
+        if replay:
+            control.reset_stats()
+        result = self.call("time_to_first_token", ns["time_to_first_token"], STAR_PROMPT)
+        call = f"time_to_first_token({STAR_PROMPT!r})"
+        _returned(call, result, (int, float), "a number of seconds (a float)")
+        if result <= 0:
+            raise Incorrect(f"{call} returned {result:g}; a time to first token is more than 0 seconds.")
+        milliseconds = f"{call} returned {result:g}: that looks like milliseconds; return seconds."
+        if not replay:
+            if result > 60:
+                raise Incorrect(milliseconds)
+            return
+        kind, server = _server_view()
+        if kind == "generate":
+            raise Incorrect(f"{call} used generate_content, which has no first token: stream the answer instead.")
+        if server is None:
+            raise Incorrect(f"{call} never read a stream from client.models.generate_content_stream.")
+        if result > 1 and abs(result / 1000 - server.first_byte_s) < ROUNDING_S * 5:
+            raise Incorrect(milliseconds)
+        if result < server.first_byte_s - ROUNDING_S:
+            raise Incorrect(
+                f"{call} returned less than the server took to send the first chunk: start the clock before the "
+                "request goes out (before the loop), not when the first chunk arrives."
+            )
+        # A stream read to its end spans a good part of a second; one closed after its first chunk, next to nothing.
+        read_to_end = server.end_s is not None and server.end_s - server.first_byte_s > ROUNDING_S
+        if read_to_end and result > server.first_byte_s + (server.end_s - server.first_byte_s) / 2:
+            raise Incorrect(
+                f"{call} returned about the time to the last chunk: stop the clock at the first chunk with text."
+            )
+
+
+class SurviveABrokenStream(Problem):
+    """q3: ``robust_text(prompt) -> str`` returns the whole answer although the check cuts its first stream."""
+
+    title = "Survive a broken stream"
+    variables = ("robust_text",)
+    needs = ("client", "MODEL")
+    hints = (
+        "A broken stream raises while you iterate it. Catch that error and start the request again, in a loop.",
+        "Sync streams raise httpx2.TransportError (RemoteProtocolError) when the connection drops, not an "
+        "errors.APIError. Start each attempt with an empty list of pieces, or the broken attempt's text stays in.",
+    )
+    starter = """\
+def robust_text(prompt: str) -> str:
+    ____
+"""
+    solution_code = """\
+def robust_text(prompt: str) -> str:
+    for attempt in range(3):
+        pieces = []
+        try:
+            for chunk in client.models.generate_content_stream(model=MODEL, contents=prompt):
+                pieces.append(chunk.text or "")
+            return "".join(pieces)
+        except (httpx2.TransportError, aiohttp.ClientError, errors.ServerError):
+            continue  # the stream broke: throw the pieces away and ask again
+    raise RuntimeError("the stream broke 3 times")
+"""
+    correct_message = (
+        "A started stream is never retried by the SDK, so you catch the break and ask again. Starting from nothing "
+        "keeps the answer coherent; resuming from the partial text (lesson 03) saves output tokens."
+    )
+
+    def explain(self, error: Exception, fn: Callable[..., Any]) -> str:
+        if isinstance(error, (httpx2.TransportError, aiohttp.ClientError)):
+            return (
+                "The check cut the stream part-way, on purpose. google-genai does not wrap a dropped connection in "
+                "errors.APIError: catch httpx2.TransportError (sync) or aiohttp.ClientError (async), and request "
+                "the answer again."
+            )
+        if isinstance(error, errors.ClientError) and error.code == 404:
+            return "The replay server has no recording of that request: retry the same request from the start."
+        return ""
+
+    def verify(self, ns: Mapping[str, Any]) -> None:
+        if current_session().server_url is None:
+            raise Incorrect(
+                "this check cuts a stream on purpose, which needs the replay server: unset WORKBOOK_MODE and re-run "
+                "the setup cell."
+            )
+        stream = ns["client"].models.generate_content_stream(model=ns["MODEL"], contents=OCEAN_PROMPT)
+        answer = "".join(c.text or "" for c in stream)
+        control.cut_stream(after_chunks=2)
+        try:
+            result = self.call("robust_text", ns["robust_text"], OCEAN_PROMPT)
+        finally:
+            control.clear_faults()
+        call = f"robust_text({OCEAN_PROMPT!r})"
+        _returned(call, result, str, "the whole answer as one str")
+        if result == answer:
+            return
+        if result and answer.startswith(result):
+            raise Incorrect(
+                f"{call} returned only what arrived before the stream broke: request the answer again instead."
+            )
+        if len(result) > len(answer) and result.endswith(answer):
+            raise Incorrect(
+                f"{call} starts with the broken attempt's text, then the whole answer: start each attempt from an "
+                "empty list of pieces."
+            )
+        raise Incorrect(f"{call} returned {show(result)}, which is not the answer the stream sends.")
+
+
+CLI_FIGURES = {
+    "tokens": re.compile(r"tokens\D{0,3}(\d+)", re.IGNORECASE),
+    "wall": re.compile(r"wall\D{0,3}(\d+(?:\.\d+)?)\s*s", re.IGNORECASE),
+    "TTFT": re.compile(r"TTFT\D{0,3}(\d+(?:\.\d+)?)\s*s", re.IGNORECASE),
+    "TTLT": re.compile(r"TTLT\D{0,3}(\d+(?:\.\d+)?)\s*s", re.IGNORECASE),
+}
+"""How the check finds each figure on the script's last line, e.g. ``tokens 143 · wall 1.21 s · TTFT 0.42 s ...``."""
+
+
+@dataclass(frozen=True)
+class CliRun:
+    """One run of the learner's script.
+
+    Attributes:
+        text: what it printed before its last line (the streamed answer), stripped.
+        figures: the figures on its last line, by name (``tokens`` as an int, times in seconds).
+        output_spread_s: seconds between the first and the last piece of output the check read from its stdout.
+        took_s: seconds from starting the process to its exit.
+    """
+
+    text: str
+    figures: dict[str, float]
+    output_spread_s: float
+    took_s: float
+
+
+class StreamingCli(Problem):
+    """q4: a script, ``stream_cli.py``, that streams the answer to its argv prompt and prints four figures.
+
+    The learner writes it with ``%%writefile stream_cli.py`` (in the notebook's folder); :meth:`namespace` writes
+    given code to a temporary file instead, for tests and the cassette author. The check runs it twice with the
+    current environment (``GOOGLE_GEMINI_BASE_URL``, ``GEMINI_API_KEY``), reads its stdout as it arrives, and compares
+    the figures with the replay server's timing of the same request.
+    """
+
+    title = "A streaming command-line tool"
+    script: ClassVar[str] = "stream_cli.py"
+    path_key: ClassVar[str] = "__stream_cli_path__"
+    run_timeout_s: ClassVar[float] = 60.0
+    hints = (
+        "Start a clock (time.perf_counter()) just before the loop; in the loop print each chunk's text with "
+        "end='' and flush=True, note when the first text arrives, and keep the last chunk for its usage_metadata.",
+        "Without flush=True, Python holds back output written to a pipe until the script ends, and nothing seems "
+        "to stream. The total token count is last_chunk.usage_metadata.total_token_count; only the last chunk has "
+        "it complete.",
+    )
+    starter = '''\
+%%writefile stream_cli.py
+"""Stream Gemini's answer to the prompt given on the command line, then print tokens, wall time, TTFT and TTLT."""
+import sys
+import time
+
+from google import genai
+from google.genai import types
+
+from helpers.models import FLASH
+
+
+def main(argv: list[str]) -> None:
+    started = time.perf_counter()
+    prompt = " ".join(argv[1:])
+    client = genai.Client()  # GOOGLE_GEMINI_BASE_URL and GEMINI_API_KEY come from the environment
+    ____
+
+
+if __name__ == "__main__":
+    main(sys.argv)
+'''
+    solution_code = '''\
+%%writefile stream_cli.py
+"""Stream Gemini's answer to the prompt given on the command line, then print tokens, wall time, TTFT and TTLT."""
+import sys
+import time
+
+from google import genai
+from google.genai import types
+
+from helpers.models import FLASH
+
+
+def main(argv: list[str]) -> None:
+    started = time.perf_counter()
+    prompt = " ".join(argv[1:])
+    client = genai.Client()  # GOOGLE_GEMINI_BASE_URL and GEMINI_API_KEY come from the environment
+    config = types.GenerateContentConfig(seed=0)
+    sent = time.perf_counter()
+    ttft = last = None
+    for chunk in client.models.generate_content_stream(model=FLASH, contents=prompt, config=config):
+        if chunk.text:
+            if ttft is None:
+                ttft = time.perf_counter() - sent
+            print(chunk.text, end="", flush=True)
+        last = chunk
+    ttlt = time.perf_counter() - sent
+    wall = time.perf_counter() - started
+    tokens = last.usage_metadata.total_token_count
+    print(f"\\ntokens {tokens} · wall {wall:.2f} s · TTFT {ttft:.2f} s · TTLT {ttlt:.2f} s")
+
+
+if __name__ == "__main__":
+    main(sys.argv)
+'''
+    correct_message = (
+        "The script streams with flush=True, so text appears as it arrives even through a pipe; the seed makes two "
+        "runs print the same answer; and the figures agree with what the server saw. Try it in a terminal: "
+        f'python stream_cli.py "{CLI_PROMPT}"'
+    )
+
+    # --- where the script is ----------------------------------------------------------------------------------
+
+    def namespace(self, code: str = "") -> dict[str, Any]:
+        """A fresh namespace; ``code`` (the script, with or without its ``%%writefile`` line) is written to a
+        temporary file that the check then runs instead of ``stream_cli.py``."""
+        ns = dict(self.context())
+        if code:
+            lines = code.splitlines(keepends=True)
+            body = "".join(lines[1:]) if lines and lines[0].startswith("%%writefile") else code
+            path = Path(tempfile.gettempdir()) / f"gemini-workbook-{os.getpid()}-{self.script}"
+            path.write_text(body, encoding="utf-8")
+            ns[self.path_key] = path
+        return ns
+
+    def evaluate(self, ns: Mapping[str, Any]) -> Outcome:
+        """Check the script: not attempted while ``stream_cli.py`` is missing or still holds ``____``."""
+        path = Path(ns.get(self.path_key, self.script))
+        if not path.is_file():
+            return Outcome("unattempted", f"run the %%writefile cell to write {self.script}, then {self.name}.check().")
+        if "____" in path.read_text(encoding="utf-8"):
+            return Outcome(
+                "unattempted",
+                f"replace the ____ in {self.script} with your code, run that cell again, then {self.name}.check().",
+            )
+        try:
+            self.verify_script(path)
+        except Incorrect as e:
+            return Outcome("incorrect", str(e))
+        return Outcome("correct", self.correct_message)
+
+    def verify(self, ns: Mapping[str, Any]) -> None:
+        self.verify_script(Path(ns.get(self.path_key, self.script)))
+
+    # --- the check --------------------------------------------------------------------------------------------
+
+    def run(self, path: Path) -> CliRun:
+        """Run the script once on :data:`CLI_PROMPT`, reading its stdout as it arrives.
+
+        Raises:
+            Incorrect: it failed, timed out, or its last line lacks a figure.
+        """
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # buffering is part of the test
+        env["PYTHONIOENCODING"] = "utf-8"
+        pieces: list[tuple[float, bytes]] = []
+        with tempfile.TemporaryFile() as errors_file:
+            started = time.perf_counter()
+            proc = subprocess.Popen(
+                [sys.executable, path.name, CLI_PROMPT],
+                cwd=path.parent,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=errors_file,
+            )
+
+            def read() -> None:  # in a thread, so each piece is timed as it arrives
+                while piece := proc.stdout.read1(65536):
+                    pieces.append((time.perf_counter(), piece))
+
+            reader = threading.Thread(target=read, daemon=True)
+            reader.start()
+            try:
+                proc.wait(timeout=self.run_timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                raise Incorrect(
+                    f"{self.script} ran for more than {self.run_timeout_s:g} s; it should take seconds."
+                ) from None
+            finally:
+                reader.join()
+                proc.stdout.close()
+            took = time.perf_counter() - started
+            errors_file.seek(0)
+            stderr = errors_file.read().decode("utf-8", "replace")
+        out = b"".join(p for _, p in pieces).decode("utf-8", "replace")
+        if proc.returncode != 0:
+            last_error = [line for line in stderr.strip().splitlines() if line.strip()][-1:] or ["(nothing on stderr)"]
+            advice = ""
+            if "NOT_FOUND" in stderr or "No recording" in stderr:
+                advice = (
+                    " The replay server has no recording of the request it sent: send model=FLASH, the prompt, and "
+                    "config=types.GenerateContentConfig(seed=0), nothing else."
+                )
+            raise Incorrect(
+                f"{self.script} exited with status {proc.returncode}; its last error line: {last_error[0][:200]}."
+                + advice
+            )
+        lines = out.rstrip().splitlines()
+        if not lines:
+            raise Incorrect(f"{self.script} printed nothing: stream the answer to stdout, then the figures.")
+        figures = {}
+        for name, pattern in CLI_FIGURES.items():
+            found = pattern.search(lines[-1])
+            if found is None:
+                raise Incorrect(
+                    f"{self.script}'s last line has no {name} figure; it should read like "
+                    "'tokens 143 · wall 1.21 s · TTFT 0.42 s · TTLT 1.18 s'."
+                )
+            figures[name] = float(found.group(1))
+        return CliRun("\n".join(lines[:-1]).strip(), figures, pieces[-1][0] - pieces[0][0], took)
+
+    def verify_script(self, path: Path) -> None:
+        """Run the script twice, then judge what it printed (see the class docstring).
+
+        Raises:
+            Incorrect: what is wrong, the likeliest cause first.
+        """
+        config = types.GenerateContentConfig(seed=0)
+        client = genai.Client()  # kept in a variable: a client that is garbage-collected closes its connections
+        reference = list(client.models.generate_content_stream(model=FLASH, contents=CLI_PROMPT, config=config))
+        answer = "".join(c.text or "" for c in reference).strip()
+        replay = current_session().server_url is not None
+        runs = []
+        for _ in range(2):
+            if replay:
+                control.reset_stats()
+            run = self.run(path)
+            runs.append((run, _server_view() if replay else None))
+        if runs[0][0].text != runs[1][0].text:
+            raise Incorrect(f"the two runs of {self.script} printed different answers: send the request with seed=0.")
+        for run, seen in runs:
+            self.judge(run, answer, reference[-1].usage_metadata)
+            if seen is not None:
+                self.judge_timing(run, *seen)
+
+    def judge(self, run: CliRun, answer: str, usage: types.GenerateContentResponseUsageMetadata) -> None:
+        """Judge one run's text and figures against the answer and usage the API gave for the same request."""
+        f, name = run.figures, self.script
+        if not run.text:
+            raise Incorrect(f"{name} printed only the figures: print each chunk's text as it arrives.")
+        if run.text != answer:
+            if "None" in run.text:
+                raise Incorrect(f"{name} printed 'None' for a chunk without text: print chunk.text only when set.")
+            raise Incorrect(f"{name} printed {show(run.text)}, which is not the answer's text (and nothing else).")
+        if f["tokens"] != usage.total_token_count:
+            if f["tokens"] == usage.prompt_token_count:
+                hint = "that is the prompt's count, which every chunk carries: use the last chunk's total."
+            elif f["tokens"] == usage.candidates_token_count:
+                hint = "that counts the answer only: print the total the API reports (prompt and answer)."
+            else:
+                hint = "print usage_metadata.total_token_count of the last chunk."
+            raise Incorrect(f"{name} printed tokens {f['tokens']:g}; {hint}")
+        if f["TTFT"] <= 0:
+            raise Incorrect(
+                f"{name} printed TTFT {f['TTFT']:g} s: start the clock before the request goes out, not when the first "
+                "chunk arrives."
+            )
+        if f["TTFT"] > f["TTLT"] + ROUNDING_S:
+            raise Incorrect(f"{name} printed a TTFT longer than its TTLT: the first token cannot come after the last.")
+        if f["TTLT"] > f["wall"] + ROUNDING_S or f["wall"] > run.took_s + ROUNDING_S:
+            raise Incorrect(
+                f"{name} printed wall {f['wall']:g} s and TTLT {f['TTLT']:g} s; the wall-clock time is from the start "
+                "of main() to the end, so it is at least the TTLT and at most the time the script ran."
+            )
+
+    def judge_timing(self, run: CliRun, kind: str | None, server: ServerView | None) -> None:
+        """Judge one run's figures and output against the replay server's timing of its request."""
+        f, name = run.figures, self.script
+        if kind != "stream" or server is None:
+            raise Incorrect(f"{name} did not stream: call client.models.generate_content_stream.")
+        if f["TTFT"] < server.first_byte_s - ROUNDING_S:
+            raise Incorrect(
+                f"{name} printed a TTFT shorter than the server took to send the first chunk: start the clock before "
+                "the request goes out."
+            )
+        if server.end_s is None:
+            return
+        if f["TTLT"] < server.end_s - ROUNDING_S:
+            raise Incorrect(f"{name} printed a TTLT shorter than the stream took: stop that clock after the loop ends.")
+        if run.output_spread_s < (server.end_s - server.first_byte_s) / 3:
+            raise Incorrect(
+                f"{name}'s output arrived all at once at the end, not as the answer streamed: print each piece with "
+                "flush=True (output to a pipe is held back until the script ends)."
+            )
+
+
+q1 = CollectText("q1", context)
+q2 = TimeToFirstToken("q2", context)
+q3 = SurviveABrokenStream("q3", context)
+q4 = StreamingCli("q4", context)
+
+PROBLEMS = (q1, q2, q3, q4)
+"""Every problem of the lesson, in order: for pytest and for recording the checks' requests into the cassette."""

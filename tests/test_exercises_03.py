@@ -1,0 +1,161 @@
+"""The 03_streaming exercises, tested both ways against the lesson's own shipped cassette."""
+
+from __future__ import annotations
+
+import pytest
+
+import helpers
+from helpers.checks import assert_check_failed, assert_check_passed, assert_check_unattempted
+from helpers.exercises.ex03_streaming import PROBLEMS, q1, q2, q3, q4
+
+SPEED = 2
+"""Replay at 2x: fast, yet the CLI's stream still spans long enough (about 0.15 s) to tell streamed output from
+output printed all at once."""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def replay():
+    with pytest.MonkeyPatch.context() as mp:
+        for name in (
+            "WORKBOOK_MODE",
+            "WORKBOOK_CASSETTES",
+            "GOOGLE_API_KEY",
+            "GEMINI_API_KEY",
+            "GOOGLE_GEMINI_BASE_URL",
+        ):
+            mp.setenv(name, "")  # so the monkeypatch restores what setup() sets
+            mp.delenv(name)
+        helpers.setup("03_streaming", speed=SPEED)
+        yield
+
+
+@pytest.mark.parametrize("problem", PROBLEMS, ids=lambda p: p.name)
+def test_reference_passes_and_starter_is_not_attempted(problem) -> None:
+    problem.check_reference()
+    assert_check_unattempted(problem, problem.starter)
+
+
+def test_a_cli_script_not_written_yet_is_not_attempted() -> None:
+    assert q4.evaluate(q4.namespace()).status == "unattempted"  # no stream_cli.py in the tests' folder
+
+
+STREAM = "client.models.generate_content_stream(model=MODEL, contents=prompt)"
+
+
+@pytest.mark.parametrize(
+    ("problem", "code", "expected"),
+    [
+        (q1, "def collect_text(stream):\n    return ''.join(c.text for c in stream)", "A chunk's text can be None"),
+        (q1, "def collect_text(stream):\n    return ''.join(str(c.text) for c in stream)", "into the word 'None'"),
+        (
+            q1,
+            "def collect_text(stream):\n    return ''.join(p.text for c in stream if c.candidates[0].content"
+            " for p in c.candidates[0].content.parts)",
+            "includes the model's thought summary",
+        ),
+        (q1, "def collect_text(stream):\n    return [c.text for c in stream]", "wants the whole answer as one str"),
+        (
+            q1,
+            "def collect_text(stream):\n    last = ''\n    for c in stream:\n        last = c.text or last\n"
+            "    return last",
+            "returned only part of the answer",
+        ),
+        (q1, "def collect_text(stream):\n    print(list(stream))", "did you forget `return`"),
+        (
+            q2,
+            f"def time_to_first_token(prompt):\n    for chunk in {STREAM}:\n        start = time.perf_counter()\n"
+            "        if chunk.text:\n            return time.perf_counter() - start",
+            "start the clock before the request goes out",
+        ),
+        (
+            q2,
+            f"def time_to_first_token(prompt):\n    start = time.perf_counter()\n    for chunk in {STREAM}:\n"
+            "        pass\n    return time.perf_counter() - start",
+            "about the time to the last chunk",
+        ),
+        (
+            q2,
+            f"def time_to_first_token(prompt):\n    start = time.perf_counter()\n    for chunk in {STREAM}:\n"
+            "        return (time.perf_counter() - start) * 1000",
+            "looks like milliseconds",
+        ),
+        (
+            q2,
+            "def time_to_first_token(prompt):\n    start = time.perf_counter()\n"
+            "    client.models.generate_content(model=MODEL, contents=prompt)\n    return time.perf_counter() - start",
+            "has no first token: use generate_content_stream",
+        ),
+        (q2, f"def time_to_first_token(prompt):\n    list({STREAM})", "did you forget `return`"),
+        (
+            q3,
+            f"def robust_text(prompt):\n    return ''.join(c.text or '' for c in {STREAM})",
+            "does not wrap a dropped connection in errors.APIError",
+        ),
+        (
+            q3,
+            "def robust_text(prompt):\n    for _ in range(3):\n        try:\n"
+            f"            return ''.join(c.text or '' for c in {STREAM})\n"
+            "        except errors.APIError:\n            pass",
+            "does not wrap a dropped connection in errors.APIError",
+        ),
+        (
+            q3,
+            "def robust_text(prompt):\n    pieces = []\n    try:\n"
+            f"        for c in {STREAM}:\n            pieces.append(c.text or '')\n"
+            "    except httpx2.TransportError:\n        pass\n    return ''.join(pieces)",
+            "returned only what arrived before the stream broke",
+        ),
+        (
+            q3,
+            "def robust_text(prompt):\n    pieces = []\n    for _ in range(3):\n        try:\n"
+            f"            for c in {STREAM}:\n                pieces.append(c.text or '')\n"
+            "            return ''.join(pieces)\n        except httpx2.TransportError:\n            pass",
+            "starts with the broken attempt's text",
+        ),
+    ],
+)
+def test_typical_wrong_answers_fail_with_their_message(problem, code: str, expected: str) -> None:
+    assert_check_failed(problem, code, expected)
+
+
+def cli(change: str, to: str) -> str:
+    """The reference CLI script with one line changed (the line must occur exactly once)."""
+    assert q4.solution_code.count(change) == 1, change
+    return q4.solution_code.replace(change, to)
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        (cli('end="", flush=True)', 'end="")'), "output arrived all at once at the end"),
+        (cli("config = types.GenerateContentConfig(seed=0)", "config = None"), "printed different answers"),
+        (
+            cli("if ttft is None:\n", "if ttft is None:\n                sent = time.perf_counter()\n"),
+            "start the clock before the request goes out",
+        ),
+        (
+            cli("tokens = last.usage_metadata.total_token_count", "tokens = last.usage_metadata.prompt_token_count"),
+            "that is the prompt's count",
+        ),
+        (cli(" · TTLT {ttlt:.2f} s", ""), "last line has no TTLT figure"),
+        (cli('prompt = " ".join(argv[1:])', "prompt = argv[5]"), "IndexError: list index out of range"),
+    ],
+)
+def test_typical_wrong_cli_scripts_fail_with_their_message(code: str, expected: str) -> None:
+    assert_check_failed(q4, code, expected)
+
+
+@pytest.mark.parametrize(
+    ("problem", "code"),
+    [
+        (q1, "def collect_text(stream):\n    return ''.join(c.text for c in stream if c.text)"),
+        (
+            q2,
+            "async def time_to_first_token(prompt):\n    start = time.perf_counter()\n"
+            "    async for c in await client.aio.models.generate_content_stream(model=MODEL, contents=prompt):\n"
+            "        if c.text:\n            return time.perf_counter() - start",
+        ),
+    ],
+)
+def test_other_correct_answers_pass(problem, code: str) -> None:
+    assert_check_passed(problem, code)
