@@ -1,0 +1,132 @@
+"""The 02_async exercises, tested both ways against the lesson's own shipped cassette."""
+
+from __future__ import annotations
+
+import pytest
+
+import helpers
+from helpers.checks import assert_check_failed, assert_check_passed, assert_check_unattempted
+from helpers.exercises.ex02_async import PROBLEMS, q1, q2, q3
+
+
+@pytest.fixture(scope="module", autouse=True)
+def replay():
+    with pytest.MonkeyPatch.context() as mp:
+        for name in (
+            "WORKBOOK_MODE",
+            "WORKBOOK_CASSETTES",
+            "GOOGLE_API_KEY",
+            "GEMINI_API_KEY",
+            "GOOGLE_GEMINI_BASE_URL",
+        ):
+            mp.setenv(name, "")  # so the monkeypatch restores what setup() sets
+            mp.delenv(name)
+        helpers.setup("02_async", speed=60)
+        yield
+
+
+@pytest.mark.parametrize("problem", PROBLEMS, ids=lambda p: p.name)
+def test_reference_passes_and_starter_is_not_attempted(problem) -> None:
+    problem.check_reference()
+    assert_check_unattempted(problem, problem.starter)
+
+
+ONE_AT_A_TIME = """\
+async def ask_all(prompts):
+    answers = []
+    for p in prompts:
+        answers.append((await client.aio.models.generate_content(model=MODEL, contents=p)).text)
+    return answers
+"""
+
+AS_COMPLETED = """\
+async def ask_all(prompts):
+    coroutines = [client.aio.models.generate_content(model=MODEL, contents=p) for p in prompts]
+    return [(await c).text for c in asyncio.as_completed(coroutines)]
+"""
+
+RESPONSES = """\
+async def ask_all(prompts):
+    return await asyncio.gather(*(client.aio.models.generate_content(model=MODEL, contents=p) for p in prompts))
+"""
+
+NOT_ASYNC = """\
+def ask_all(prompts):
+    return asyncio.gather(*(client.aio.models.generate_content(model=MODEL, contents=p) for p in prompts))
+"""
+
+UNCAPPED = RESPONSES.replace("ask_all", "ask_two_at_a_time").replace("return await", "return [r.text for r in await")
+UNCAPPED = UNCAPPED.rstrip() + "]\n"
+
+CAPPED_AT = """\
+async def ask_two_at_a_time(prompts):
+    semaphore = asyncio.Semaphore({n})
+
+    async def one(prompt):
+        async with semaphore:
+            return (await client.aio.models.generate_content(model=MODEL, contents=prompt)).text
+
+    return await asyncio.gather(*(one(p) for p in prompts))
+"""
+
+NO_RETRY = """\
+async def ask_patiently(prompt):
+    return (await client.aio.models.generate_content(model=MODEL, contents=prompt)).text
+"""
+
+IMPATIENT = """\
+async def ask_patiently(prompt):
+    while True:
+        try:
+            return (await client.aio.models.generate_content(model=MODEL, contents=prompt)).text
+        except errors.APIError as e:
+            if e.code != 429:
+                raise
+            await asyncio.sleep(0.01)
+"""
+
+ON_500_ONLY = IMPATIENT.replace("e.code != 429", "e.code != 500")
+
+
+@pytest.mark.parametrize(
+    ("problem", "code", "expected"),
+    [
+        (q1, ONE_AT_A_TIME, "sent the requests one at a time"),
+        (q1, AS_COMPLETED, "in the order they finished, not the order of the prompts"),
+        (q1, RESPONSES, "returned responses; the exercise wants the text"),
+        (q1, NOT_ASYNC, "Define ask_all with `async def`"),
+        (q3, NO_RETRY.replace("async def", "def").replace("(await ", "("), "Define ask_patiently with `async def`"),
+        (q1, "async def ask_all(prompts):\n    answers = await asyncio.sleep(0)", "did you forget `return`"),
+        (q2, UNCAPPED, "6 requests were in flight at once; the limit was 2."),
+        (q2, CAPPED_AT.format(n=3), "3 requests were in flight at once; the limit was 2."),
+        (q2, CAPPED_AT.format(n=1), "never more than 1 request was in flight"),
+        (q3, NO_RETRY, "ClientError 429 RESOURCE_EXHAUSTED"),
+        (q3, NO_RETRY, "not google.api_core's ResourceExhausted"),
+        (q3, IMPATIENT, "retried sooner than the server asked"),
+        (q3, ON_500_ONLY, "A 429 escaped"),
+    ],
+)
+def test_typical_wrong_answers_fail_with_their_message(problem, code: str, expected: str) -> None:
+    assert_check_failed(problem, code, expected)
+
+
+def test_honouring_retry_delay_through_a_helper_passes() -> None:
+    assert_check_passed(
+        q3,
+        """\
+def delay_s(error):
+    info = [d for d in error.details["error"]["details"] if d["@type"].endswith("RetryInfo")]
+    return float(info[0]["retryDelay"].rstrip("s"))
+
+
+async def ask_patiently(prompt):
+    while True:
+        try:
+            response = await client.aio.models.generate_content(model=MODEL, contents=prompt)
+            return response.text
+        except errors.APIError as e:
+            if e.code != 429:
+                raise
+            await asyncio.sleep(delay_s(e))
+""",
+    )
