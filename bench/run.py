@@ -5,7 +5,7 @@
 Measures, against real replay servers (``python -m helpers.replay serve``, started as ``helpers.setup`` starts them,
 on cassettes written to a temporary folder): replay fidelity of TTFT and chunk gaps at 1, 100 and 500 concurrent
 streams; the async speed-up of requests recorded at 1.0 s and what the server adds to it; capacity (concurrent
-streams, and requests per second); throughput under ``--rpm`` of the three rate-limit patterns of lesson 02; the
+streams, and requests per second); throughput under ``--rpm`` of the rate-limit patterns lesson 02 teaches; the
 timing helpers' overhead (``bench/timing_overhead.py``); and the wall time of the whole nbval suite.
 
 Prints a markdown table and writes it to ``bench/RESULTS.md`` (``--out``) with the machine, the versions and the
@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OPEN_FILES = 20_000
 """Open files the capacity steps need at most (a socket each, client and server); the soft limit is raised to this."""
 NBVAL_TARGET_S = 180.0
+"""The nbval suite's budget: CI runs it twice (nbval, then tests/test_determinism.py) well within 20 minutes."""
 
 
 def raise_open_files_limit() -> int:
