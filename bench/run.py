@@ -33,26 +33,11 @@ import replay_bench
 import timing_overhead
 from common import Row, replay_server
 
+from helpers.replay.runner import raise_open_file_limit
+
 ROOT = Path(__file__).resolve().parent.parent
-OPEN_FILES = 20_000
-"""Open files the capacity steps need at most (a socket each, client and server); the soft limit is raised to this."""
 NBVAL_TARGET_S = 180.0
 """The nbval suite's budget: CI runs it twice (nbval, then tests/test_determinism.py) well within 20 minutes."""
-
-
-def raise_open_files_limit() -> int:
-    """Raise this process's soft limit on open files towards :data:`OPEN_FILES` (servers it starts inherit it);
-    returns the limit now in force."""
-    try:
-        import resource
-    except ImportError:  # not on Windows
-        return 0
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = OPEN_FILES if hard == resource.RLIM_INFINITY else min(OPEN_FILES, hard)
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-        soft = wanted
-    return soft
 
 
 def machine() -> str:
@@ -187,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     load_before = load()
-    open_files = raise_open_files_limit()
+    open_files = raise_open_file_limit()
     with tempfile.TemporaryDirectory(prefix="workbook-bench-") as folder:
         rows = asyncio.run(measure_replay(Path(folder), opts))
     rows += timing_helper_rows(opts.quick)

@@ -112,12 +112,17 @@ class ServerProcess:
         return self.proc.poll() is None
 
     def stop(self) -> None:
+        """Stop the server; its log file goes too when the server wrote nothing to it (a clean run)."""
         if self.alive():
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+                self.proc.wait()
+        with contextlib.suppress(OSError):
+            if self.log.stat().st_size == 0:
+                self.log.unlink()
 
 
 _servers: dict[str, ServerProcess] = {}

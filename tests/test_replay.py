@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -184,3 +185,10 @@ def test_strip_version_keeps_upload_prefix() -> None:
     assert strip_version("/v1/files/abc") == "files/abc"
     assert strip_version("upload/v1beta/files") == "upload/files"
     assert strip_version("models") == "models"
+
+
+def test_the_server_raises_its_open_file_limit(server: Server) -> None:
+    # Each stream is a socket: under the common soft limit of 1024 a server would hold only ~1014 streams.
+    limits = Path(f"/proc/{server.proc.pid}/limits").read_text()
+    soft, hard = re.search(r"Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)", limits).groups()
+    assert soft == hard or int(soft) >= 65_536, limits
