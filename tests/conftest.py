@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+import helpers
+from helpers import workbook
 from helpers.cassette import Cassette, Exchange
 
 PROMPT = "Why is the sky blue?"
@@ -104,3 +107,54 @@ def server(cassette_dir: Path) -> Iterator[Server]:
     srv = start_server("--port", "0", "--cassettes", str(cassette_dir))
     yield srv
     srv.stop()
+
+
+WORKBOOK_VARIABLES = (
+    "WORKBOOK_MODE",
+    "WORKBOOK_UPSTREAM",
+    "WORKBOOK_CASSETTES",
+    "GOOGLE_API_KEY",
+    "GEMINI_API_KEY",
+    "GOOGLE_GEMINI_BASE_URL",
+)
+"""Every environment variable ``helpers.setup`` reads or sets."""
+
+
+def clean_workbook_env(mp: pytest.MonkeyPatch) -> None:
+    """Unset :data:`WORKBOOK_VARIABLES`; undoing ``mp`` restores them, removing any that ``setup()`` created.
+
+    ``setenv`` comes first because it records the previous value (or its absence); ``delenv`` of an unset variable
+    records nothing, so a variable ``setup()`` later created would outlive the test.
+    """
+    for name in WORKBOOK_VARIABLES:
+        mp.setenv(name, "")
+        mp.delenv(name)
+
+
+def stop_workbook_servers() -> None:
+    """Stop every server ``helpers.setup`` started in this process."""
+    for server in workbook._servers.values():
+        server.stop()
+    workbook._servers.clear()
+
+
+@contextlib.contextmanager
+def lesson_replay(notebook: str, speed: float) -> Iterator[helpers.Session]:
+    """Replay a lesson's own shipped cassette, as its notebook does, in a clean environment restored afterwards."""
+    with pytest.MonkeyPatch.context() as mp:
+        clean_workbook_env(mp)
+        try:
+            yield helpers.setup(notebook, speed=speed)
+        finally:
+            stop_workbook_servers()
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A clean environment whose cassettes folder is ``tmp_path/cassettes``; servers stopped afterwards."""
+    folder = tmp_path / "cassettes"
+    folder.mkdir()
+    clean_workbook_env(monkeypatch)
+    monkeypatch.setenv("WORKBOOK_CASSETTES", str(folder))
+    yield folder
+    stop_workbook_servers()

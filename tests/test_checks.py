@@ -37,6 +37,8 @@ from helpers.exercises.ex01_sync import PROBLEMS, q1, q2, q3, q4
 from helpers.models import FLASH
 from helpers.replay.synth import Script
 
+from .conftest import clean_workbook_env, stop_workbook_servers
+
 SCRIPT = {
     "responses": [
         {"prompt": "Name three primary colours", "text": "Red, yellow and blue."},
@@ -52,17 +54,17 @@ def replay(tmp_path_factory):
     (root / "scripts").mkdir()
     (root / "scripts" / "01_sync.json").write_text(json.dumps(SCRIPT))
     with pytest.MonkeyPatch.context() as mp:
+        clean_workbook_env(mp)
         mp.setenv("WORKBOOK_CASSETTES", str(root / "cassettes"))
         mp.setenv("WORKBOOK_MODE", "record")
         mp.setenv("WORKBOOK_UPSTREAM", "synthetic")
-        for name in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_GEMINI_BASE_URL"):
-            mp.delenv(name, raising=False)  # setup() sets them; the monkeypatch restores them afterwards
         helpers.setup("01_sync")
         for problem in PROBLEMS:
             problem.check_reference()
         mp.setenv("WORKBOOK_MODE", "replay")
         helpers.setup("01_sync", speed=20)
         yield Cassette.load(root / "cassettes" / "01_sync.json")
+        stop_workbook_servers()
 
 
 def test_the_checks_requests_were_recorded(replay):

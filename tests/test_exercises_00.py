@@ -4,24 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-import helpers
 from helpers.checks import assert_check_failed, assert_check_passed, assert_check_unattempted
 from helpers.exercises.ex00_setup import PROBLEMS, q1, q2, q3
+
+from .conftest import lesson_replay
 
 
 @pytest.fixture(scope="module", autouse=True)
 def replay():
-    with pytest.MonkeyPatch.context() as mp:
-        for name in (
-            "WORKBOOK_MODE",
-            "WORKBOOK_CASSETTES",
-            "GOOGLE_API_KEY",
-            "GEMINI_API_KEY",
-            "GOOGLE_GEMINI_BASE_URL",
-        ):
-            mp.setenv(name, "")  # so the monkeypatch restores what setup() sets
-            mp.delenv(name)
-        helpers.setup("00_setup", speed=20)
+    with lesson_replay("00_setup", speed=20):
         yield
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-import helpers
 from helpers.checks import assert_check_failed, assert_check_passed, assert_check_unattempted
 from helpers.exercises.ex03_streaming import PROBLEMS, q1, q2, q3, q4
+
+from .conftest import lesson_replay
 
 SPEED = 2
 """Replay at 2x: fast, yet the CLI's stream still spans long enough (about 0.15 s) to tell streamed output from
@@ -15,17 +16,7 @@ output printed all at once."""
 
 @pytest.fixture(scope="module", autouse=True)
 def replay():
-    with pytest.MonkeyPatch.context() as mp:
-        for name in (
-            "WORKBOOK_MODE",
-            "WORKBOOK_CASSETTES",
-            "GOOGLE_API_KEY",
-            "GEMINI_API_KEY",
-            "GOOGLE_GEMINI_BASE_URL",
-        ):
-            mp.setenv(name, "")  # so the monkeypatch restores what setup() sets
-            mp.delenv(name)
-        helpers.setup("03_streaming", speed=SPEED)
+    with lesson_replay("03_streaming", speed=SPEED):
         yield
 
 

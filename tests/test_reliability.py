@@ -39,21 +39,12 @@ than any test waits, so a request still in flight after a disconnect would show.
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A clean environment whose cassettes folder is ``tmp_path/cassettes`` holding ``07_demo``; servers stopped."""
-    folder = tmp_path / "cassettes"
-    folder.mkdir()
+def env(env: Path) -> Path:
+    """The clean environment of ``conftest.env``, its cassettes folder holding ``07_demo``."""
     write_cassette(
-        folder, "07_demo", [generate_exchange(PROMPT, TEXT, 0.0), stream_exchange(PROMPT, [(0.0, "a"), (0.0, "b")])]
+        env, "07_demo", [generate_exchange(PROMPT, TEXT, 0.0), stream_exchange(PROMPT, [(0.0, "a"), (0.0, "b")])]
     )
-    monkeypatch.setenv("WORKBOOK_CASSETTES", str(folder))
-    for name in ("WORKBOOK_MODE", "WORKBOOK_UPSTREAM", "GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL"):
-        monkeypatch.setenv(name, "")  # records the value to restore, so what setup() sets is undone afterwards
-        monkeypatch.delenv(name)
-    yield folder
-    for server in workbook._servers.values():
-        server.stop()
-    workbook._servers.clear()
+    return env
 
 
 async def eventually(condition: Callable[[], bool], timeout_s: float = 10.0) -> bool:

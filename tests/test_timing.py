@@ -38,6 +38,8 @@ from helpers.timing import (
     timed,
 )
 
+from .conftest import clean_workbook_env, stop_workbook_servers
+
 STORY = "Tell me a story."
 QUICK = "Quick question."
 BUSY = "Are you busy?"
@@ -86,12 +88,11 @@ def client(tmp_path_factory):
     cassette.exchanges = [story, quick, rejected, busy]
     cassette.save()
     with pytest.MonkeyPatch.context() as mp:
+        clean_workbook_env(mp)
         mp.setenv("WORKBOOK_CASSETTES", str(folder))
-        mp.setenv("WORKBOOK_MODE", "replay")
-        for name in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_GEMINI_BASE_URL"):
-            mp.delenv(name, raising=False)  # setup() sets them; the monkeypatch restores them afterwards
         helpers.setup("timing")
         yield genai.Client()
+        stop_workbook_servers()
 
 
 # --- streams --------------------------------------------------------------------------------------------------------

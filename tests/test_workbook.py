@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,21 +13,6 @@ import helpers
 from helpers import workbook
 
 from .conftest import PROMPT, TEXT, generate_exchange, write_cassette
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A clean environment whose cassettes folder is ``tmp_path/cassettes``; servers stopped afterwards."""
-    folder = tmp_path / "cassettes"
-    folder.mkdir()
-    monkeypatch.setenv("WORKBOOK_CASSETTES", str(folder))
-    for name in ("WORKBOOK_MODE", "WORKBOOK_UPSTREAM", "GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL"):
-        monkeypatch.setenv(name, "")  # records the value to restore, so what setup() sets is undone afterwards
-        monkeypatch.delenv(name)
-    yield folder
-    for server in workbook._servers.values():
-        server.stop()
-    workbook._servers.clear()
 
 
 def test_replay_prints_one_line_and_a_plain_client_works(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
