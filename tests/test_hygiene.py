@@ -91,3 +91,18 @@ def test_model_ids_come_from_helpers_models(path: Path) -> None:
 def test_models_module_lists_every_model() -> None:
     assert models.FLASH in models.MODELS and models.FLASH_LITE in models.MODELS
     assert set(models.PROFILES) == set(models.MODELS)
+
+
+LESSON_LINK = re.compile(r"\[(\d\d · [^\]]+)\]\((\d\d_\w+)\.ipynb\)")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_links_to_lessons_use_their_titles(path: Path) -> None:
+    titles = {
+        p.stem: nbformat.read(p, as_version=4).cells[0].source.splitlines()[0].removeprefix("# ") for p in NOTEBOOKS
+    }
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type == "markdown":
+            for text, target in LESSON_LINK.findall(cell.source):
+                assert target in titles, f"link to a missing lesson {target}"
+                assert text == titles[target], f"link text {text!r}: the lesson is titled {titles[target]!r}"
