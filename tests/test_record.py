@@ -17,6 +17,7 @@ from helpers import control
 from helpers.cassette import Cassette
 from helpers.models import FLASH
 from helpers.replay.runner import running
+from helpers.replay.synth import Script, SyntheticUpstream
 from helpers.replay.wire import SSE_CONTENT_TYPE, json_response, sse_event
 
 from .conftest import chunk, start_server
@@ -239,3 +240,29 @@ async def test_stream_faults_strike_in_record_mode_and_replay_alike(tmp_path: Pa
         assert await cut_after_one(replay.url) == recorded
     finally:
         replay.stop()
+
+
+async def test_models_get_list_and_count_tokens_record_from_the_synthetic_upstream_and_replay(tmp_path: Path) -> None:
+    async with running(SyntheticUpstream(Script([])).app()) as upstream:
+        recorder = start_server("--port", "0", "--cassettes", str(tmp_path), "--record", "--upstream", upstream)
+        try:
+            c = genai.Client(api_key="k", http_options=types.HttpOptions(base_url=f"{recorder.url}/m/"))
+            live = await c.aio.models.get(model=FLASH)
+            listed = [m.name async for m in await c.aio.models.list()]
+            tokens = await c.aio.models.count_tokens(model=FLASH, contents="Count these words, please.")
+            await c.aio.aclose()
+        finally:
+            recorder.stop()
+    assert live.name == f"models/{FLASH}" and live.input_token_limit == 1048576
+    assert f"models/{FLASH}" in listed and tokens.total_tokens == 7
+    replay = start_server("--port", "0", "--cassettes", str(tmp_path))
+    try:
+        c = genai.Client(api_key="k", http_options=types.HttpOptions(base_url=f"{replay.url}/m/"))
+        assert (await c.aio.models.get(model=FLASH)).name == live.name
+        assert [m.name async for m in await c.aio.models.list()] == listed
+        assert (await c.aio.models.count_tokens(model=FLASH, contents="Count these words, please.")).total_tokens == 7
+        await c.aio.aclose()
+    finally:
+        replay.stop()
+    paths = [e.request["path"] for e in Cassette.load(tmp_path / "m.json").exchanges]
+    assert paths == [f"models/{FLASH}", "models", f"models/{FLASH}:countTokens"]
