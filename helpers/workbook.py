@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import itertools
 import os
 import signal
 import subprocess
@@ -76,16 +77,20 @@ class Session:
         )
 
 
+_serial = itertools.count(1)
+
+
 class ServerProcess:
     """A ``python -m helpers.replay ...`` subprocess, tied to this kernel (it exits when the kernel does)."""
 
-    def __init__(self, args: list[str]) -> None:
+    def __init__(self, args: list[str], port: int = 0) -> None:
         self.args = args
-        self.log = Path(tempfile.gettempdir()) / f"gemini-workbook-{os.getpid()}-{args[0]}.log"
+        # One log per server: a replacement's log never carries what an earlier server wrote.
+        self.log = Path(tempfile.gettempdir()) / f"gemini-workbook-{os.getpid()}-{args[0]}-{next(_serial)}.log"
         with self.log.open("ab") as log:
             # stdin stays open as a lifeline: when this process dies, the server sees EOF and stops.
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "helpers.replay", *args, "--watch-stdin"],
+                [sys.executable, "-m", "helpers.replay", *args, "--port", str(port), "--watch-stdin"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log,
@@ -168,8 +173,7 @@ def stopped_server_message() -> str | None:
     speed = "" if _current.speed == 1 else f", speed={_current.speed:g}"
     return (
         f"The replay server for this notebook stopped ({how}; its log is {server.log}). Re-run the setup cell, "
-        f'helpers.setup("{_current.cassette}"{speed}), to start a new one, then the cell that makes your '
-        "genai.Client(): a client made earlier still points at the stopped server."
+        f'helpers.setup("{_current.cassette}"{speed}), to start a new one on the same port, then this cell again.'
     )
 
 
@@ -204,13 +208,22 @@ def _explain_connection_errors() -> None:
 
 
 def _server(role: str, args: list[str]) -> ServerProcess:
-    """The running server for ``role`` if it was started with ``args``; otherwise a new one (the old one stopped)."""
+    """The running server for ``role`` if it was started with ``args``; otherwise a new one (the old one stopped).
+
+    A replacement takes the old server's port when it is free, so clients made before (``genai.Client()`` keeps its
+    base URL) reach the new server: re-running the setup cell is enough after a server died or the speed changed.
+    """
     current = _servers.get(role)
     if current is not None and current.alive() and current.args == args:
         return current
-    if current is not None:
-        current.stop()
-    _servers[role] = ServerProcess(args)
+    if current is None:
+        _servers[role] = ServerProcess(args)
+        return _servers[role]
+    current.stop()
+    try:
+        _servers[role] = ServerProcess(args, port=int(current.url.rsplit(":", 1)[1]))
+    except WorkbookError:  # the port was taken meanwhile: any free one will do
+        _servers[role] = ServerProcess(args)
     return _servers[role]
 
 

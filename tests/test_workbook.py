@@ -11,6 +11,7 @@ from google import genai
 
 import helpers
 from helpers import workbook
+from helpers.replay.runner import bind
 
 from .conftest import PROMPT, TEXT, generate_exchange, write_cassette
 
@@ -37,13 +38,32 @@ def test_a_users_key_is_kept_and_a_placeholder_fills_in_otherwise(env: Path, mon
     assert "GEMINI_API_KEY" not in os.environ  # the SDK would warn that both are set
 
 
-def test_setup_reuses_a_live_server_and_replaces_a_dead_one(env: Path) -> None:
+def test_setup_reuses_a_live_server_and_replaces_a_dead_one_on_its_port(env: Path) -> None:
     write_cassette(env, "07_demo", [generate_exchange(PROMPT, TEXT, 0.0)])
     first = helpers.setup("07_demo")
-    assert helpers.setup("07_demo").server_url == first.server_url
-    workbook._servers["serve"].proc.kill()
-    workbook._servers["serve"].proc.wait()
+    client = genai.Client()  # made before the server dies: it keeps the base URL it was given
+    old = workbook._servers["serve"]
+    assert helpers.setup("07_demo").server_url == first.server_url and workbook._servers["serve"] is old
+    old.proc.kill()
+    old.proc.wait()
     again = helpers.setup("07_demo")
+    assert workbook._servers["serve"] is not old and workbook._servers["serve"].alive()
+    assert again.server_url == first.server_url
+    assert client.models.generate_content(model=helpers.FLASH, contents=PROMPT).text == TEXT
+
+
+def test_a_taken_port_does_not_stop_a_restart(env: Path) -> None:
+    write_cassette(env, "07_demo", [generate_exchange(PROMPT, TEXT, 0.0)])
+    first = helpers.setup("07_demo")
+    old = workbook._servers["serve"]
+    old.proc.kill()
+    old.proc.wait()
+    squatter = bind("127.0.0.1", int(first.server_url.rsplit(":", 1)[1]))
+    squatter.listen()
+    try:
+        again = helpers.setup("07_demo")
+    finally:
+        squatter.close()
     assert again.server_url != first.server_url
     assert genai.Client().models.generate_content(model=helpers.FLASH, contents=PROMPT).text == TEXT
 
@@ -51,8 +71,10 @@ def test_setup_reuses_a_live_server_and_replaces_a_dead_one(env: Path) -> None:
 def test_speed_is_printed_and_restarts_the_server(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_cassette(env, "07_demo", [generate_exchange(PROMPT, TEXT, 0.0)])
     first = helpers.setup("07_demo")
+    old = workbook._servers["serve"]
     fast = helpers.setup("07_demo", speed=10)
-    assert fast.server_url != first.server_url
+    assert workbook._servers["serve"] is not old and not old.alive()
+    assert fast.server_url == first.server_url, "the new server takes the old one's port"
     assert "· 10x recorded speed ·" in capsys.readouterr().out.splitlines()[-1]
 
 
