@@ -20,7 +20,7 @@ from matplotlib.ticker import MaxNLocator
 
 from .timing import PERCENTILES, ConcurrencyTiming, StreamTiming, Summary, in_flight
 
-SERIES_COLORS = matplotlib.colormaps["tab10"].colors
+SERIES_COLORS = tuple(matplotlib.colormaps["tab10"](i) for i in range(10))
 """One colour per series, in order."""
 
 STATUS_COLORS = {200: "#4C72B0", 429: "#DD8452", "error": "#C44E52", None: "#8C8C8C"}

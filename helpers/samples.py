@@ -140,8 +140,8 @@ class FileServer:
         handler = partial(_Handler, server_config=self, directory=str(folder))
         self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
-        host, port = self._httpd.server_address[:2]
-        self.url = f"http://{host}:{port}"
+        port = self._httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{port}"
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()
 

@@ -376,7 +376,7 @@ def summarize(samples_s: Iterable[float | None], name: str = "elapsed", results:
     missing = [i for i, s in enumerate(samples) if s is None]
     if missing:
         raise ValueError(f"{name} is missing (None) in run {missing[0]}: that run had nothing to measure")
-    return Summary(name, tuple(float(s) for s in samples), tuple(results))
+    return Summary(name, tuple(float(s) for s in samples if s is not None), tuple(results))
 
 
 def _check_runs(n: int) -> None:

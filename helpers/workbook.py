@@ -101,7 +101,9 @@ class ServerProcess:
 
     def _read_url(self) -> str:
         line: list[str] = []
-        reader = threading.Thread(target=lambda: line.append(self.proc.stdout.readline()), daemon=True)
+        stdout = self.proc.stdout
+        assert stdout is not None, "the server is started with stdout=PIPE"
+        reader = threading.Thread(target=lambda: line.append(stdout.readline()), daemon=True)
         reader.start()
         reader.join(STARTUP_TIMEOUT_S)
         first = line[0].strip() if line else ""

@@ -275,9 +275,7 @@ class ControlPanel:
         state.counters = Counters(asyncio.get_running_loop().time(), peak_in_flight=state.in_flight)
 
     def _set_limits(self, name: str, state: CassetteControl, body: dict[str, Any]) -> None:
-        self.limiter.set_limits(
-            name, Limits(_integer(body, "rpm", 1, optional=True), _integer(body, "tpm", 1, optional=True))
-        )
+        self.limiter.set_limits(name, Limits(_limit(body, "rpm"), _limit(body, "tpm")))
 
     def _fail_next(self, name: str, state: CassetteControl, body: dict[str, Any]) -> None:
         state.fail_next, state.fail_status = _integer(body, "n", 1), _status(body)
@@ -298,15 +296,22 @@ class ControlPanel:
         state.fail_next, state.stream_fault, state.latency_s = 0, None, 0.0
 
 
-def _integer(body: dict[str, Any], key: str, minimum: int, *, optional: bool = False) -> int | None:
-    """``body[key]`` as an integer of at least ``minimum`` (``None`` allowed when ``optional``)."""
+def _integer(body: dict[str, Any], key: str, minimum: int) -> int:
+    """``body[key]`` as an integer of at least ``minimum``."""
     value = body.get(key)
-    if value is None and optional:
-        return None
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        allowed = " or null (no limit)" if optional else ""
-        raise ControlError(f'"{key}" must be an integer of at least {minimum}{allowed}, got {value!r}.')
+        raise ControlError(f'"{key}" must be an integer of at least {minimum}, got {value!r}.')
     return value
+
+
+def _limit(body: dict[str, Any], key: str) -> int | None:
+    """``body[key]`` as a positive integer limit, or ``None`` (no limit) when absent or null."""
+    if body.get(key) is None:
+        return None
+    try:
+        return _integer(body, key, 1)
+    except ControlError:
+        raise ControlError(f'"{key}" must be an integer of at least 1 or null (no limit), got {body[key]!r}.') from None
 
 
 def _status(body: dict[str, Any]) -> int:

@@ -331,7 +331,7 @@ def synthesize(
     ``input_tokens`` is the prompt's count, or its count by modality (:func:`prompt_token_details`).
     """
     details = token_details(input_tokens)
-    input_tokens = sum(d["tokenCount"] for d in details)
+    prompt_tokens = sum(d["tokenCount"] for d in details)
     finish = "STOP"
     for stop in config.get("stopSequences", []):
         if stop in text:
@@ -351,14 +351,14 @@ def synthesize(
         last = i == len(pieces) - 1
         candidate: dict[str, Any] = {"content": {"parts": [{"text": piece}], "role": "model"}, "index": 0}
         usage: dict[str, Any] = {
-            "promptTokenCount": input_tokens,
-            "totalTokenCount": input_tokens,
+            "promptTokenCount": prompt_tokens,
+            "totalTokenCount": prompt_tokens,
             "promptTokensDetails": details,
         }
         if last:
             candidate["finishReason"] = finish
             output = estimate_tokens(text)
-            usage = {**usage, "candidatesTokenCount": output, "totalTokenCount": input_tokens + output}
+            usage = {**usage, "candidatesTokenCount": output, "totalTokenCount": prompt_tokens + output}
         timeline.append(
             (
                 round(offset, 4),
