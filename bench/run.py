@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("RESULTS.md"), help="results file")
     opts = parser.parse_args(argv)
     started = time.perf_counter()
-    date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     load_before = load()
     open_files = raise_open_file_limit()
     with tempfile.TemporaryDirectory(prefix="workbook-bench-") as folder:

@@ -101,13 +101,13 @@ def test_timing_follows_the_profile() -> None:
     assert 0.7 < (tokens_after_first / generation_s) / profile.tokens_per_s < 1.4
 
 
-def test_execute_notebook_runs_past_a_cell_marked_to_raise_and_saves_it_unchanged(tmp_path: Path) -> None:
+def test_execute_notebook_runs_past_a_cell_tagged_to_raise_and_saves_it_unchanged(tmp_path: Path) -> None:
     path = tmp_path / "nb.ipynb"
-    cells = ["# NBVAL_RAISES_EXCEPTION\nraise RuntimeError('on purpose')", "print('after')"]
-    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]), path)
-    execute_notebook(path, {}, save=True)
+    raising = nbformat.v4.new_code_cell("raise RuntimeError('on purpose')", metadata={"tags": ["raises-exception"]})
+    nbformat.write(nbformat.v4.new_notebook(cells=[raising, nbformat.v4.new_code_cell("print('after')")]), path)
+    execute_notebook(path, {}, save=True, then="print('not saved')")
     raised, after = nbformat.read(path, as_version=4).cells
-    assert raised.outputs[0].ename == "RuntimeError" and "tags" not in raised.metadata
+    assert raised.outputs[0].ename == "RuntimeError" and raised.metadata.tags == ["raises-exception"]
     assert after.outputs[0].text == "after\n"
 
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("raise RuntimeError('unmarked')")]), path)

@@ -5,7 +5,8 @@ with the committed ones, after ``tests/nbval_sanitize.cfg``'s substitutions. Thi
 more, in a fresh kernel, and makes the same comparison the same way (nbval's own sanitize-file parser and stream
 merging; the output fields nbval leaves out). Both runs equal the committed outputs, so they equal each other: the
 cheapest honest proof of run-to-run determinism, at the cost of one more run of each notebook (about as long as
-nbval's run of it).
+nbval's run of it). The run is also Run All's: nbclient without ``allow_errors`` stops at any error in a cell not
+tagged ``raises-exception``, so every notebook provably runs to its last cell.
 """
 
 from __future__ import annotations
@@ -93,9 +94,10 @@ def test_a_second_run_gives_the_committed_outputs(path: Path, monkeypatch: pytes
     for cell in run.cells:
         if cell.cell_type == "code" and options(cell).get("skip"):
             cell.source = ""  # nbval does not run these
-    # allow_errors: an unexpected error becomes an output that differs from the committed one, and is reported so.
+    # No allow_errors: as with JupyterLab's Run All, only a cell tagged raises-exception may raise; any other error
+    # stops the run here, with the cell and its traceback in the message.
     nbclient.NotebookClient(
-        run, kernel_name="python3", allow_errors=True, timeout=600, resources={"metadata": {"path": str(path.parent)}}
+        run, kernel_name="python3", allow_errors=False, timeout=600, resources={"metadata": {"path": str(path.parent)}}
     ).execute()
     differences = []
     for number, (before, after) in enumerate(zip(committed.cells, run.cells, strict=True)):

@@ -14,6 +14,8 @@ from helpers import models
 ROOT = Path(__file__).resolve().parent.parent
 KEY_SHAPE = re.compile(r"AIza[0-9A-Za-z_\-]{35}")
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+RAISES_TAG = "raises-exception"
+"""The cell tag for a cell that raises on purpose: JupyterLab's Run All, nbclient and nbval all run past it."""
 MODEL_ID = re.compile(r"""["'](gemini-[\w.\-]+)["']""")
 
 
@@ -60,12 +62,20 @@ def test_errors_only_where_marked_and_no_local_paths(path: Path) -> None:
     for cell in code_cells(path):
         for output in cell.outputs:
             if output.output_type == "error":
-                assert "NBVAL_RAISES_EXCEPTION" in cell.source, f"unmarked error in:\n{cell.source}"
+                assert RAISES_TAG in cell.metadata.get("tags", []), f"error in an untagged cell:\n{cell.source}"
             if output.output_type == "stream" and output.name == "stderr":
                 raise AssertionError(f"stderr output (fix the warning, don't hide it) in:\n{cell.source}")
             text = nbformat.writes(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(outputs=[output])]))
             for local in ("/root", "/home/", "/tmp/", "/work/", "C:\\\\Users"):
                 assert local not in text, f"local path {local!r} in an output of:\n{cell.source}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_cells_that_raise_on_purpose_are_tagged_not_commented(path: Path) -> None:
+    for cell in code_cells(path):
+        assert "NBVAL_RAISES_EXCEPTION" not in cell.source, "use the raises-exception tag, which Run All honours"
+        if RAISES_TAG in cell.metadata.get("tags", []):
+            assert any(o.output_type == "error" for o in cell.outputs), f"tagged but does not raise:\n{cell.source}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

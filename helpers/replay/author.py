@@ -20,9 +20,6 @@ from .runner import running
 from .server import CassetteStore, ReplayServer
 from .synth import Script, SyntheticUpstream
 
-RAISES_TAG = "raises-exception"
-"""The cell tag that lets nbclient run past a cell's exception."""
-
 PLACEHOLDER_KEY = "workbook-replay-placeholder-key"
 """The API key the SDK is given where no real one is needed (replay, synthetic authoring). Not a secret."""
 
@@ -78,8 +75,9 @@ async def author(
 def execute_notebook(path: Path, env: dict[str, str], *, save: bool, then: str = "") -> None:
     """Run a notebook top to bottom in a fresh kernel with ``env`` added to the environment; ``save`` keeps outputs.
 
-    ``then`` is code run in the same kernel after the last cell (never saved into the notebook). A cell whose first
-    line is ``# NBVAL_RAISES_EXCEPTION`` (how nbval learns that a lesson raises on purpose) may raise here too.
+    ``then`` is code run in the same kernel after the last cell (never saved into the notebook). A cell tagged
+    ``raises-exception`` (how JupyterLab's Run All, nbclient and nbval learn that a lesson raises on purpose) may
+    raise here too.
 
     Raises:
         nbclient.exceptions.CellExecutionError: a cell failed (its error and traceback are in the message).
@@ -88,18 +86,9 @@ def execute_notebook(path: Path, env: dict[str, str], *, save: bool, then: str =
     import nbformat
 
     notebook = nbformat.read(path, as_version=4)
-    if then:
-        notebook.cells.append(nbformat.v4.new_code_cell(then))
-    # nbclient reads a tag instead; it is added for the run only, as nbval warns about a cell marked both ways.
-    raising = [
-        c
-        for c in notebook.cells
-        if c.cell_type == "code"
-        and c.source.startswith("# NBVAL_RAISES_EXCEPTION")
-        and RAISES_TAG not in c.metadata.get("tags", [])
-    ]
-    for cell in raising:
-        cell.metadata.setdefault("tags", []).append(RAISES_TAG)
+    extra = nbformat.v4.new_code_cell(then) if then else None
+    if extra is not None:
+        notebook.cells.append(extra)
     saved = dict(os.environ)
     os.environ.update(env)
     try:
@@ -113,10 +102,8 @@ def execute_notebook(path: Path, env: dict[str, str], *, save: bool, then: str =
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    for cell in raising:
-        cell.metadata["tags"].remove(RAISES_TAG)
-        if not cell.metadata["tags"]:
-            del cell.metadata["tags"]
+    if extra is not None:
+        notebook.cells.remove(extra)
     if save:
         nbformat.write(notebook, path)
 

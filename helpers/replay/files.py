@@ -93,7 +93,7 @@ _T = TypeVar("_T")
 
 def rfc3339(epoch_s: float) -> str:
     """A timestamp as the API writes it: UTC, microseconds, ``Z`` (e.g. ``2026-11-22T10:00:00.123456Z``)."""
-    return dt.datetime.fromtimestamp(epoch_s, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return dt.datetime.fromtimestamp(epoch_s, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def stable_id(length: int, *parts: str) -> str:
