@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
+from pathlib import Path
 
 import pytest
 from google import genai
-from google.genai import types
+from google.genai import errors, types
 from PIL import Image
 
+from helpers.cassette import Cassette
 from helpers.media import IMAGE_TILE_TOKENS, image_tokens
 from helpers.models import FLASH
 from helpers.replay.runner import running
@@ -22,6 +25,8 @@ from helpers.replay.synth import (
     estimate_tokens,
     prompt_token_details,
 )
+
+from .conftest import start_server
 
 # Image tokens (04_multimodal) ---------------------------------------------------------------------------------------
 
@@ -135,3 +140,23 @@ def test_only_turns_of_function_results_are_skipped_when_matching() -> None:
     assert _last_user_text(body) == WEATHER
     body["contents"].append({"role": "user", "parts": [{"text": "And tomorrow?"}]})
     assert _last_user_text(body) == "And tomorrow?"
+
+
+# Routes the stand-in does not model (authoring) ---------------------------------------------------------------------
+
+
+async def test_a_route_the_stand_in_does_not_model_is_refused_and_never_recorded(tmp_path: Path) -> None:
+    async with running(SyntheticUpstream(Script([])).app()) as upstream:
+        recorder = start_server("--port", "0", "--cassettes", str(tmp_path), "--record", "--upstream", upstream)
+        try:
+            client = genai.Client(api_key="k", http_options=types.HttpOptions(base_url=f"{recorder.url}/u/"))
+            with pytest.raises(errors.ServerError) as raised:
+                await client.aio.caches.list()
+            await client.aio.aclose()
+        finally:
+            recorder.stop()
+    assert raised.value.code == 501 and raised.value.status == "UNIMPLEMENTED"
+    assert re.search(
+        r"does not implement GET /v1\w*/cachedContents, so nothing was recorded", str(raised.value.message)
+    )
+    assert not (tmp_path / "u.json").exists() or Cassette.load(tmp_path / "u.json").exchanges == []

@@ -201,6 +201,7 @@ class SyntheticUpstream:
         app.router.add_get("/{version}/models", self.list_models)
         app.router.add_get("/{version}/models/{model}", self.get_model)
         app.router.add_post("/{version}/models/{model}:{method}", self.generate)
+        app.router.add_route("*", "/{tail:.*}", self.not_implemented)  # last: only what no route above answers
         return app
 
     @web.middleware
@@ -210,6 +211,16 @@ class SyntheticUpstream:
         if not response.prepared and UNSCRIPTED_HEADER not in response.headers:
             response.headers.setdefault(SYNTHETIC_HEADER, json.dumps(provenance(None)))
         return response
+
+    async def not_implemented(self, request: web.Request) -> web.Response:
+        """501 ``UNIMPLEMENTED`` for a route this stand-in does not model, marked so the recorder does not keep it:
+        the author sees the message (the SDK raises it in the cell) instead of a cassette holding a fake answer."""
+        return error_response(
+            501,
+            f"the synthetic upstream does not implement {request.method} {request.path}, so nothing was recorded; "
+            "record it from the real API (WORKBOOK_MODE=record with a key) or add it to helpers/replay/synth.py.",
+            headers={UNSCRIPTED_HEADER: "1"},
+        )
 
     async def list_models(self, request: web.Request) -> web.Response:
         return json_response({"models": [model_resource(m) for m in self.profiles]})
