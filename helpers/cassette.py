@@ -55,6 +55,10 @@ def canonical_query(query: dict[str, str]) -> dict[str, str]:
     return {k: query[k] for k in sorted(query) if k not in _IGNORED_QUERY}
 
 
+MODEL_IN_PATH = re.compile(r"models/([^/:]+)")
+"""A model id in a request path, e.g. ``models/gemini-3.8-flash:generateContent``."""
+
+
 def canonical_json(value: Any) -> str:
     """Compact JSON with sorted keys: two bodies that mean the same serialise to the same string."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -202,6 +206,11 @@ class Cassette:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, self.path)
+
+    def models(self) -> list[str]:
+        """The model ids the recorded requests name (``models/<id>:...`` in their paths), sorted."""
+        found = {m.group(1) for e in self.exchanges if (m := MODEL_IN_PATH.search(str(e.request.get("path", ""))))}
+        return sorted(found)
 
     def sources(self) -> str:
         """``"synthetic"``, ``"recorded"``, ``"recorded and synthetic"`` or ``"empty"``: what the exchanges are."""

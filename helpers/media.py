@@ -1,12 +1,10 @@
-"""Media in a prompt: how much the Gemini API takes inline, and what an image costs in tokens (with sources).
+"""Media in a prompt: how much the Gemini API takes inline, and what an image or a PDF page costs in tokens.
 
-Introduced in ``04_multimodal``. The synthetic upstream (:mod:`helpers.replay.synth`) counts image tokens with
-:func:`image_tokens`, so the usage a lesson prints for an image follows the documented rule.
+Introduced in ``04_multimodal``. The synthetic upstream (:mod:`helpers.replay.synth`) counts media tokens with
+:func:`media_tokens`, so the usage a lesson prints for an image follows the documented rule for Gemini 3 models.
 """
 
 from __future__ import annotations
-
-import math
 
 INLINE_LIMIT_BYTES = 100 * 1000**2
 """The most inline data one request may carry, base64-encoded, in bytes: 100 MB.
@@ -20,28 +18,48 @@ smaller, so a request it allows fits either way. Some types have lower limits (s
 INLINE_PDF_LIMIT_BYTES = 50 * 1000**2
 """The most a PDF sent inline may weigh: 50 MB (ai.google.dev/gemini-api/docs/file-input-methods, read 2026-11-22)."""
 
-IMAGE_TILE_TOKENS = 258
-"""Tokens per image tile on Gemini 2.x models (ai.google.dev/gemini-api/docs/tokens, as quoted by
-geminibyexample.com/027-calculate-input-tokens, read 2026-11-22). Gemini 3 models set it with ``media_resolution``."""
+MEDIA_RESOLUTION_TOKENS = {
+    "MEDIA_RESOLUTION_LOW": 280,
+    "MEDIA_RESOLUTION_MEDIUM": 560,
+    "MEDIA_RESOLUTION_HIGH": 1120,
+    "MEDIA_RESOLUTION_ULTRA_HIGH": 2240,
+}
+"""The most tokens one image (or one PDF page) costs on Gemini 3 models at each ``media_resolution`` level, whatever
+its size in pixels: the model scales it to fit. ``ULTRA_HIGH`` is per part only (``types.Part.media_resolution``),
+images only.
 
-SMALL_IMAGE_PX = 384
-"""An image with both sides at most this many pixels is one tile (same source as :data:`IMAGE_TILE_TOKENS`)."""
+Sources, read 2026-12-01: Google Cloud's Gemini 3 Flash page gives the defaults ("Default resolution tokens: 1120" for
+images, "560" for PDFs, "70" per video frame); the per-level figures are third-party transcriptions of
+ai.google.dev/gemini-api/docs/media-resolution, whose token table could not be read here (fastgptplus.com: "LOW (280
+tokens), MEDIUM (560 tokens), HIGH (1120 tokens), ULTRA_HIGH (2240 tokens, per-part only)"). Gemini 2.x counted 258
+tokens per 768x768 tile instead; the SDK's ``types.MediaResolution`` docstrings still quote 2.x figures (64 and 256).
+"""
 
-IMAGE_TILE_PX = 768
-"""Larger images are cropped and scaled into tiles of this many pixels a side (same source)."""
+DEFAULT_RESOLUTION = {"image": "MEDIA_RESOLUTION_HIGH", "pdf": "MEDIA_RESOLUTION_MEDIUM"}
+"""The level used when a request sets none ("UNSPECIFIED ... defaults to HIGH (1120 tokens) for images and MEDIUM
+(560 tokens) for PDFs", same sources as :data:`MEDIA_RESOLUTION_TOKENS`)."""
 
 
-def image_tokens(width: int, height: int) -> int:
-    """Input tokens of one image on Gemini 2.x: 258 if both sides are at most 384 px, else 258 per 768x768 tile.
+def media_tokens(kind: str, resolution: str | None = None, *, pages: int = 1) -> int:
+    """Input tokens of one image, or of a PDF's ``pages``, on Gemini 3 models at a ``media_resolution`` level.
 
-    The tile count is ``ceil(width / 768) * ceil(height / 768)``, the documented rule's reading in the source of
-    :data:`IMAGE_TILE_TOKENS`; the API's exact crop and scale are not published. Sizes are in pixels.
+    Args:
+        kind: ``"image"`` or ``"pdf"``.
+        resolution: a level name such as ``"MEDIA_RESOLUTION_LOW"`` (the enum's value), or ``None`` for the default
+            (:data:`DEFAULT_RESOLUTION`). ``"MEDIA_RESOLUTION_UNSPECIFIED"`` is the default too.
+        pages: pages of the PDF (ignored for an image).
+
+    Returns:
+        Tokens, as ``usage_metadata.prompt_tokens_details`` reports them (PDF pages under ``IMAGE``).
 
     Raises:
-        ValueError: a side is not a positive number of pixels.
+        ValueError: an unknown kind or level, ``ULTRA_HIGH`` for a PDF, or fewer than one page.
     """
-    if width <= 0 or height <= 0:
-        raise ValueError(f"an image has positive sides, got {width}x{height} px")
-    if width <= SMALL_IMAGE_PX and height <= SMALL_IMAGE_PX:
-        return IMAGE_TILE_TOKENS
-    return math.ceil(width / IMAGE_TILE_PX) * math.ceil(height / IMAGE_TILE_PX) * IMAGE_TILE_TOKENS
+    if kind not in DEFAULT_RESOLUTION:
+        raise ValueError(f"kind must be 'image' or 'pdf', got {kind!r}")
+    level = DEFAULT_RESOLUTION[kind] if resolution in (None, "MEDIA_RESOLUTION_UNSPECIFIED") else resolution
+    if level not in MEDIA_RESOLUTION_TOKENS or (kind == "pdf" and level == "MEDIA_RESOLUTION_ULTRA_HIGH"):
+        raise ValueError(f"{level!r} is not a media_resolution level for a {kind}; use one of MEDIA_RESOLUTION_TOKENS")
+    if pages < 1:
+        raise ValueError(f"a PDF has at least one page, got {pages}")
+    return MEDIA_RESOLUTION_TOKENS[level] * (1 if kind == "image" else pages)

@@ -1,29 +1,40 @@
-"""What calls cost: the workbook's one price table (USD per 1M tokens, standard and Batch API) and a cost function.
+"""What calls cost: the workbook's one price table (USD per 1M tokens: standard, Batch and Flex) and a cost function.
 
 Introduced in ``05_batch``. Prices are Google's paid-tier list prices for the Gemini API
-(https://ai.google.dev/gemini-api/docs/pricing), per 1 million tokens, in US dollars:
+(https://ai.google.dev/gemini-api/docs/pricing), per 1 million tokens, in US dollars, in force on :data:`CHECKED`:
 
-============================  =================  =====================  =============  ==============
-model                         input (standard)   output (standard)      input (batch)  output (batch)
-============================  =================  =====================  =============  ==============
-``gemini-2.5-flash``          $0.30              $2.50                  $0.15          $1.25
-``gemini-2.5-flash-lite``     $0.10              $0.40                  $0.05          $0.20
-============================  =================  =====================  =============  ==============
+=============================  =================  =================  =============  ==============
+model                          input (standard)   output (standard)  input (batch)  output (batch)
+=============================  =================  =================  =============  ==============
+``gemini-3.8-flash``           $0.75              $3.75              $0.375         $1.875
+``gemini-3.5-flash-lite``      $0.30              $2.50              $0.15          $1.25
+=============================  =================  =================  =============  ==============
 
-Input is text, image and video (2.5 Flash's audio input costs more: $1.00); output includes thinking tokens, which
-thinking models such as 2.5 Flash bill as output. The Batch API costs 50% of the standard price (the pricing page's
-Batch column; ai.google.dev/gemini-api/docs/optimization: "Batch ... 50% discount ... Up to 24 hours").
+Input is text, image, video and audio (3.5 Flash-Lite prices audio as text; no separate audio price was found for
+3.8 Flash, so :func:`cost_usd` refuses audio rather than guess). Output includes thinking tokens, which Gemini 3
+models bill as output ("Output price (including thinking tokens)"). The Batch API and Flex inference each cost 50% of
+the standard price (ai.google.dev/gemini-api/docs/optimization: "Pricing | Full Price | 50% discount | 75% to 100%
+more than standard | 50% discount", the Standard, Flex, Priority and Batch columns).
 
-Where the figures come from, honestly: checked on 2026-11-22 by searching public copies, because Google's pricing page
-itself could not be fetched from where this was written. They agree with a verbatim transcription of that page read
-2026-10-07 (github.com/api-evangelist/deepmind, ``plans/deepmind-plans-pricing.yml``: 2.5 Flash input "$0.30 (text /
-image / video)", "$1.00 (audio)"; 2.5 Flash-Lite output "$0.40"), with third-party guides of 2026 (2.5 Flash
-$0.30 / $2.50, 2.5 Flash-Lite $0.10 / $0.40) and with Google's 50% batch discount (developers.googleblog.com, "Batch
-Mode in the Gemini API", 2025-07-07). Prices change: read the page before you budget with them.
+**3.8 Flash's price doubles on 2027-01-01**: $0.75 / $3.75 is an introductory price "through December 31, 2026", then
+$1.50 / $7.50 (:data:`NEXT_PRICES`). A test fails once a price's last day has passed, so the table cannot go stale
+silently.
+
+Where the figures come from, honestly: read on 2026-12-01 through stored copies, because Google's English pricing
+page itself could not be reached from where this was written. 3.5 Flash-Lite's $0.30 / $2.50 is on Google's own
+what's-new page (ai.google.dev/gemini-api/docs/generate-content/whats-new-gemini-3.6: "gemini-3.5-flash-lite minimal
+$0.30/1M input tokens and $2.50/1M output tokens"). 3.8 Flash's prices, its introductory end date and 3.5
+Flash-Lite's audio price come from a transcription of the pricing page that says every price was found verbatim in
+the page (github.com/api-evangelist/deepmind, ``plans/deepmind-plans-pricing.yml``, read by its author 2026-10-07:
+"$0.75 through December 31, 2026", "overage: $1.50 starting January 1, 2027"; output "$3.75 ... (including thinking
+tokens)", "$7.50 starting January 1, 2027"). One third party (a LiteLLM discussion) writes "through December 31, 2027"
+for 3.7 Flash's launch price; the pricing-page captures say 2026, which this follows. Prices change: read the page
+before you budget with them.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,11 +46,14 @@ from .models import FLASH, FLASH_LITE
 SOURCE = "https://ai.google.dev/gemini-api/docs/pricing"
 """Google's price list for the Gemini API, where :data:`PRICES` come from."""
 
-CHECKED = "2026-11-22"
+CHECKED = "2026-12-01"
 """When :data:`PRICES` were last checked (see the module docstring for how)."""
 
 TOKENS_PER_PRICE_UNIT = 1_000_000
 """Prices are quoted per this many tokens."""
+
+DISCOUNT = 0.5
+"""What the Batch API and Flex inference charge, as a fraction of the standard price (the optimization page)."""
 
 
 @dataclass(frozen=True)
@@ -49,21 +63,49 @@ class Price:
     Attributes:
         input_per_m: prompt tokens (text, image, video), standard API.
         output_per_m: output tokens, thinking tokens included, standard API.
-        batch_input_per_m: prompt tokens through the Batch API.
-        batch_output_per_m: output tokens through the Batch API.
+        until: the last day this price is in force, or ``None`` when the page gives no end date.
+        audio_as_text: audio input costs the same as text (``False``: the table has no audio price for the model).
     """
 
     input_per_m: float
     output_per_m: float
-    batch_input_per_m: float
-    batch_output_per_m: float
+    until: dt.date | None = None
+    audio_as_text: bool = False
+
+    @property
+    def batch_input_per_m(self) -> float:
+        """Prompt tokens through the Batch API (or Flex inference): half the standard price."""
+        return self.input_per_m * DISCOUNT
+
+    @property
+    def batch_output_per_m(self) -> float:
+        """Output tokens through the Batch API (or Flex inference): half the standard price."""
+        return self.output_per_m * DISCOUNT
 
 
 PRICES: dict[str, Price] = {
-    FLASH: Price(input_per_m=0.30, output_per_m=2.50, batch_input_per_m=0.15, batch_output_per_m=1.25),
-    FLASH_LITE: Price(input_per_m=0.10, output_per_m=0.40, batch_input_per_m=0.05, batch_output_per_m=0.20),
+    FLASH: Price(input_per_m=0.75, output_per_m=3.75, until=dt.date(2026, 12, 31)),
+    FLASH_LITE: Price(input_per_m=0.30, output_per_m=2.50, audio_as_text=True),
 }
-"""Prices per model id (:mod:`helpers.models`); source :data:`SOURCE`, checked :data:`CHECKED`."""
+"""Prices per model id (:mod:`helpers.models`) in force on :data:`CHECKED`; source :data:`SOURCE`."""
+
+NEXT_PRICES: dict[str, Price] = {
+    FLASH: Price(input_per_m=1.50, output_per_m=7.50),
+}
+"""Prices the page announces for after a current price's ``until`` (3.8 Flash from 2027-01-01)."""
+
+
+def expired(today: dt.date) -> list[str]:
+    """Messages for each price in :data:`PRICES` whose last day is before ``today``; empty while all are current.
+
+    The test ``tests/test_prices.py`` fails when this is not empty, with the message saying what to update.
+    """
+    return [
+        f"{model}'s price ${price.input_per_m} / ${price.output_per_m} ended on {price.until.isoformat()}: move "
+        f"NEXT_PRICES[{model!r}] into helpers.prices.PRICES (re-read {SOURCE}), update CHECKED, and re-run 05_batch"
+        for model, price in PRICES.items()
+        if price.until is not None and price.until < today
+    ]
 
 
 def cost_usd(
@@ -75,7 +117,7 @@ def cost_usd(
     (thinking is billed as output) at the output price; ``batch=True`` uses the Batch API's prices. Introduced in
     ``05_batch``::
 
-        cost_usd(response.usage_metadata, MODEL)              # 0.000113
+        cost_usd(response.usage_metadata, MODEL)              # 0.000713
         cost_usd(response.usage_metadata, MODEL, batch=True)  # half of that
 
     Args:
@@ -90,25 +132,25 @@ def cost_usd(
     Raises:
         KeyError: the table has no price for ``model``.
         ValueError: the usage has tokens this table does not price: cached tokens (the context-caching rate),
-            audio input (a higher rate) or tool-use prompt tokens.
+            audio input on a model whose audio price the table lacks, or tool-use prompt tokens.
     """
     if isinstance(usage, Mapping):
         usage = types.GenerateContentResponseUsageMetadata.model_validate(usage)
     model = model.removeprefix("models/")
     if model not in PRICES:
         raise KeyError(f"no price for {model!r} in helpers.prices.PRICES; known: {', '.join(PRICES)}")
+    price = PRICES[model]
     unpriced = [
         name
         for name, count in (
             ("cached_content_token_count", usage.cached_content_token_count),
             ("tool_use_prompt_token_count", usage.tool_use_prompt_token_count),
-            ("audio prompt tokens", _audio_tokens(usage)),
+            ("audio prompt tokens", 0 if price.audio_as_text else _audio_tokens(usage)),
         )
         if count
     ]
     if unpriced:
         raise ValueError(f"this usage has {', '.join(unpriced)}, which helpers.prices does not price; see {SOURCE}")
-    price = PRICES[model]
     input_per_m = price.batch_input_per_m if batch else price.input_per_m
     output_per_m = price.batch_output_per_m if batch else price.output_per_m
     output = (usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)

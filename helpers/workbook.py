@@ -28,7 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import models
 from .cassette import Cassette, CassetteError, default_dir
+from .prices import CHECKED as PRICES_CHECKED
 from .replay.author import PLACEHOLDER_KEY
 from .replay.server import DEFAULT_UPSTREAM
 
@@ -37,6 +39,8 @@ KEY_VARIABLES = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
 """Where the SDK looks for the API key, in its order of precedence."""
 BASE_URL_VARIABLE = "GOOGLE_GEMINI_BASE_URL"
 STARTUP_TIMEOUT_S = 30.0
+MODEL_CHECK_TIMEOUT_MS = 15_000
+"""How long :func:`check_models` waits for each ``models.get``, milliseconds."""
 
 
 class WorkbookError(Exception):
@@ -55,6 +59,7 @@ class Session:
         speed: recorded delays are divided by this in replay; in replay and record, the server's own clocks (the
             rate-limit window, batch and file timelines) run this much faster.
         sources: what the cassette holds: ``"synthetic"``, ``"recorded"``, ``"recorded and synthetic"``.
+        models: in replay, the model ids the cassette's recordings were made with.
     """
 
     mode: str
@@ -63,6 +68,7 @@ class Session:
     server_url: str | None
     speed: float
     sources: str
+    models: tuple[str, ...] = ()
 
     def describe(self) -> str:
         """The one deterministic line the setup cell prints."""
@@ -71,9 +77,10 @@ class Session:
         if self.mode == "record":
             return f"mode: record · cassette: {self.cassette} · refreshed from the upstream as cells run"
         speed = "recorded speed" if self.speed == 1 else f"{self.speed:g}x recorded speed"
+        recorded = f"{', '.join(self.models)} · " if self.models else ""
         return (
-            f"mode: replay · cassette: {self.cassette} · {self.sources} responses · {speed} · "
-            "no API key or network needed"
+            f"mode: replay · cassette: {self.cassette} · {self.sources} responses · {recorded}prices read "
+            f"{PRICES_CHECKED} · {speed} · no API key or network needed"
         )
 
 
@@ -233,6 +240,41 @@ def _has_key() -> bool:
     return any(os.environ.get(v) for v in KEY_VARIABLES)
 
 
+def check_models(base_url: str | None) -> list[str]:
+    """Ask the API once whether it serves each model the workbook uses (:data:`helpers.models.MODELS`).
+
+    Called by :func:`setup` in live and record mode, so a retired or mistyped model id is one line at the top of the
+    notebook instead of a 404 in every later cell. Uses the key the SDK finds in the environment; makes one
+    ``models.get`` per model, no retries, :data:`MODEL_CHECK_TIMEOUT_MS` each.
+
+    Args:
+        base_url: where to ask (the record upstream), or ``None`` for the SDK's default endpoint (live mode).
+
+    Returns:
+        One message per model that is not served (what the API said, and where to change the id), or that could
+        not be checked; empty when every model is served. Never raises for an API or network error.
+    """
+    from google import genai
+    from google.genai import errors, types
+
+    options = types.HttpOptions(
+        base_url=base_url, timeout=MODEL_CHECK_TIMEOUT_MS, retry_options=types.HttpRetryOptions(attempts=1)
+    )
+    problems = []
+    with genai.Client(http_options=options) as client:
+        for model in models.MODELS:
+            try:
+                client.models.get(model=model)
+            except errors.APIError as e:
+                problems.append(
+                    f"model check: the API does not serve {model} ({e.code} {e.status}: {e.message}); change it in "
+                    "helpers/models.py (FLASH / FLASH_LITE), then re-record the cassettes"
+                )
+            except Exception as e:  # a network failure: say it once, the calls that follow will meet it too
+                problems.append(f"model check: could not ask the API about {model} ({type(e).__name__}: {e})")
+    return problems
+
+
 def setup(notebook: str, *, speed: float = 1.0) -> Session:
     """Prepare this kernel for a notebook: pick the mode, start the replay server if needed, point the SDK at it.
 
@@ -267,13 +309,18 @@ def setup(notebook: str, *, speed: float = 1.0) -> Session:
     folder = default_dir()
     if mode == "live":
         os.environ.pop(BASE_URL_VARIABLE, None)
-        return _announce(Session(mode, notebook, None, None, 1.0, "live"))
+        session = _announce(Session(mode, notebook, None, None, 1.0, "live"))
+        for problem in check_models(None):
+            print(problem)
+        return session
 
+    recorded: tuple[str, ...] = ()
     if mode == "replay":
         try:
-            sources = Cassette.load(folder / f"{notebook}.json").sources()
+            cassette = Cassette.load(folder / f"{notebook}.json")
         except CassetteError as e:
             raise WorkbookError(str(e)) from None
+        sources, recorded = cassette.sources(), tuple(cassette.models())
         server = _server("serve", ["serve", "--cassettes", str(folder), "--speed", f"{speed:g}"])
     else:
         sources, local = "recorded", []
@@ -290,4 +337,8 @@ def setup(notebook: str, *, speed: float = 1.0) -> Session:
         os.environ["GEMINI_API_KEY"] = PLACEHOLDER_KEY
     base_url = f"{server.url}/{notebook}/"
     os.environ[BASE_URL_VARIABLE] = base_url
-    return _announce(Session(mode, notebook, base_url, server.url, speed, sources))
+    session = _announce(Session(mode, notebook, base_url, server.url, speed, sources, recorded))
+    if mode == "record":
+        for problem in check_models(upstream):  # the upstream itself: a check through the recorder would be recorded
+            print(problem)
+    return session

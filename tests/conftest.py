@@ -14,6 +14,7 @@ import pytest
 import helpers
 from helpers import workbook
 from helpers.cassette import Cassette, Exchange
+from helpers.models import FLASH
 
 PROMPT = "Why is the sky blue?"
 TEXT = "Sunlight scatters off air molecules, and blue light scatters the most."
@@ -26,10 +27,10 @@ def chunk(text: str, *, final: bool = False, tokens: int = 10) -> dict:
     if final:
         candidate["finishReason"] = "STOP"
         usage = {"promptTokenCount": 6, "candidatesTokenCount": tokens, "totalTokenCount": 6 + tokens}
-    return {"candidates": [candidate], "usageMetadata": usage, "modelVersion": "gemini-2.5-flash", "responseId": "r"}
+    return {"candidates": [candidate], "usageMetadata": usage, "modelVersion": FLASH, "responseId": "r"}
 
 
-def generate_exchange(prompt: str, text: str, offset_s: float, model: str = "gemini-2.5-flash") -> Exchange:
+def generate_exchange(prompt: str, text: str, offset_s: float, model: str = FLASH) -> Exchange:
     """A non-streaming ``generateContent`` exchange answered ``offset_s`` seconds after the request."""
     body = {"contents": [{"parts": [{"text": prompt}], "role": "user"}]}
     return Exchange(
@@ -39,7 +40,7 @@ def generate_exchange(prompt: str, text: str, offset_s: float, model: str = "gem
     )
 
 
-def stream_exchange(prompt: str, pieces: list[tuple[float, str]], model: str = "gemini-2.5-flash") -> Exchange:
+def stream_exchange(prompt: str, pieces: list[tuple[float, str]], model: str = FLASH) -> Exchange:
     """A ``streamGenerateContent`` exchange: ``pieces`` are ``(offset_s, text)`` in order."""
     body = {"contents": [{"parts": [{"text": prompt}], "role": "user"}]}
     chunks = [

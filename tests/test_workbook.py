@@ -10,7 +10,7 @@ import pytest
 from google import genai
 
 import helpers
-from helpers import workbook
+from helpers import models, prices, workbook
 from helpers.replay.runner import bind
 
 from .conftest import PROMPT, TEXT, generate_exchange, write_cassette
@@ -20,7 +20,8 @@ def test_replay_prints_one_line_and_a_plain_client_works(env: Path, capsys: pyte
     write_cassette(env, "07_demo", [generate_exchange(PROMPT, TEXT, 0.0)])
     session = helpers.setup("07_demo")
     assert capsys.readouterr().out == (
-        "mode: replay · cassette: 07_demo · synthetic responses · recorded speed · no API key or network needed\n"
+        f"mode: replay · cassette: 07_demo · synthetic responses · {helpers.FLASH} · prices read {prices.CHECKED} · "
+        "recorded speed · no API key or network needed\n"
     )
     assert session.base_url == f"{session.server_url}/07_demo/"
     client = genai.Client()
@@ -94,13 +95,19 @@ def test_bad_mode_or_missing_key_is_one_clear_error(
         helpers.setup("07_demo")
 
 
-def test_live_mode_uses_the_real_endpoint(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_live_mode_uses_the_real_endpoint_and_checks_the_models_there(
+    env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("WORKBOOK_MODE", "live")
     monkeypatch.setenv("GEMINI_API_KEY", "k")
     monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", "http://127.0.0.1:1/stale/")
+    asked: list[str | None] = []  # no network here: the check itself is tested against local upstreams below
+    monkeypatch.setattr(workbook, "check_models", lambda base_url: asked.append(base_url) or ["model check: x"])
     session = helpers.setup("07_demo")
     assert session.base_url is None and "GOOGLE_GEMINI_BASE_URL" not in os.environ
     assert not workbook._servers
+    assert asked == [None], "live mode asks the SDK's default endpoint"
+    assert capsys.readouterr().out.splitlines()[1:] == ["model check: x"]
 
 
 def test_missing_and_corrupt_cassettes_say_what_to_do(env: Path) -> None:
@@ -128,3 +135,29 @@ def test_record_from_the_synthetic_upstream_writes_a_labelled_cassette(
     assert exchange["provenance"]["source"] == "synthetic"
     assert "Artificial Analysis" in exchange["provenance"]["based_on"]
     assert exchange["request"]["body"] == {"contents": [{"parts": [{"text": PROMPT}], "role": "user"}]}
+
+
+def test_record_mode_checks_the_models_at_the_upstream_once_without_recording_it(
+    env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scripts = env.parent / "scripts"
+    scripts.mkdir()
+    (scripts / "07_demo.json").write_text(json.dumps({"responses": [{"prompt": "sky", "text": TEXT}]}))
+    monkeypatch.setenv("WORKBOOK_MODE", "record")
+    monkeypatch.setenv("WORKBOOK_UPSTREAM", "synthetic")
+    monkeypatch.setattr(models, "MODELS", (*models.MODELS, models.MISSING_MODEL))
+    helpers.setup("07_demo")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("mode: record · cassette: 07_demo")
+    assert lines[1:] == [
+        f"model check: the API does not serve {models.MISSING_MODEL} (404 NOT_FOUND: models/{models.MISSING_MODEL} "
+        "is not found for API version v1.); change it in helpers/models.py (FLASH / FLASH_LITE), then re-record "
+        "the cassettes"
+    ], "the served models pass, the missing one is one line naming where to change it"
+    assert not (env / "07_demo.json").exists(), "the check went to the upstream, not through the recorder"
+
+
+def test_the_model_check_says_so_when_it_cannot_reach_the_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GEMINI_API_KEY", "k")
+    (first, *_) = workbook.check_models("http://127.0.0.1:1/")
+    assert first.startswith(f"model check: could not ask the API about {models.MODELS[0]} (")

@@ -90,12 +90,13 @@ def _camel(key: str) -> str:
     return head + "".join(word[:1].upper() + word[1:] for word in rest)
 
 
-def _normalized(value: Any) -> Any:
-    """``value`` with every key in camelCase and integral floats as ints (``0.0`` and ``0`` mean the same)."""
+def camel_case(value: Any) -> Any:
+    """``value`` with every key in camelCase and integral floats as ints (``0.0`` and ``0`` mean the same), as the
+    API reads JSON that spells a field either way (the SDK sends some nested fields in snake_case)."""
     if isinstance(value, dict):
-        return {_camel(k): _normalized(v) for k, v in value.items()}
+        return {_camel(k): camel_case(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_normalized(v) for v in value]
+        return [camel_case(v) for v in value]
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
@@ -109,7 +110,7 @@ def normalized_request(request: dict[str, Any]) -> dict[str, Any]:
     a ``role`` of ``"user"`` on ``contents`` and ``systemInstruction`` entries without one (the SDK always sends
     one), and no ``model`` field.
     """
-    body = _normalized({k: v for k, v in request.items() if k != "model"})
+    body = camel_case({k: v for k, v in request.items() if k != "model"})
     entries = body.get("contents") if isinstance(body.get("contents"), list) else []
     for entry in [*entries, body.get("systemInstruction")]:
         if isinstance(entry, dict):

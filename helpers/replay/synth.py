@@ -10,12 +10,24 @@ What is modelled, and how (assumptions, not measurements):
   times a uniform 0.8-1.2 jitter.
 - Chunking: a short first chunk (the first few words), then about 30 tokens a chunk, split at word boundaries.
 - Tokens: text estimated at 4 characters a token (the ratio Google's docs quote for Gemini models); inline images
-  by the documented Gemini 2.x rule (:func:`helpers.media.image_tokens`: 258 for an image up to 384x384 px);
-  other media (PDFs, video, ``fileData``) are not counted.
+  and inline PDFs (per page, reported under ``IMAGE`` as the API reports them) by the Gemini 3 ``media_resolution``
+  rule (:func:`helpers.media.media_tokens`: 1120 an image, 560 a PDF page by default); other media (video,
+  ``fileData``) are not counted.
+- Thinking (Gemini 3): every answer thinks first. Its thinking tokens (the model's median for the request's
+  ``thinkingLevel``, or its default level, times a log-normal jitter) are reported as ``thoughtsTokenCount``, billed
+  in ``totalTokenCount``, and generated at the model's output speed before the first visible chunk, so thinking
+  delays TTFT. A level the model does not take, or ``thinkingLevel`` and ``thinkingBudget`` together, is the API's
+  400 ``INVALID_ARGUMENT``; ``thinkingBudget`` alone (kept "for backwards compatibility", the thinking page says) caps
+  the thinking tokens, never below the model's least.
+- Sampling: ``temperature``, ``topP`` and ``topK`` are deprecated for Gemini 3.6 and later (changelog, 2026-07-21)
+  and change nothing here; 3.5 Flash-Lite refuses presence and frequency penalties and a last turn by the model
+  (400), as Google Cloud's 3.5 Flash-Lite page says.
 - ``maxOutputTokens`` truncates and finishes with ``MAX_TOKENS``; ``stopSequences`` cut the text before the stop.
 - ``seed`` picks a fixed variant of the scripted text; without it, variants rotate per call (as sampling would).
 - Function calling: an entry with a ``function_call`` answers a request that declares ``tools`` with that call (one
-  chunk, no text), and the turn that sends the tool's ``functionResponse`` back with its text.
+  chunk, no text, a ``thoughtSignature`` on the call's part as Gemini 3 sends it), and the turn that sends the tool's
+  ``functionResponse`` back with its text. That turn must send the model's call back with its signature, or it is
+  the API's 400 (ai.google.dev/gemini-api/docs/thought-signatures); the SDK's chats do this for you.
 """
 
 from __future__ import annotations
@@ -24,7 +36,6 @@ import asyncio
 import base64
 import datetime as dt
 import hashlib
-import io
 import json
 import math
 import random
@@ -35,11 +46,11 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from PIL import Image
 
 from ..cassette import canonical_json
-from ..media import IMAGE_TILE_TOKENS, image_tokens
-from ..models import PROFILES, LatencyProfile
+from ..media import MEDIA_RESOLUTION_TOKENS, media_tokens
+from ..models import CATALOG, PROFILES, LatencyProfile
+from .batches import camel_case
 from .wire import (
     SSE_CONTENT_TYPE,
     SYNTHETIC_HEADER,
@@ -152,33 +163,115 @@ def _last_user_text(body: dict[str, Any]) -> str:
     return " ".join(_texts(users[-1:]))
 
 
-def _inline_image_tokens(part: dict[str, Any]) -> int:
-    """Tokens of an inline image part by :func:`helpers.media.image_tokens` (its size read from the image's header),
-    one tile if the data is not a readable image; 0 for any other part."""
+PDF_PAGE = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
+"""A page object in a PDF's bytes: how :func:`prompt_token_details` counts an inline PDF's pages."""
+
+
+def _inline_media_tokens(part: dict[str, Any], resolution: str | None) -> int:
+    """Tokens of an inline image or PDF part by :func:`helpers.media.media_tokens` at the part's own
+    ``mediaResolution`` level, else the request's ``resolution``; 0 for any other part."""
     blob = part.get("inlineData") or part.get("inline_data")
-    if not isinstance(blob, dict) or not str(blob.get("mimeType", blob.get("mime_type", ""))).startswith("image/"):
+    if not isinstance(blob, dict):
         return 0
-    try:
-        with Image.open(io.BytesIO(base64.b64decode(blob.get("data", "")))) as image:
-            return image_tokens(*image.size)
-    except (OSError, ValueError):
-        return IMAGE_TILE_TOKENS
+    mime_type = str(blob.get("mimeType", blob.get("mime_type", "")))
+    own = part.get("mediaResolution") or part.get("media_resolution")
+    level = own.get("level", resolution) if isinstance(own, dict) else resolution
+    if mime_type.startswith("image/"):
+        return media_tokens("image", level)
+    if mime_type == "application/pdf":
+        try:
+            pages = len(PDF_PAGE.findall(base64.b64decode(blob.get("data", ""))))
+        except ValueError:
+            pages = 0
+        return media_tokens("pdf", level, pages=max(pages, 1))
+    return 0
 
 
 def prompt_token_details(body: dict[str, Any]) -> dict[str, int]:
     """Estimated input tokens of a generate request by modality, as ``promptTokensDetails`` reports them.
 
     ``TEXT``: every text part of the contents and system instruction, at 4 characters a token. ``IMAGE`` (present
-    only when there are inline images): :func:`helpers.media.image_tokens` of each, the documented rule for Gemini
-    2.x (258 tokens for an image up to 384x384 px). Not modelled: PDFs, audio, video and ``fileData`` parts (0 tokens).
+    only when there are inline images or PDFs): :func:`helpers.media.media_tokens` of each at its
+    ``media_resolution`` (the part's, else ``generationConfig.mediaResolution``, else the default), the Gemini 3 rule;
+    PDF pages count under ``IMAGE`` as the API reports them. Not modelled: audio, video and ``fileData`` parts (0).
     """
     contents = [*body.get("contents", []), body.get("systemInstruction") or {}]
     parts = [p for c in contents if isinstance(c, dict) for p in c.get("parts", []) if isinstance(p, dict)]
     details = {"TEXT": sum(estimate_tokens(p["text"]) for p in parts if isinstance(p.get("text"), str))}
-    images = sum(_inline_image_tokens(p) for p in parts)
-    if images:
-        details["IMAGE"] = images
+    resolution = (body.get("generationConfig") or {}).get("mediaResolution")
+    if resolution not in (None, "MEDIA_RESOLUTION_UNSPECIFIED", *MEDIA_RESOLUTION_TOKENS):
+        resolution = None
+    media = sum(_inline_media_tokens(p, resolution) for p in parts)
+    if media:
+        details["IMAGE"] = media
     return details
+
+
+SIGNATURE_DOCS = "https://ai.google.dev/gemini-api/docs/thought-signatures"
+
+
+def invalid_request(model: str, body: dict[str, Any]) -> str | None:
+    """Why the API would refuse this generate request with 400 ``INVALID_ARGUMENT`` on ``model``, or ``None``.
+
+    Checks what Gemini 3 enforces and the lessons teach: the thinking level (per model, :mod:`helpers.models`), level
+    and budget together, ``media_resolution`` levels, 3.5 Flash-Lite's refusals, and thought signatures on function
+    calls sent back in the current turn.
+    """
+    config = body.get("generationConfig") or {}
+    thinking = config.get("thinkingConfig") or {}
+    level = thinking.get("thinkingLevel")
+    allowed = CATALOG[model].thinking_levels if model in CATALOG else ()
+    if level is not None and "thinkingBudget" in thinking:
+        return "You cannot use both thinking_level and thinking_budget in the same request."
+    if level is not None and str(level).upper() not in allowed:
+        return f"thinking_level {level} is not supported by {model}; the supported values are {', '.join(allowed)}."
+    parts = [
+        p for c in body.get("contents", []) if isinstance(c, dict) for p in c.get("parts", []) if isinstance(p, dict)
+    ]
+    levels = [config.get("mediaResolution")]
+    levels += [p["mediaResolution"].get("level") for p in parts if isinstance(p.get("mediaResolution"), dict)]
+    for resolution in levels:
+        if resolution not in (None, "MEDIA_RESOLUTION_UNSPECIFIED", *MEDIA_RESOLUTION_TOKENS):
+            return f"Invalid value at 'media_resolution' ({resolution!r})."
+    contents = [c for c in body.get("contents", []) if isinstance(c, dict)]
+    if model in CATALOG and CATALOG[model].refuses_penalties_and_prefill:
+        penalties = [name for name in ("presencePenalty", "frequencyPenalty") if name in config]
+        if penalties:
+            return f"{', '.join(penalties)} is not supported by {model}."
+        if contents and contents[-1].get("role") == "model":
+            return f"{model} does not support a request whose last turn has the model role (a prefilled answer)."
+    return _missing_signature(contents)
+
+
+def _missing_signature(contents: list[dict[str, Any]]) -> str | None:
+    """The API's complaint when a model turn of the current turn (since the last user text) sends a function call
+    back without the ``thoughtSignature`` the model gave it; ``None`` when every call carries one."""
+    starts = [i for i, c in enumerate(contents) if c.get("role", "user") == "user" and not _answers_calls(c)]
+    for position, content in enumerate(contents[starts[-1] if starts else 0 :]):
+        calls = [p for p in content.get("parts", []) if isinstance(p, dict) and "functionCall" in p]
+        if content.get("role") == "model" and calls and "thoughtSignature" not in calls[0]:
+            name = calls[0]["functionCall"].get("name", "?")
+            return (
+                "Function call is missing a thought_signature in functionCall parts. This is required for tools to "
+                f"work correctly. Additional data, function call `{name}`, position {position + 1}. Please refer to "
+                f"{SIGNATURE_DOCS} for more details."
+            )
+    return None
+
+
+def thoughts_tokens(model: str, config: dict[str, Any], rng: random.Random) -> int:
+    """Thinking tokens of one synthetic answer: the model's median for the request's level (its default level when
+    none is set), times a log-normal jitter (sigma 0.3); ``thinkingBudget`` alone caps it, but never below the
+    model's least-thinking median (Gemini 3 cannot turn thinking off). An assumption, see :mod:`helpers.models`."""
+    spec = CATALOG[model]
+    thinking = config.get("thinkingConfig") or {}
+    medians = spec.profile.thoughts_tokens
+    median = medians[str(thinking.get("thinkingLevel") or spec.default_thinking).upper()]
+    tokens = max(1, round(median * rng.lognormvariate(0.0, 0.3)))
+    budget = thinking.get("thinkingBudget")
+    if isinstance(budget, int) and budget >= 0:
+        tokens = min(tokens, max(budget, min(medians.values())))
+    return tokens
 
 
 def token_details(tokens: int | Mapping[str, int]) -> list[dict[str, Any]]:
@@ -234,7 +327,7 @@ class SyntheticUpstream:
     async def generate(self, request: web.Request) -> web.StreamResponse:
         start = asyncio.get_running_loop().time()
         model, method = request.match_info["model"], request.match_info["method"]
-        body = await request.json()
+        body = camel_case(await request.json())  # the SDK sends some nested fields (thinking_level) in snake_case
         if model not in self.profiles:
             return error_response(
                 404,
@@ -242,6 +335,9 @@ class SyntheticUpstream:
                 f"supported for {method}. Call ListModels to see the list of available models and their "
                 "supported methods.",
             )
+        problem = invalid_request(model, body.get("generateContentRequest", body) if method == "countTokens" else body)
+        if problem is not None:
+            return error_response(400, problem)
         if method == "countTokens":
             inner = body.get("generateContentRequest", body)
             details = prompt_token_details(inner)
@@ -262,7 +358,8 @@ class SyntheticUpstream:
         seed = config.get("seed")
         text = entry.variants[(seed if seed is not None else call) % len(entry.variants)]
         rng = random.Random(int(hashlib.sha256(f"{calls_key}|{call}".encode()).hexdigest(), 16))
-        timeline = synthesize(model, text, config, prompt_token_details(body), self.profiles[model], rng)
+        thoughts = thoughts_tokens(model, config, rng) if model in CATALOG else 0
+        timeline = synthesize(model, text, config, prompt_token_details(body), self.profiles[model], rng, thoughts)
         contents = body.get("contents") or [{}]
         if entry.function_call is not None and body.get("tools") and not _answers_calls(contents[-1]):
             timeline = as_function_call(timeline, entry.function_call)
@@ -297,8 +394,9 @@ def provenance(profile: LatencyProfile | None) -> dict[str, Any]:
         "source": "synthetic",
         "date": dt.date.today().isoformat(),
         "latency_model": (
-            f"log-normal TTFT (median {profile.ttft_s:.2f} s, sigma {profile.ttft_sigma}), "
-            f"{profile.tokens_per_s:.0f} output tokens/s, ~{TOKENS_PER_CHUNK} tokens a chunk; "
+            f"log-normal TTFT (median {profile.ttft_s:.2f} s, sigma {profile.ttft_sigma}) plus the thinking tokens "
+            f"at {profile.tokens_per_s:.0f} output tokens/s, then ~{TOKENS_PER_CHUNK} tokens a chunk at that speed; "
+            f"thinking tokens per level {profile.thoughts_tokens} (median); "
             f"tokens estimated at {CHARS_PER_TOKEN} characters each"
         ),
         "based_on": profile.source,
@@ -306,7 +404,7 @@ def provenance(profile: LatencyProfile | None) -> dict[str, Any]:
 
 
 def model_resource(model: str) -> dict[str, Any]:
-    """The ``models.get`` resource for a model (limits from ai.google.dev/gemini-api/docs/models, read 2026-11-21)."""
+    """The ``models.get`` resource for a model (limits from ai.google.dev/gemini-api/docs/models, read 2026-12-01)."""
     return {
         "name": f"models/{model}",
         "version": "001",
@@ -334,12 +432,15 @@ def synthesize(
     input_tokens: int | Mapping[str, int],
     profile: LatencyProfile,
     rng: random.Random,
+    thoughts: int = 0,
 ) -> list[tuple[float, dict[str, Any]]]:
     """The chunks of one synthetic answer with their offsets in seconds from the request, ready to stream.
 
     Applies ``stopSequences`` and ``maxOutputTokens`` from ``config`` to ``text`` first. Each chunk is a
     ``GenerateContentResponse``; only the last carries ``finishReason`` and complete ``usageMetadata``.
-    ``input_tokens`` is the prompt's count, or its count by modality (:func:`prompt_token_details`).
+    ``input_tokens`` is the prompt's count, or its count by modality (:func:`prompt_token_details`). ``thoughts``
+    thinking tokens (:func:`thoughts_tokens`) are generated at ``profile.tokens_per_s`` before the first chunk, so
+    they add to the TTFT, and every chunk's usage reports them as ``thoughtsTokenCount``.
     """
     details = token_details(input_tokens)
     prompt_tokens = sum(d["tokenCount"] for d in details)
@@ -353,7 +454,7 @@ def synthesize(
     response_id = "".join(
         rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") for _ in range(22)
     )
-    offset = rng.lognormvariate(math.log(profile.ttft_s), profile.ttft_sigma)
+    offset = rng.lognormvariate(math.log(profile.ttft_s), profile.ttft_sigma) + thoughts / profile.tokens_per_s
     pieces = chunk_text(text)
     timeline = []
     for i, piece in enumerate(pieces):
@@ -363,13 +464,15 @@ def synthesize(
         candidate: dict[str, Any] = {"content": {"parts": [{"text": piece}], "role": "model"}, "index": 0}
         usage: dict[str, Any] = {
             "promptTokenCount": prompt_tokens,
-            "totalTokenCount": prompt_tokens,
+            "totalTokenCount": prompt_tokens + thoughts,
             "promptTokensDetails": details,
         }
+        if thoughts:
+            usage["thoughtsTokenCount"] = thoughts
         if last:
             candidate["finishReason"] = finish
             output = estimate_tokens(text)
-            usage = {**usage, "candidatesTokenCount": output, "totalTokenCount": prompt_tokens + output}
+            usage = {**usage, "candidatesTokenCount": output, "totalTokenCount": prompt_tokens + output + thoughts}
         timeline.append(
             (
                 round(offset, 4),
@@ -389,14 +492,19 @@ def as_function_call(
 ) -> list[tuple[float, dict[str, Any]]]:
     """A synthesized answer turned into a function call: one chunk, at the first chunk's offset (the TTFT), whose
     only part is ``{"functionCall": call}``, finishing ``STOP``; its output tokens are the call's JSON at 4 characters
-    a token. Introduced for ``03_streaming`` (function calling while streaming)."""
+    a token. The part carries a ``thoughtSignature`` (opaque bytes, base64, as Gemini 3 sends with a call), which
+    the turn that answers the call must send back. Introduced for ``03_streaming`` (function calling while
+    streaming)."""
     offset = timeline[0][0]
     data = json.loads(json.dumps(timeline[-1][1]))
-    data["candidates"][0]["content"]["parts"] = [{"functionCall": call}]
+    signature = base64.b64encode(hashlib.sha256(json.dumps(call, sort_keys=True).encode()).digest()).decode()
+    data["candidates"][0]["content"]["parts"] = [{"functionCall": call, "thoughtSignature": signature}]
     data["candidates"][0]["finishReason"] = "STOP"
     usage = data["usageMetadata"]
     usage["candidatesTokenCount"] = estimate_tokens(json.dumps(call))
-    usage["totalTokenCount"] = usage["promptTokenCount"] + usage["candidatesTokenCount"]
+    usage["totalTokenCount"] = (
+        usage["promptTokenCount"] + usage["candidatesTokenCount"] + usage.get("thoughtsTokenCount", 0)
+    )
     return [(offset, data)]
 
 
