@@ -46,6 +46,9 @@ SCRIPT = {
     ]
 }
 
+LOW = "thinking_config=types.ThinkingConfig(thinking_level='LOW')"
+"""q4's thinking level, as a learner writes it."""
+
 
 @pytest.fixture(scope="module", autouse=True)
 def replay(tmp_path_factory):
@@ -70,10 +73,10 @@ def replay(tmp_path_factory):
 def test_the_checks_requests_were_recorded(replay):
     recorded = [(e.request["path"], e.response["status"]) for e in replay.exchanges]
     assert recorded == [
-        ("models/gemini-2.5-flash:generateContent", 200),  # q1: ask(...)
-        ("models/gemini-2.5-flash:generateContent", 200),  # q2: the response tokens_used() is given
+        (f"models/{FLASH}:generateContent", 200),  # q1: ask(...)
+        (f"models/{FLASH}:generateContent", 200),  # q2: the response tokens_used() is given
         ("models/gemini-0.0-nonexistent:generateContent", 404),  # q3: the missing model
-        ("models/gemini-2.5-flash:generateContent", 200),  # q3: the good call (the same request as q2's)
+        (f"models/{FLASH}:generateContent", 200),  # q3: the good call (the same request as q2's)
     ]
 
 
@@ -130,6 +133,12 @@ WRONG = [
         q2,
         "def tokens_used(response):\n    return response.usage_metadata.prompt_token_count\n",
         ["only the prompt (input) tokens"],
+    ),
+    (
+        q2,
+        "def tokens_used(response):\n    u = response.usage_metadata\n"
+        "    return u.prompt_token_count + u.candidates_token_count\n",
+        ["added the prompt and the answer but left out the", "thinking tokens (thoughts_token_count)"],
     ),
     (q2, "def tokens_used(response):\n    response.usage_metadata.total_token_count\n", ["returned None"]),
     (q2, "def tokens_used(response):\n    return response.usage_metadata\n", ["the whole usage_metadata"]),
@@ -228,28 +237,57 @@ WRONG = [
     ),
     (
         q4,
-        "config = {'temperature': 0, 'seed': 7}\n",
+        "config = {'seed': 7}\n",
         ["config is a dict", "types.GenerateContentConfig"],
     ),
-    (q4, "config = 'temperature=0'\n", ["config is 'temperature=0'; build it with types.GenerateContentConfig"]),
-    (q4, "config = types.GenerateContentConfig(seed=7)\n", ["config has no temperature"]),
-    (q4, "config = types.GenerateContentConfig(temperature=0.7, seed=7)\n", ["config.temperature is 0.7"]),
-    (q4, "config = types.GenerateContentConfig(temperature=0)\n", ["config has no seed"]),
-    (q4, "config = types.GenerateContentConfig(temperature=0, seed=42)\n", ["config.seed is 42"]),
-    (q4, "config = types.GenerateContentConfig(temperature=0, seed=7)\n", ["config has no max_output_tokens"]),
+    (q4, "config = 'seed=7'\n", ["config is 'seed=7'; build it with types.GenerateContentConfig"]),
     (
         q4,
-        "config = types.GenerateContentConfig(temperature=0, seed=7, max_output_tokens=500)\n",
+        "config = types.GenerateContentConfig(temperature=0, seed=7, max_output_tokens=50, " + LOW + ",\n"
+        "                                     system_instruction='Answer in one sentence.')\n",
+        ["config sets temperature, top_p or top_k", "deprecated them for Gemini 3.6 and later"],
+    ),
+    (q4, "config = types.GenerateContentConfig(top_k=1, seed=7)\n", ["config sets temperature, top_p or top_k"]),
+    (q4, "config = types.GenerateContentConfig(seed=7)\n", ["config has no thinking level"]),
+    (
+        q4,
+        "config = types.GenerateContentConfig(thinking_config=types.ThinkingConfig(thinking_level='HIGH'))\n",
+        ["the thinking level is HIGH; the exercise asks for LOW"],
+    ),
+    (
+        q4,
+        "config = types.GenerateContentConfig(\n"
+        "    thinking_config=types.ThinkingConfig(thinking_level='LOW', thinking_budget=128))\n",
+        ["sets a thinking_budget as well as a level"],
+    ),
+    (
+        q4,
+        "config = types.GenerateContentConfig(" + LOW + ")\n",
+        ["config has no seed"],
+    ),
+    (
+        q4,
+        "config = types.GenerateContentConfig(" + LOW + ", seed=42)\n",
+        ["config.seed is 42"],
+    ),
+    (
+        q4,
+        "config = types.GenerateContentConfig(" + LOW + ", seed=7)\n",
+        ["config has no max_output_tokens"],
+    ),
+    (
+        q4,
+        "config = types.GenerateContentConfig(" + LOW + ", seed=7, max_output_tokens=500)\n",
         ["config.max_output_tokens is 500; the exercise asks for 1 to 100"],
     ),
     (
         q4,
-        "config = types.GenerateContentConfig(temperature=0, seed=7, max_output_tokens=50)\n",
+        "config = types.GenerateContentConfig(" + LOW + ", seed=7, max_output_tokens=50)\n",
         ["config has no system_instruction"],
     ),
     (
         q4,
-        "config = types.GenerateContentConfig(temperature=0, seed=7, max_output_tokens=50,\n"
+        "config = types.GenerateContentConfig(" + LOW + ", seed=7, max_output_tokens=50,\n"
         "                                     system_instruction='Be brief.')\n",
         ["config.system_instruction should be 'Answer in one sentence.' (it is 'Be brief.')."],
     ),
@@ -267,9 +305,10 @@ def test_typical_wrong_answers_fail_with_their_message(problem, code, expected):
 @pytest.mark.parametrize(
     "code",
     [
-        "config = types.GenerateContentConfig(temperature=0.0, seed=7, max_output_tokens=1,\n"
+        "config = types.GenerateContentConfig(thinking_config={'thinking_level': 'low'}, seed=7, max_output_tokens=1,\n"
         "    system_instruction=types.Content(parts=[types.Part(text='Answer in one sentence.')]))\n",
-        "config = types.GenerateContentConfig(temperature=0, seed=7, max_output_tokens=100,\n"
+        "config = types.GenerateContentConfig(" + LOW + ", seed=7,\n"
+        "    max_output_tokens=100,"
         "    system_instruction=[types.Part(text='Answer in one sentence.')])\n",
     ],
 )

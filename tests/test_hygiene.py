@@ -103,6 +103,30 @@ def test_models_module_lists_every_model() -> None:
     assert set(models.PROFILES) == set(models.MODELS)
 
 
+RETIRED_ID = re.compile(r"gemini-[0-2]\.\d[\w.\-]*")
+"""A Gemini 2.x (or older) model id: every one is shut down (helpers.models.RETIRED)."""
+
+
+def test_no_code_script_or_cassette_calls_a_retired_model() -> None:
+    assert RETIRED_ID.fullmatch("gemini-2.5-flash") and not RETIRED_ID.search("gemini-3.8-flash")
+    assert all(RETIRED_ID.fullmatch(model) for model in models.RETIRED)
+    places = [
+        *(f"{p.stem} code cell:\n{c.source}" for p in NOTEBOOKS for c in code_cells(p)),
+        *(
+            f"{p.name}:\n{p.read_text()}"
+            for p in repo_files()
+            if p.suffix in (".json", ".py") and "notebooks" in p.parts
+        ),
+    ]
+    assert len(places) > 100, "the scan must cover code cells, scripts and cassettes"
+    found = [
+        place.split("\n")[0] + ": " + ", ".join(RETIRED_ID.findall(place))
+        for place in places
+        if RETIRED_ID.search(place)
+    ]
+    assert not found, "retired model ids (prose may name them, code may not):\n" + "\n".join(found)
+
+
 LESSON_LINK = re.compile(r"\[(\d\d · [^\]]+)\]\((\d\d_\w+)\.ipynb\)")
 
 

@@ -129,6 +129,11 @@ def tokens_used(response) -> int:
             raise Incorrect(f"{call} returned only the output tokens; you pay for the prompt's tokens too.")
         if result == usage.prompt_token_count:
             raise Incorrect(f"{call} returned only the prompt (input) tokens; the answer's tokens count too.")
+        if usage.thoughts_token_count and result == usage.prompt_token_count + usage.candidates_token_count:
+            raise Incorrect(
+                f"{call} added the prompt and the answer but left out the {usage.thoughts_token_count} thinking "
+                "tokens (thoughts_token_count), which Gemini 3 bills as output."
+            )
         raise Incorrect(f"{call} returned {result}, which is not the number of tokens this call used in total.")
 
 
@@ -225,28 +230,31 @@ def _instruction_text(value: Any) -> str | None:
 
 
 class RepeatableConfig(Problem):
-    """q4: ``config`` is a ``GenerateContentConfig`` with temperature 0, seed 7, <= 100 tokens, one-sentence answers."""
+    """q4: ``config`` is a ``GenerateContentConfig`` with thinking level LOW, seed 7, <= 100 tokens, one-sentence
+    answers, and no ``temperature`` (deprecated on Gemini 3.6 and later, ignored by 3.5 Flash-Lite)."""
 
     title = "Make the output repeatable and short"
     variables = ("config",)
     hints = (
         "Every setting is a keyword argument of types.GenerateContentConfig(...).",
-        "You need four of them: temperature, seed, max_output_tokens and system_instruction.",
+        "You need four of them: thinking_config (a types.ThinkingConfig), seed, max_output_tokens and "
+        "system_instruction.",
     )
     starter = """\
 config = ____  # a types.GenerateContentConfig
 """
     solution_code = f"""\
 config = types.GenerateContentConfig(
-    temperature=0,
+    thinking_config=types.ThinkingConfig(thinking_level="LOW"),
     seed=7,
     max_output_tokens=100,
     system_instruction={INSTRUCTION!r},
 )
 """
     correct_message = (
-        "temperature=0 and a fixed seed make answers as repeatable as the API allows (Google documents the seed as "
-        "best effort), max_output_tokens caps length and cost, and the system instruction shapes every answer."
+        "A fixed seed makes answers as repeatable as the API allows (Google documents it as best effort), thinking "
+        "level LOW keeps the hidden reasoning short, max_output_tokens caps the answer's length, and the system "
+        "instruction shapes every answer; no temperature, which today's models deprecate."
     )
 
     def verify(self, ns: Mapping[str, Any]) -> None:
@@ -258,10 +266,21 @@ config = types.GenerateContentConfig(
             )
         if not isinstance(config, types.GenerateContentConfig):
             raise Incorrect(f"config is {show(config)}; build it with types.GenerateContentConfig(...).")
-        if config.temperature is None:
-            raise Incorrect("config has no temperature; set the one that makes sampling most repeatable.")
-        if config.temperature != 0:
-            raise Incorrect(f"config.temperature is {config.temperature:g}; the exercise asks for 0.")
+        if config.temperature is not None or config.top_p is not None or config.top_k is not None:
+            raise Incorrect(
+                "config sets temperature, top_p or top_k. Older tutorials do (temperature=0 'for predictable "
+                "answers'), but Google deprecated them for Gemini 3.6 and later and 3.5 Flash-Lite ignores them: "
+                "leave them out and let the seed make answers repeatable."
+            )
+        level = config.thinking_config.thinking_level if config.thinking_config else None
+        if level is None:
+            raise Incorrect(
+                "config has no thinking level; set thinking_config=types.ThinkingConfig(thinking_level=...)."
+            )
+        if level != types.ThinkingLevel.LOW:
+            raise Incorrect(f"the thinking level is {level.value}; the exercise asks for LOW.")
+        if config.thinking_config.thinking_budget is not None:
+            raise Incorrect("config sets a thinking_budget as well as a level; the API refuses both together (400).")
         if config.seed is None:
             raise Incorrect("config has no seed; a fixed seed is what makes sampling repeatable.")
         if config.seed != 7:
