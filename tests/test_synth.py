@@ -177,10 +177,13 @@ async def test_thinking_tokens_grow_with_the_level_delay_the_first_chunk_and_are
         for level in ("LOW", "HIGH"):
             response = await client.aio.models.generate_content(model=FLASH, contents=QUESTION, config=thinking(level))
             usages[level] = response.usage_metadata
+        again = await client.aio.models.generate_content(model=FLASH, contents=QUESTION, config=thinking("HIGH"))
+        again = again.usage_metadata
         default = (await client.aio.models.generate_content(model=FLASH, contents=QUESTION)).usage_metadata
         capped = await client.aio.models.generate_content(model=FLASH, contents=QUESTION, config=thinking(budget=1))
         await client.aio.aclose()
     assert usages["LOW"].thoughts_token_count < usages["HIGH"].thoughts_token_count
+    assert again.thoughts_token_count == usages["HIGH"].thoughts_token_count, "a seed pins the thinking too"
     assert usages["LOW"].candidates_token_count == usages["HIGH"].candidates_token_count, "same answer"
     assert default.thoughts_token_count > 0
     least = min(models.CATALOG[FLASH].profile.thoughts_tokens.values())

@@ -23,7 +23,8 @@ What is modelled, and how (assumptions, not measurements):
   and change nothing here; 3.5 Flash-Lite refuses presence and frequency penalties and a last turn by the model
   (400), as Google Cloud's 3.5 Flash-Lite page says.
 - ``maxOutputTokens`` truncates and finishes with ``MAX_TOKENS``; ``stopSequences`` cut the text before the stop.
-- ``seed`` picks a fixed variant of the scripted text; without it, variants rotate per call (as sampling would).
+- ``seed`` picks a fixed variant of the scripted text and pins the draw of thinking tokens and timing, so a seeded
+  request is answered the same way every time; without it, variants and draws change per call (as sampling would).
 - Function calling: an entry with a ``function_call`` answers a request that declares ``tools`` with that call (one
   chunk, no text, a ``thoughtSignature`` on the call's part as Gemini 3 sends it), and the turn that sends the tool's
   ``functionResponse`` back with its text. That turn must send the model's call back with its signature, or it is
@@ -357,7 +358,9 @@ class SyntheticUpstream:
         config = body.get("generationConfig", {})
         seed = config.get("seed")
         text = entry.variants[(seed if seed is not None else call) % len(entry.variants)]
-        rng = random.Random(int(hashlib.sha256(f"{calls_key}|{call}".encode()).hexdigest(), 16))
+        # A seed pins the sampling: the same seeded request gets the same thinking, tokens and timing every time.
+        draw = "seeded" if seed is not None else call
+        rng = random.Random(int(hashlib.sha256(f"{calls_key}|{draw}".encode()).hexdigest(), 16))
         thoughts = thoughts_tokens(model, config, rng) if model in CATALOG else 0
         timeline = synthesize(model, text, config, prompt_token_details(body), self.profiles[model], rng, thoughts)
         contents = body.get("contents") or [{}]
