@@ -112,18 +112,18 @@ def _judge_events(
         raise Incorrect(f"GET /stream answered HTTP {stream.status}; the endpoint raised: its traceback is above.")
     if not stream.headers.get("content-type", "").startswith("text/event-stream"):
         raise Incorrect(f"{name} answered {stream.headers.get('content-type')!r}; send mimetype='text/event-stream'.")
+    if any(p.endswith(":generateContent") for p in paths):
+        raise Incorrect(f"{name} waited for the whole answer (generate_content): use generate_content_stream.")
     if not stream.events:
         raise Incorrect(f"{name} sent no event: each event is 'data: ...' lines and then a blank line ('\\n\\n').")
+    if any(isinstance(e.data, str) and "\n" in e.data for e in stream.events):
+        raise Incorrect(f"{name}'s events run together: end each event with a blank line ('\\n\\n').")
     for event in stream.messages:
-        if isinstance(event.data, str) and "\ndata" in "\n" + event.data:
-            raise Incorrect(f"{name}'s events run together: end each event with a blank line ('\\n\\n').")
         if not isinstance(event.data, dict) or "text" not in event.data:
             raise Incorrect(
                 f'{name} sent the data {show(event.data)}; send each chunk as JSON, data: {{"text": ...}} '
                 "(json.dumps it)."
             )
-    if any(p.endswith(":generateContent") for p in paths):
-        raise Incorrect(f"{name} waited for the whole answer (generate_content): use generate_content_stream.")
     if stream.text != answer:
         if "None" in stream.text and "None" not in answer:
             raise Incorrect(f"{name} sent 'None' for a chunk without text: send chunk.text or ''.")
@@ -300,6 +300,11 @@ async def answer_events(prompt: str):
                 ) from None
             finally:
                 control.clear_faults()
+        if not failed.events:
+            raise Incorrect(
+                "when the model call failed (the check made it answer 503), the stream broke without an event: catch "
+                "errors.APIError and yield an 'error' event with a message."
+            )
         error = failed.last("error")
         message = error.data.get("message") if error is not None and isinstance(error.data, dict) else None
         if not isinstance(message, str) or "503" not in message:
