@@ -132,7 +132,7 @@ def _judge_events(
     if done is None:
         raise Incorrect(f"{name} sent no 'done' event after the chunks: the page would not know the answer ended.")
     total = (done.data.get("usage_metadata") or {}).get("total_token_count") if isinstance(done.data, dict) else None
-    if usage is not None and total != usage.total_token_count:
+    if usage is not None and not (isinstance(total, int) and total > 0):  # thinking makes totals vary by call
         raise Incorrect(
             f"the 'done' event's data is {show(done.data)}; send {{\"usage_metadata\": "
             "chunk.usage_metadata.model_dump(mode='json', exclude_none=True)}} from the last chunk."
