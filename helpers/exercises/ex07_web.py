@@ -1,0 +1,409 @@
+"""The checked exercises of ``07_web``: a Flask SSE endpoint, a FastAPI one, and TTFT measured in the client.
+
+The notebook imports them with ``from helpers.exercises.ex07_web import ____, q1, q2, q3``; its setup cells define
+``client = genai.Client()`` and ``MODEL`` (:data:`helpers.models.FLASH`), which the checks use. The prompts below are
+the ones the lesson's synthetic script answers (``notebooks/scripts/07_web.json``). q1 and q2 serve the learner's
+endpoint from a thread of the kernel (:class:`helpers.web.ThreadServer`), so it reaches the notebook's ``client``; q3
+starts the lesson's app (``notebooks/web/app.py``) as the lesson does. Every check reads the events with
+``httpx-sse`` and judges streaming by the replay server's own record (``helpers.control``): the first event must
+reach the client while the model's stream is still in flight there.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import httpx
+import httpx_sse
+from fastapi import FastAPI
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from flask import Flask, Response, request, stream_with_context
+from google import genai
+from google.genai import errors, types
+
+from .. import control, web
+from ..checks import Incorrect, Problem, ____, describe_error, run_coroutine, show
+from ..models import FLASH
+from ..workbook import current_session
+
+FLASK_PROMPT = "Explain what a server-sent event is, in one short paragraph."
+FASTAPI_PROMPT = "Explain why streaming makes an app feel faster, in one short paragraph."
+TTFT_PROMPT = "Describe the northern lights, in one paragraph."
+ROUNDING_S = 0.02
+"""Slack, in seconds, when a learner's time is compared with the replay server's (the few milliseconds between the
+two processes)."""
+
+__all__ = ["PROBLEMS", "____", "context", "q1", "q2", "q3"]
+
+
+def context() -> dict[str, Any]:
+    """What ``07_web``'s setup cells leave in the notebook that the exercises use: ``client``, ``MODEL``, ``genai``,
+    ``types``, ``errors``, ``json``, ``time``, ``httpx``, ``httpx_sse``, Flask's ``Response``, ``request`` and
+    ``stream_with_context``, FastAPI's ``ServerSentEvent``, and ``____``.
+
+    Raises:
+        helpers.WorkbookError: ``helpers.setup("07_web")`` (or another notebook's setup) has not run.
+    """
+    current_session()
+    return {
+        "client": genai.Client(),
+        "MODEL": FLASH,
+        "genai": genai,
+        "types": types,
+        "errors": errors,
+        "json": json,
+        "time": time,
+        "httpx": httpx,
+        "httpx_sse": httpx_sse,
+        "Response": Response,
+        "request": request,
+        "stream_with_context": stream_with_context,
+        "ServerSentEvent": ServerSentEvent,
+        "____": ____,
+    }
+
+
+def _replay() -> bool:
+    return current_session().server_url is not None
+
+
+def _reference(ns: Mapping[str, Any], prompt: str) -> tuple[str, types.GenerateContentResponseUsageMetadata | None]:
+    """The answer and usage the model gives ``prompt``, streamed here: what the learner's endpoint must pass on."""
+    chunks = list(ns["client"].models.generate_content_stream(model=ns["MODEL"], contents=prompt))
+    return "".join(c.text or "" for c in chunks), chunks[-1].usage_metadata
+
+
+def _read(url: str, prompt: str) -> tuple[web.EventStream, int | None]:
+    """Read ``url``'s events for ``prompt`` after resetting the replay server's stats.
+
+    Returns:
+        The events, and how many model requests were in flight at the replay server when the first event arrived
+        (``None`` live, or when no event came).
+
+    Raises:
+        Incorrect: the connection broke or hung (the message says what that usually means).
+    """
+    replay = _replay()
+    if replay:
+        control.reset_stats()
+    seen: list[int] = []
+
+    def first(event: web.Event) -> None:
+        if replay and not seen:
+            seen.append(control.stats().in_flight)
+
+    try:
+        stream = run_coroutine(web.read_events(f"{url}/stream", {"prompt": prompt}, on_event=first))
+    except httpx.HTTPError as e:
+        raise Incorrect(
+            f"the stream broke ({describe_error(e)}): the endpoint raised while streaming; its traceback is above."
+        ) from None
+    return stream, seen[0] if seen else None
+
+
+def _judge_events(
+    name: str, stream: web.EventStream, in_flight: int | None, answer: str, usage: Any, *, paths: list[str]
+) -> None:
+    """The verdict shared by q1 and q2 on one stream of events (see each problem's docstring)."""
+    if stream.status != 200:
+        raise Incorrect(f"GET /stream answered HTTP {stream.status}; the endpoint raised: its traceback is above.")
+    if not stream.headers.get("content-type", "").startswith("text/event-stream"):
+        raise Incorrect(f"{name} answered {stream.headers.get('content-type')!r}; send mimetype='text/event-stream'.")
+    if any(p.endswith(":generateContent") for p in paths):
+        raise Incorrect(f"{name} waited for the whole answer (generate_content): use generate_content_stream.")
+    if not stream.events:
+        raise Incorrect(f"{name} sent no event: each event is 'data: ...' lines and then a blank line ('\\n\\n').")
+    if any(isinstance(e.data, str) and "\n" in e.data for e in stream.events):
+        raise Incorrect(f"{name}'s events run together: end each event with a blank line ('\\n\\n').")
+    for event in stream.messages:
+        if not isinstance(event.data, dict) or "text" not in event.data:
+            raise Incorrect(
+                f'{name} sent the data {show(event.data)}; send each chunk as JSON, data: {{"text": ...}} '
+                "(json.dumps it)."
+            )
+    if stream.text != answer:
+        if "None" in stream.text and "None" not in answer:
+            raise Incorrect(f"{name} sent 'None' for a chunk without text: send chunk.text or ''.")
+        raise Incorrect(f"the events' texts join to {show(stream.text)}, which is not the model's answer.")
+    done = stream.last("done")
+    if done is None:
+        raise Incorrect(f"{name} sent no 'done' event after the chunks: the page would not know the answer ended.")
+    total = (done.data.get("usage_metadata") or {}).get("total_token_count") if isinstance(done.data, dict) else None
+    if usage is not None and not (isinstance(total, int) and total > 0):  # thinking makes totals vary by call
+        raise Incorrect(
+            f"the 'done' event's data is {show(done.data)}; send {{\"usage_metadata\": "
+            "chunk.usage_metadata.model_dump(mode='json', exclude_none=True)}} from the last chunk."
+        )
+    if in_flight == 0:
+        raise Incorrect(
+            f"the first event reached the client only after the model's stream had ended: {name} collected the "
+            "answer before sending it. Yield each event as its chunk arrives."
+        )
+
+
+class FlaskEndpoint(Problem):
+    """q1: a Flask view ``flask_stream()`` that forwards ``?prompt=`` as SSE with the two headers streams need.
+
+    Judged on the events its sync generator sends (data as JSON, a blank line after each, ``done`` with the usage),
+    the ``Cache-Control: no-cache`` and ``X-Accel-Buffering: no`` headers, and on streaming: the first event must
+    reach the client while the replay server is still sending the model's stream.
+    """
+
+    title = "Stream from Flask"
+    variables = ("flask_stream",)
+    needs = ("client", "MODEL")
+    hints = (
+        "Each event is the line 'data: ' + json.dumps(...) and then a blank line: f\"data: {json.dumps(...)}\\n\\n\". "
+        "The done event starts with the line 'event: done'.",
+        "The last chunk carries the usage: keep it in a variable in the loop, then send "
+        "{'usage_metadata': last.usage_metadata.model_dump(mode='json', exclude_none=True)}. The headers are "
+        "{'Cache-Control': 'no-cache', 'X-Accel-Buffering': 'no'}.",
+    )
+    starter = """\
+def flask_stream():
+    prompt = request.args["prompt"]
+
+    def events():
+        last = None
+        for chunk in client.models.generate_content_stream(model=MODEL, contents=prompt):
+            last = chunk
+            yield ____  # an event with chunk's text
+        yield ____  # the done event, with last.usage_metadata
+
+    return Response(events(), mimetype="text/event-stream", headers=____)
+"""
+    solution_code = """\
+def flask_stream():
+    prompt = request.args["prompt"]  # read it here: inside events(), the request is over
+
+    def events():
+        last = None
+        for chunk in client.models.generate_content_stream(model=MODEL, contents=prompt):
+            last = chunk
+            yield f"data: {json.dumps({'text': chunk.text or ''})}\\n\\n"
+        usage = last.usage_metadata.model_dump(mode="json", exclude_none=True)
+        yield f"event: done\\ndata: {json.dumps({'usage_metadata': usage})}\\n\\n"
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return Response(events(), mimetype="text/event-stream", headers=headers)
+"""
+    correct_message = (
+        "A sync generator holds one of Flask's threads for the whole stream; the two headers keep caches and nginx "
+        "from holding the events back."
+    )
+
+    def verify(self, ns: Mapping[str, Any]) -> None:
+        answer, usage = _reference(ns, FLASK_PROMPT)
+        raised: list[BaseException] = []
+        view = ns["flask_stream"]
+
+        def guarded_view() -> Any:
+            response = view()
+            if isinstance(response, Response) and not isinstance(response.response, (list, tuple)):
+                inner = response.response
+
+                def guarded() -> Iterator[Any]:
+                    try:
+                        yield from inner
+                    except Exception as e:  # reported to the learner below, with advice
+                        raised.append(e)
+
+                response.response = guarded()
+            return response
+
+        app = Flask("q1")
+        app.add_url_rule("/stream", "stream", guarded_view)
+        with web.ThreadServer(app) as server:
+            stream, in_flight = _read(server.url, FLASK_PROMPT)
+        paths = [r.path for r in control.stats().requests] if _replay() else []
+        if raised:
+            error = raised[0]
+            advice = ""
+            if "request context" in str(error):
+                advice = (
+                    " Flask's request is over once the view returns and the generator runs: read request.args in the "
+                    "view, before events(), or wrap the generator in stream_with_context(...)."
+                )
+            raise Incorrect(f"events() raised {describe_error(error)}.{advice}")
+        _judge_events("flask_stream()", stream, in_flight, answer, usage, paths=paths)
+        headers = stream.headers
+        if headers.get("cache-control") != "no-cache":
+            raise Incorrect("flask_stream() sent no 'Cache-Control: no-cache': a cache could store the stream.")
+        if headers.get("x-accel-buffering") != "no":
+            raise Incorrect("flask_stream() sent no 'X-Accel-Buffering: no': behind nginx, events would arrive late.")
+
+
+class FastApiEndpoint(Problem):
+    """q2: an async generator ``answer_events(prompt)`` of ``ServerSentEvent`` for FastAPI's ``EventSourceResponse``.
+
+    Mounted by the check as ``GET /stream``. Judged like q1 on a stream read to its end, and on an error: when the
+    replay server answers the model call with 503, the endpoint must send an ``error`` event with a message
+    (naming the status) instead of breaking the stream.
+    """
+
+    title = "Stream from FastAPI"
+    variables = ("answer_events",)
+    needs = ("client", "MODEL")
+    hints = (
+        "`async for chunk in await client.aio.models.generate_content_stream(...)`, and yield "
+        "ServerSentEvent(data={'text': ...}) for each chunk; then ServerSentEvent(event='done', data=...).",
+        "Wrap the loop in try/except errors.APIError as e: and yield ServerSentEvent(event='error', "
+        "data={'message': f'{e.code} {e.status}: {e.message}'}), then return.",
+    )
+    starter = """\
+async def answer_events(prompt: str):
+    ____
+"""
+    solution_code = """\
+async def answer_events(prompt: str):
+    last = None
+    try:
+        async for chunk in await client.aio.models.generate_content_stream(model=MODEL, contents=prompt):
+            last = chunk
+            yield ServerSentEvent(data={"text": chunk.text or ""})
+    except errors.APIError as e:
+        yield ServerSentEvent(event="error", data={"message": f"{e.code} {e.status}: {e.message}"})
+        return
+    usage = last.usage_metadata.model_dump(mode="json", exclude_none=True)
+    yield ServerSentEvent(event="done", data={"usage_metadata": usage})
+"""
+    correct_message = (
+        "An async generator streams from one event loop, and FastAPI cancels it when the client goes away, which "
+        "closes the model's stream too. The error event tells the page the answer failed, in words."
+    )
+
+    def verify(self, ns: Mapping[str, Any]) -> None:
+        answer, usage = _reference(ns, FASTAPI_PROMPT)
+        app = FastAPI()
+        try:
+            app.get("/stream", response_class=EventSourceResponse)(ns["answer_events"])
+        except Exception as e:  # FastAPI refuses a signature it cannot serve
+            raise Incorrect(f"FastAPI could not serve answer_events: {describe_error(e)}.") from None
+        with web.ThreadServer(app) as server:
+            stream, in_flight = _read(server.url, FASTAPI_PROMPT)
+            paths = [r.path for r in control.stats().requests] if _replay() else []
+            if stream.status == 422:
+                raise Incorrect("GET /stream?prompt=... was refused (422): take exactly one argument, prompt: str.")
+            _judge_events("answer_events", stream, in_flight, answer, usage, paths=paths)
+            if not _replay():
+                return
+            control.fail_next(1, 503)
+            try:
+                failed, _ = _read(server.url, FASTAPI_PROMPT)
+            except Incorrect:
+                raise Incorrect(
+                    "when the model call failed (the check made it answer 503), the stream broke without an event: "
+                    "catch errors.APIError and yield an 'error' event with a message."
+                ) from None
+            finally:
+                control.clear_faults()
+        if not failed.events:
+            raise Incorrect(
+                "when the model call failed (the check made it answer 503), the stream broke without an event: catch "
+                "errors.APIError and yield an 'error' event with a message."
+            )
+        error = failed.last("error")
+        message = error.data.get("message") if error is not None and isinstance(error.data, dict) else None
+        if not isinstance(message, str) or "503" not in message:
+            raise Incorrect(
+                "when the model call failed with 503 (the check made it fail), answer_events sent "
+                f"{[e.event for e in failed.events]}; send an 'error' event whose data is {{\"message\": ...}} naming "
+                "the status (e.code)."
+            )
+
+
+class ClientTtft(Problem):
+    """q3: ``client_ttft(url, prompt) -> float``: seconds from sending ``GET url?prompt=`` to the first event with
+    text, read with ``httpx`` and ``httpx-sse``, closing the connection at once.
+
+    Judged against the replay server's record of the model call behind it: no less than the model took to send its
+    first chunk; and, since the connection closes after the first event, the app must have stopped the model's
+    stream early (the lesson's app cancels it when its client goes away).
+    """
+
+    title = "Measure TTFT in the client"
+    variables = ("client_ttft",)
+    needs = ()
+    hints = (
+        "Start the clock, then `async with httpx.AsyncClient() as http:` and `async with httpx_sse.aconnect_sse(http, "
+        "'GET', url, params={'prompt': prompt}) as source:`; read `source.aiter_sse()` until an event with text.",
+        "Return from inside the `async for`: leaving the `async with` blocks closes the connection, and the app then "
+        "stops the model. json.loads(sse.data)['text'] is the chunk's text; skip events whose data is empty (the "
+        "app's first one only sets retry:).",
+    )
+    starter = """\
+async def client_ttft(url: str, prompt: str) -> float:
+    ____
+"""
+    solution_code = """\
+async def client_ttft(url: str, prompt: str) -> float:
+    start = time.perf_counter()
+    async with httpx.AsyncClient(timeout=30) as http:
+        async with httpx_sse.aconnect_sse(http, "GET", url, params={"prompt": prompt}) as source:
+            async for sse in source.aiter_sse():
+                if sse.event == "message" and sse.data and json.loads(sse.data)["text"]:
+                    return time.perf_counter() - start  # leaving the blocks closes the connection
+    raise RuntimeError("the stream sent no text")
+"""
+    correct_message = (
+        "The client's TTFT includes the app's own time and the network on top of the model's; closing at the first "
+        "token made the app cancel the model's stream, as the replay server saw."
+    )
+
+    def explain(self, error: Exception, fn: Callable[..., Any]) -> str:
+        if isinstance(error, json.JSONDecodeError):
+            return (
+                "The app's first event carries only `retry: 1000` and no data, which httpx-sse passes on (a browser "
+                "would not): skip events whose data is empty."
+            )
+        return ""
+
+    def verify(self, ns: Mapping[str, Any]) -> None:
+        with web.AppServer("uvicorn", "app:app", "--app-dir", str(web.WEB_DIR)) as server:
+            if _replay():
+                control.reset_stats()
+            url = f"{server.url}/stream"
+            result = self.call("client_ttft", ns["client_ttft"], url, TTFT_PROMPT)
+            call = f"client_ttft(url, {TTFT_PROMPT!r})"
+            if result is None:
+                raise Incorrect(f"{call} returned None: did you forget `return`?")
+            if isinstance(result, bool) or not isinstance(result, (int, float)):
+                raise Incorrect(f"{call} returned {show(result)}; the exercise wants a number of seconds (a float).")
+            if result <= 0:
+                raise Incorrect(f"{call} returned {result:g}; a time to first token is more than 0 seconds.")
+            if result > 60:
+                raise Incorrect(f"{call} returned {result:g}: that looks like milliseconds; return seconds.")
+            if not _replay():
+                return
+            finished = web.wait_until(lambda: control.stats().in_flight == 0)
+            requests = [r for r in control.stats().requests if r.path.endswith(":streamGenerateContent")]
+        model = requests[0] if requests else None
+        if model is None or model.first_byte_s is None:
+            raise Incorrect(f"{call} did not get the app to stream: send GET {{url}}?prompt=... and read its events.")
+        first_s = model.first_byte_s - model.start_s
+        if result < first_s - ROUNDING_S:
+            raise Incorrect(
+                f"{call} returned less than the model took to send its first chunk: start the clock before you send "
+                "the request."
+            )
+        session = current_session()
+        if session.mode != "replay":
+            return  # in record mode the recording is saved only once the upstream's whole answer is read
+        recorded_s = web.recorded_offsets(session.cassette, TTFT_PROMPT)[-1] / session.speed
+        ended_s = None if model.end_s is None else model.end_s - model.start_s
+        if not finished or ended_s is None or ended_s > first_s + (recorded_s - first_s) / 2:
+            raise Incorrect(
+                f"the model's stream ran on after {call} returned: close the connection at the first event (return "
+                "from inside the `async with` blocks), and the app stops the model."
+            )
+
+
+q1 = FlaskEndpoint("q1", context)
+q2 = FastApiEndpoint("q2", context)
+q3 = ClientTtft("q3", context)
+
+PROBLEMS = (q1, q2, q3)
+"""Every problem of the lesson, in order: for pytest and for recording the checks' requests into the cassette."""

@@ -1,0 +1,127 @@
+"""The 07_web exercises, tested both ways against the lesson's own shipped cassette."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers.checks import assert_check_failed, assert_check_passed, assert_check_unattempted
+from helpers.exercises.ex07_web import PROBLEMS, q1, q2, q3
+
+from .conftest import lesson_replay
+
+
+@pytest.fixture(scope="module", autouse=True)
+def replay():
+    with lesson_replay("07_web", speed=1):
+        yield
+
+
+@pytest.mark.parametrize("problem", PROBLEMS, ids=lambda p: p.name)
+def test_reference_passes_and_starter_is_not_attempted(problem) -> None:
+    problem.check_reference()
+    assert_check_unattempted(problem, problem.starter)
+
+
+def change(problem, old: str, new: str) -> str:
+    """The problem's reference solution with one piece changed (it must occur exactly once)."""
+    assert problem.solution_code.count(old) == 1, old
+    return problem.solution_code.replace(old, new)
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        (change(q1, "or ''})}\\n\\n", "or ''})}\\n"), "events run together"),
+        (change(q1, "json.dumps({'text': chunk.text or ''})", "chunk.text"), "send each chunk as JSON"),
+        (change(q1, "headers=headers", "headers={'Cache-Control': 'no-cache'}"), "X-Accel-Buffering: no"),
+        (change(q1, "headers=headers", "headers={'X-Accel-Buffering': 'no'}"), "Cache-Control: no-cache"),
+        (
+            change(q1, '    yield f"event: done', '    return\n        yield f"event: done'),
+            "sent no 'done' event",
+        ),
+        (
+            change(q1, "Response(events()", "Response(list(events())"),
+            "collected the answer before sending it",
+        ),
+        (
+            change(
+                q1,
+                'prompt = request.args["prompt"]  # read it here: inside events(), the request is over\n',
+                "",
+            ).replace("contents=prompt", 'contents=request.args["prompt"]'),
+            "read request.args in the view",
+        ),
+    ],
+)
+def test_typical_wrong_flask_endpoints_fail_with_their_message(code: str, expected: str) -> None:
+    assert_check_failed(q1, code, expected)
+
+
+STREAM = "await client.aio.models.generate_content_stream(model=MODEL, contents=prompt)"
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        (
+            change(q2, "    except errors.APIError as e:", "    except ValueError as e:"),
+            "stream broke without an event",
+        ),
+        (change(q2, '{"message": f"{e.code} {e.status}: {e.message}"}', '{"message": "sorry"}'), "naming the status"),
+        (change(q2, 'data={"text": chunk.text or ""}', "data=chunk.text"), "send each chunk as JSON"),
+        (change(q2, "{'usage_metadata': usage}".replace("'", '"'), "{}"), "'done' event's data"),
+        (
+            "async def answer_events(prompt: str):\n"
+            "    response = await client.aio.models.generate_content(model=MODEL, contents=prompt)\n"
+            "    yield ServerSentEvent(data={'text': response.text})\n"
+            "    yield ServerSentEvent(event='done', data={})",
+            "use generate_content_stream",
+        ),
+        (
+            "async def answer_events(prompt: str):\n"
+            f"    chunks = [c async for c in {STREAM}]\n"
+            "    for c in chunks:\n"
+            "        yield ServerSentEvent(data={'text': c.text or ''})\n"
+            "    usage = chunks[-1].usage_metadata.model_dump(mode='json', exclude_none=True)\n"
+            "    yield ServerSentEvent(event='done', data={'usage_metadata': usage})",
+            "collected the answer before sending it",
+        ),
+        ("async def answer_events(question: str):\n    yield ServerSentEvent(data={})", "take exactly one argument"),
+    ],
+)
+def test_typical_wrong_fastapi_endpoints_fail_with_their_message(code: str, expected: str) -> None:
+    assert_check_failed(q2, code, expected)
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        (change(q3, "sse.data and json.loads", "json.loads"), "skip events whose data is empty"),
+        (
+            change(q3, "                    return time.perf_counter() - start", "                    pass").replace(
+                'raise RuntimeError("the stream sent no text")', "return time.perf_counter() - start"
+            ),
+            "the model's stream ran on",
+        ),
+        (
+            change(q3, "return time.perf_counter() - start", "return (time.perf_counter() - start) * 1000"),
+            "milliseconds",
+        ),
+        (
+            change(q3, "    start = time.perf_counter()\n", "").replace(
+                "if sse.event", "start = time.perf_counter()\n                if sse.event"
+            ),
+            "start the clock before you send",
+        ),
+        (change(q3, "return time.perf_counter() - start", "return None"), "did you forget `return`"),
+    ],
+)
+def test_typical_wrong_clients_fail_with_their_message(code: str, expected: str) -> None:
+    assert_check_failed(q3, code, expected)
+
+
+def test_other_correct_answers_pass() -> None:
+    # The Flask view may read the prompt inside the generator when stream_with_context keeps the request alive.
+    code = change(q1, "Response(events()", "Response(stream_with_context(events())")
+    code = code.replace('prompt = request.args["prompt"]  # read it here: inside events(), the request is over\n', "")
+    assert_check_passed(q1, code.replace("contents=prompt", 'contents=request.args["prompt"]'))
