@@ -25,7 +25,7 @@ class RequestTiming:
     """One API request as the server saw it, in seconds since the last :func:`reset_stats`.
 
     Attributes:
-        path: the API path after the cassette segment, e.g. ``v1/models/gemini-2.5-flash:generateContent``.
+        path: the API path after the cassette segment, e.g. ``v1/models/gemini-3.8-flash:generateContent``.
         status: the HTTP status sent, or ``None`` while the server has not answered yet.
         start_s: when the request arrived.
         first_byte_s: when the status line and headers went out (``None`` before that).

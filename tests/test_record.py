@@ -46,8 +46,8 @@ def stand_in_upstream(seen_keys: list[str]) -> web.Application:
         return json_response({"totalTokens": 7})
 
     app = web.Application()
-    app.router.add_post("/v1/models/gemini-2.5-flash:streamGenerateContent", stream)
-    app.router.add_post("/v1/models/gemini-2.5-flash:countTokens", count)
+    app.router.add_post(f"/v1/models/{FLASH}:streamGenerateContent", stream)
+    app.router.add_post(f"/v1/models/{FLASH}:countTokens", count)
     return app
 
 
@@ -57,11 +57,8 @@ async def test_record_then_replay_keeps_timing_and_never_the_key(tmp_path: Path)
         recorder = start_server("--port", "0", "--cassettes", str(tmp_path), "--record", "--upstream", upstream)
         try:
             c = genai.Client(api_key=FAKE_KEY, http_options=types.HttpOptions(base_url=f"{recorder.url}/rec/"))
-            texts = [
-                ch.text
-                async for ch in await c.aio.models.generate_content_stream(model="gemini-2.5-flash", contents="Count")
-            ]
-            tokens = await c.aio.models.count_tokens(model="gemini-2.5-flash", contents="Count")
+            texts = [ch.text async for ch in await c.aio.models.generate_content_stream(model=FLASH, contents="Count")]
+            tokens = await c.aio.models.count_tokens(model=FLASH, contents="Count")
             await c.aio.aclose()
         finally:
             recorder.stop()
@@ -77,7 +74,7 @@ async def test_record_then_replay_keeps_timing_and_never_the_key(tmp_path: Path)
     cassette = Cassette.load(tmp_path / "rec.json")
     stream, count = cassette.exchanges
     assert stream.provenance["source"] == "recorded" and stream.provenance["sdk"] == "google-genai 3.4.0"
-    assert stream.provenance["model_version"] == "gemini-2.5-flash"
+    assert stream.provenance["model_version"] == FLASH
     recorded = [c["offset_s"] for c in stream.response["chunks"]]
     for got, want in zip(recorded, OFFSETS, strict=True):
         assert want <= got <= want + 0.03, recorded
@@ -89,11 +86,11 @@ async def test_record_then_replay_keeps_timing_and_never_the_key(tmp_path: Path)
         c = genai.Client(api_key="placeholder", http_options=types.HttpOptions(base_url=f"{replay.url}/rec/"))
         # Open the connection first, so the measurement below is the replayed timing alone.
         with contextlib.suppress(errors.ClientError):
-            await c.aio.models.generate_content(model="gemini-2.5-flash", contents="warm-up")
+            await c.aio.models.generate_content(model=FLASH, contents="warm-up")
         start = time.perf_counter()
         arrivals = [
             time.perf_counter() - start
-            async for _ in await c.aio.models.generate_content_stream(model="gemini-2.5-flash", contents="Count")
+            async for _ in await c.aio.models.generate_content_stream(model=FLASH, contents="Count")
         ]
         await c.aio.aclose()
     finally:
@@ -110,13 +107,13 @@ async def test_record_refreshes_only_what_it_touches(tmp_path: Path) -> None:
         for _ in range(2):
             recorder = start_server("--port", "0", "--cassettes", str(tmp_path), "--record", "--upstream", upstream)
             c = genai.Client(api_key="k", http_options=types.HttpOptions(base_url=f"{recorder.url}/rec/"))
-            await c.aio.models.count_tokens(model="gemini-2.5-flash", contents="Count")
-            await c.aio.models.count_tokens(model="gemini-2.5-flash", contents="Count")
+            await c.aio.models.count_tokens(model=FLASH, contents="Count")
+            await c.aio.models.count_tokens(model=FLASH, contents="Count")
             await c.aio.aclose()
             recorder.stop()
         recorder = start_server("--port", "0", "--cassettes", str(tmp_path), "--record", "--upstream", upstream)
         c = genai.Client(api_key="k", http_options=types.HttpOptions(base_url=f"{recorder.url}/rec/"))
-        await c.aio.models.count_tokens(model="gemini-2.5-flash", contents="Other")
+        await c.aio.models.count_tokens(model=FLASH, contents="Other")
         await c.aio.aclose()
         recorder.stop()
     bodies = [
@@ -131,7 +128,7 @@ async def test_unreachable_upstream_is_a_clear_502(tmp_path: Path) -> None:
     c = genai.Client(api_key="k", http_options=types.HttpOptions(base_url=f"{recorder.url}/rec/"))
     try:
         try:
-            await c.aio.models.count_tokens(model="gemini-2.5-flash", contents="Count")
+            await c.aio.models.count_tokens(model=FLASH, contents="Count")
         except errors.ServerError as e:
             assert e.code == 502 and "could not reach the upstream http://127.0.0.1:9" in e.message
         else:
@@ -197,7 +194,7 @@ async def test_a_client_that_leaves_a_stream_is_let_go_and_the_stream_recorded_w
                     first.set()
 
             task = asyncio.create_task(read())
-            await first.wait()
+            await asyncio.wait_for(first.wait(), 30)  # bounded: a broken recorder fails here instead of hanging
             task.cancel()  # closes the connection after the first chunk, as a cancelled cell would
             await asyncio.gather(task, return_exceptions=True)
             await asyncio.sleep(0.05)

@@ -17,10 +17,11 @@ from google import genai
 from google.genai import errors, types
 
 from helpers.cassette import Cassette, CassetteError, strip_version
+from helpers.models import FLASH
 
 from .conftest import PROMPT, TEXT, Server, start_server
 
-MODEL = "gemini-2.5-flash"
+MODEL = FLASH
 
 
 def client(url: str, cassette: str = "t", api_version: str | None = None) -> genai.Client:
@@ -123,7 +124,7 @@ def test_unmatched_request_names_cassette_nearest_difference_and_fix(server: Ser
         c.models.generate_content(model=MODEL, contents="Why is the sky green?")
     e = info.value
     assert e.code == 404 and e.status == "NOT_FOUND"
-    assert "No recording in cassette 't' for POST models/gemini-2.5-flash:generateContent" in e.message
+    assert f"No recording in cassette 't' for POST models/{FLASH}:generateContent" in e.message
     assert '"Why is the sky green?"' in e.message
     assert 'contents[0].parts[0].text: recorded "Why is the sky blue?", sent "Why is the sky green?"' in e.message
     assert "WORKBOOK_MODE=record" in e.message
@@ -134,7 +135,7 @@ def test_unmatched_path_lists_what_the_cassette_has(server: Server) -> None:
     with pytest.raises(errors.ClientError) as info:
         c.models.count_tokens(model=MODEL, contents=PROMPT)
     assert "Nothing was recorded for that path" in info.value.message
-    assert "models/gemini-2.5-flash:generateContent" in info.value.message
+    assert f"models/{FLASH}:generateContent" in info.value.message
 
 
 def test_malformed_json_body_is_400_invalid_argument(server: Server) -> None:

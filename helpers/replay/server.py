@@ -42,7 +42,7 @@ class ApiRequest:
     cassette: str
     method: str
     path: str
-    """The API path with its version segment, e.g. ``v1/models/gemini-2.5-flash:generateContent``."""
+    """The API path with its version segment, e.g. ``v1/models/gemini-3.8-flash:generateContent``."""
     query: dict[str, str]
     raw_body: bytes
     body: Any = None
