@@ -8,21 +8,30 @@ Checks read the learner's names from the namespace of the cell that calls ``chec
 kernel's user namespace), call the learner's functions against the current session's server (see
 :func:`helpers.setup`), and judge what comes back; a later lesson's check may also read the replay server's stats
 (``helpers.control``) around the call. Output is plain text with no addresses or timings, so nbval compares it.
-Introduced in ``01_sync``.
+A learner's function runs under a time limit (:func:`run_bounded`): one that never returns is stopped, and the check
+says where it was, so a check never hangs the kernel. Introduced in ``01_sync``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import inspect
+import linecache
 import sys
-from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+import sysconfig
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from pathlib import Path
+from types import FrameType
+from typing import Any, ClassVar, SupportsIndex
 
 from google.genai import errors
+
+from .workbook import WorkbookError, current_session
 
 
 class Placeholder:
@@ -146,19 +155,239 @@ def describe_error(error: BaseException, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def run_coroutine(coro: Any) -> Any:
-    """Run a coroutine to completion from sync code, also inside a notebook whose event loop is running.
+TIME_LIMIT_S = 30.0
+"""How long, in seconds, a learner's function may run under a check in replay before it is stopped. Replayed calls
+answer in about a second; a function still running after this long is stuck (a loop whose condition never changes)."""
+LIVE_TIME_LIMIT_S = 300.0
+"""The same limit live (``WORKBOOK_MODE=live``): real calls can take tens of seconds, a video minutes to process."""
+STOP_GRACE_S = 2.0
+"""How long a stopped function gets to unwind (its ``finally`` blocks, closing its connections) before the check
+moves on without it."""
 
-    With a running loop (a Jupyter cell), it runs on a fresh loop in a worker thread: google-genai 3.4 keeps one
-    connection pool per loop, so ``client.aio`` works there. Objects already bound to the notebook's loop (e.g. an
-    ``asyncio.Semaphore`` it has used) cannot be shared with that loop; create them inside the function.
+
+class StoppedByCheck(BaseException):
+    """Raised inside a learner's function that ran past its time limit, to stop it.
+
+    A ``BaseException``, like ``KeyboardInterrupt``, so that ``except Exception`` in the learner's code (a retry loop)
+    does not swallow it.
     """
+
+
+class TimeLimitExceeded(Exception):
+    """A function run by :func:`run_bounded` did not return within its limit, and was stopped.
+
+    Attributes:
+        limit_s: the limit, seconds.
+        where: where the function was when it was stopped, e.g. ``"line 6 of wait(): `time.sleep(delay)`"``, or
+            ``""`` when no frame of the learner's code was running.
+    """
+
+    def __init__(self, limit_s: float, where: str) -> None:
+        super().__init__(f"did not return within {limit_s:g} s" + (f" (at {where})" if where else ""))
+        self.limit_s = limit_s
+        self.where = where
+
+
+_LIBRARY_PREFIXES = tuple(
+    {str(Path(p).resolve()) for p in (sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"])}
+    | {str(Path(__file__).resolve().parent)}
+)
+"""Where code that is not the learner's lives: the standard library, installed packages and ``helpers``."""
+
+
+def _is_learners(frame: FrameType) -> bool:
+    filename = frame.f_code.co_filename
+    if filename.startswith("<frozen"):
+        return False
+    return not str(Path(filename).resolve() if not filename.startswith("<") else filename).startswith(_LIBRARY_PREFIXES)
+
+
+def describe_frames(frames: list[FrameType]) -> str:
+    """Where the innermost learner's frame of ``frames`` (outermost first) is: ``line 6 of wait(): `time.sleep(d)```.
+
+    Learner's code is any not in the standard library, installed packages or ``helpers`` (a notebook cell, a test's
+    exec'ed cell). The source line is shown when :mod:`linecache` has it (IPython registers every cell). Returns
+    ``""`` when no frame is the learner's.
+    """
+    for frame in reversed(frames):
+        if _is_learners(frame):
+            code, line = frame.f_code, frame.f_lineno
+            source = linecache.getline(code.co_filename, line).strip()
+            return f"line {line} of {code.co_name}()" + (f": `{source}`" if source else "")
+    return ""
+
+
+def _thread_frames(thread: threading.Thread) -> list[FrameType]:
+    """The frames ``thread`` is running, outermost first."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    frames = []
+    while frame is not None:
+        frames.append(frame)
+        frame = frame.f_back
+    return frames[::-1]
+
+
+def _coroutine_frames(coro: Any) -> list[FrameType]:
+    """The frames of a suspended coroutine and of what it awaits, outermost first."""
+    frames = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            frames.append(frame)
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return frames
+
+
+def _stop_thread(thread: threading.Thread) -> None:
+    """Raise :class:`StoppedByCheck` in ``thread`` at its next Python instruction (CPython's asynchronous exception;
+    a thread blocked in C, e.g. in ``time.sleep``, gets it when the call returns)."""
+    if thread.ident is not None and thread.is_alive():
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(StoppedByCheck))
+
+
+@dataclass
+class _Run:
+    """What a bounded run's worker thread hands back."""
+
+    result: Any = None
+    error: BaseException | None = None
+    awaiting: bool = False
+    """Set once ``fn`` has returned a coroutine, which then runs on the thread's own event loop."""
+    where: str | None = None
+    """Set when the coroutine was stopped at its limit: where it was."""
+
+
+async def _await_bounded(coro: Coroutine[Any, Any, Any], deadline: float, run: _Run) -> Any:
+    task = asyncio.ensure_future(coro)
+    done, _ = await asyncio.wait({task}, timeout=max(0.0, deadline - time.monotonic()))
+    if done:
+        return task.result()
+    run.where = describe_frames(_coroutine_frames(coro))
+    task.cancel()  # a clean stop: its `async with` and `finally` blocks run, its connections close
+    await asyncio.wait({task}, timeout=STOP_GRACE_S)
+    return None
+
+
+def run_bounded(
+    fn: Callable[..., Any],
+    *args: Any,
+    limit_s: float,
+    nudge: tuple[float, Callable[[], None]] | None = None,
+) -> Any:
+    """Call ``fn(*args)`` (and await it, if it returns a coroutine) with a time limit; return its result.
+
+    It runs in a daemon thread of its own, a coroutine on a fresh event loop there (google-genai 3.4 keeps one
+    connection pool per loop, so ``client.aio`` works; objects bound to the notebook's loop, such as an
+    ``asyncio.Semaphore`` it has used, cannot be shared). The calling thread waits at most ``limit_s`` seconds. A
+    coroutine still running then is cancelled; a sync function gets :class:`StoppedByCheck` raised inside it. The
+    thread left behind is a daemon: it never keeps the kernel or process from exiting. ``KeyboardInterrupt`` (the
+    notebook's stop button) stops the function the same way, then propagates.
+
+    Args:
+        fn: the learner's function.
+        args: its arguments.
+        limit_s: seconds before it is stopped.
+        nudge: ``(seconds, callback)``: if ``fn`` is still running after ``seconds``, call ``callback()`` (from the
+            calling thread) and keep waiting, e.g. to let a stream that a check holds back go on.
+
+    Raises:
+        TimeLimitExceeded: ``fn`` did not return within ``limit_s``; says where it was.
+        Exception: whatever ``fn`` raised, as it raised it.
+    """
+    deadline = time.monotonic() + limit_s
+    run = _Run()
+
+    def work() -> None:
+        try:
+            result = fn(*args)
+            if inspect.iscoroutine(result):
+                run.awaiting = True
+                result = asyncio.run(_await_bounded(result, deadline, run))
+            run.result = result
+        except BaseException as e:  # handed to the calling thread, which raises it
+            run.error = e
+
+    thread = threading.Thread(target=work, name=f"check: {getattr(fn, '__name__', 'function')}", daemon=True)
+    thread.start()
     try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
+        if nudge is not None:
+            thread.join(max(0.0, min(nudge[0], limit_s)))
+            if thread.is_alive():
+                nudge[1]()
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive() and run.awaiting:
+            thread.join(STOP_GRACE_S)  # the loop is cancelling the coroutine at its deadline
+        if thread.is_alive():
+            # A sync function, or a coroutine that blocks its own event loop (e.g. time.sleep in an async def).
+            where = run.where if run.where is not None else describe_frames(_thread_frames(thread))
+            _stop_thread(thread)
+            thread.join(STOP_GRACE_S)
+            raise TimeLimitExceeded(limit_s, where)
+    except BaseException as e:
+        if not isinstance(e, TimeLimitExceeded):
+            _stop_thread(thread)  # e.g. KeyboardInterrupt: the learner's code stops too
+        raise
+    if run.where is not None:
+        raise TimeLimitExceeded(limit_s, run.where)
+    if run.error is not None:
+        raise run.error
+    return run.result
+
+
+def run_coroutine(coro: Coroutine[Any, Any, Any], limit_s: float = TIME_LIMIT_S) -> Any:
+    """Run a coroutine to completion from sync code, also inside a notebook whose event loop is running, with a time
+    limit (see :func:`run_bounded`, which runs it on a fresh loop in a thread of its own).
+
+    Raises:
+        TimeLimitExceeded: it ran longer than ``limit_s`` seconds and was cancelled.
+    """
+    return run_bounded(lambda: coro, limit_s=limit_s)
+
+
+@dataclass(frozen=True)
+class Slept:
+    """One ``time.sleep`` call seen by :func:`watching_sleep`: the seconds asked for (not measured)."""
+
+    seconds: float
+
+
+@contextlib.contextmanager
+def watching_sleep(
+    fn: Callable[..., Any], *, then: Callable[[list[Slept]], None] | None = None
+) -> Iterator[list[Slept]]:
+    """Record the ``time.sleep`` calls that threads other than this one make inside the block (the learner's function
+    runs in a thread of its own, :func:`run_bounded`), with the seconds each asked for.
+
+    A check judges a poll loop by the delays the learner's code asked for, which no busy machine changes, rather than
+    by clock readings. Shadows ``time.sleep`` and every name in ``fn``'s globals bound to it (``from time import
+    sleep``) for the block. ``then(slept)`` runs before each sleep; an exception it raises reaches the learner's code
+    instead of the sleep (so a check can stop a loop that would never end).
+
+    Yields:
+        The list of :class:`Slept`, filled as the calls are made.
+    """
+    original = time.sleep
+    caller = threading.get_ident()
+    slept: list[Slept] = []
+
+    def spy(seconds: float | SupportsIndex) -> None:
+        if threading.get_ident() != caller:
+            slept.append(Slept(float(seconds)))
+            if then is not None:
+                then(slept)
+        original(seconds)
+
+    namespace = getattr(fn, "__globals__", {})
+    aliases = [name for name, value in namespace.items() if value is original]
+    time.sleep = spy
+    for name in aliases:
+        namespace[name] = spy
+    try:
+        yield slept
+    finally:
+        time.sleep = original
+        for name in aliases:
+            namespace[name] = original
 
 
 class Problem:
@@ -173,6 +402,8 @@ class Problem:
             :meth:`check_reference`.
         starter: the starter cell's code (with :data:`____`) that lessons paste; "not attempted" as it stands.
         correct_message: what :meth:`check` adds after "Correct:".
+        time_limit_s: how long the learner's function may run before :meth:`call` stops it, in replay (live:
+            :data:`LIVE_TIME_LIMIT_S`, or this if longer).
 
     A check that judges behaviour through the replay server's stats (``helpers.control``, lesson ``02_async``)::
 
@@ -195,6 +426,7 @@ class Problem:
     solution_code: ClassVar[str] = ""
     starter: ClassVar[str] = ""
     correct_message: ClassVar[str] = ""
+    time_limit_s: ClassVar[float] = TIME_LIMIT_S
 
     def __init__(self, name: str, context: Callable[[], dict[str, Any]]) -> None:
         self.name = name
@@ -218,18 +450,40 @@ class Problem:
         """Advice (whole sentences) to add when the learner's ``fn`` raised ``error``; empty unless overridden."""
         return ""
 
-    def call(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
-        """Call the learner's function as ``name(*args)`` and return the result (awaited if it is a coroutine).
+    def explain_timeout(self, fn: Callable[..., Any]) -> str:
+        """The likely mistake (whole sentences) when the learner's ``fn`` ran past its time limit; a general one
+        unless overridden."""
+        return "Look for a loop whose condition never changes, or a wait that nothing ends."
+
+    def limit_s(self) -> float:
+        """The time limit of the learner's function, seconds: :attr:`time_limit_s` in replay, longer live."""
+        try:
+            live = current_session().server_url is None
+        except WorkbookError:
+            live = False  # no setup cell: nothing to call but the learner's own code
+        return max(self.time_limit_s, LIVE_TIME_LIMIT_S) if live else self.time_limit_s
+
+    def call(
+        self, name: str, fn: Callable[..., Any], *args: Any, nudge: tuple[float, Callable[[], None]] | None = None
+    ) -> Any:
+        """Call the learner's function as ``name(*args)`` and return the result (awaited if it is a coroutine), within
+        :meth:`limit_s` (see :func:`run_bounded`, also for ``nudge``).
 
         Raises:
-            Incorrect: the function raised; the message names the call, its arguments, the error and
-                :meth:`explain`'s advice.
+            Incorrect: the function raised (the message names the call, its arguments, the error and
+                :meth:`explain`'s advice), or ran past its limit and was stopped (the message says where it was, and
+                :meth:`explain_timeout`'s advice).
         """
+        shown = ", ".join(show(a) for a in args)
         try:
-            result = fn(*args)
-            return run_coroutine(result) if inspect.iscoroutine(result) else result
+            return run_bounded(fn, *args, limit_s=self.limit_s(), nudge=nudge)
+        except TimeLimitExceeded as e:
+            where = f" It was at {e.where}." if e.where else ""
+            raise Incorrect(
+                f"{name}({shown}) had not returned after {e.limit_s:g} s, so the check stopped it.{where} "
+                + self.explain_timeout(fn)
+            ) from None
         except Exception as e:
-            shown = ", ".join(show(a) for a in args)
             advice = self.explain(e, fn)
             raise Incorrect(f"{name}({shown}) raised {describe_error(e)}." + (f" {advice}" if advice else "")) from e
 
@@ -281,7 +535,9 @@ class Problem:
     def namespace(self, code: str = "") -> dict[str, Any]:
         """A fresh notebook-like namespace (from ``context``) after running ``code`` in it, as a learner's cell."""
         ns = dict(self.context())
-        exec(compile(code, f"<{self.name} cell>", "exec"), ns)
+        filename = f"<{self.name} cell>"
+        linecache.cache[filename] = (len(code), None, code.splitlines(keepends=True), filename)  # as IPython does
+        exec(compile(code, filename, "exec"), ns)
         return ns
 
     def check_reference(self) -> None:

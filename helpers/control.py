@@ -30,6 +30,8 @@ class RequestTiming:
         start_s: when the request arrived.
         first_byte_s: when the status line and headers went out (``None`` before that).
         end_s: when the response was complete, or the connection was dropped (``None`` while in flight).
+        chunks_s: when each chunk of a streamed answer began to be written, in order (empty for other responses):
+            the client cannot have received a chunk earlier, whatever its own clock says.
     """
 
     path: str
@@ -37,6 +39,7 @@ class RequestTiming:
     start_s: float
     first_byte_s: float | None
     end_s: float | None
+    chunks_s: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,7 @@ def stats(*, cassette: str | None = None, server_url: str | None = None) -> Stat
         rejected={int(status): count for status, count in data["rejected"].items()},
         in_flight=data["in_flight"],
         peak_in_flight=data["peak_in_flight"],
-        requests=[RequestTiming(**r) for r in data["requests"]],
+        requests=[RequestTiming(**{**r, "chunks_s": tuple(r["chunks_s"])}) for r in data["requests"]],
     )
 
 
@@ -179,6 +182,24 @@ def error_mid_stream(
     _request("POST", "faults/error_mid_stream", payload, cassette, server_url)
 
 
+def hold_stream(after_chunks: int, *, cassette: str | None = None, server_url: str | None = None) -> None:
+    """Hold the cassette's next replayed stream back after ``after_chunks`` chunks, until :func:`release_stream`.
+
+    The client has the first ``after_chunks`` chunks and waits for the rest, as it would for a slow model: a check
+    can then see what a learner's code does with the first chunk before the last one exists. A held stream goes on
+    by itself after two minutes; :func:`clear_faults` releases it too. Record mode relays streams unheld.
+
+    Raises:
+        WorkbookError: ``after_chunks`` below 0, or see :func:`_request`.
+    """
+    _request("POST", "faults/hold_stream", {"after_chunks": after_chunks}, cassette, server_url)
+
+
+def release_stream(*, cassette: str | None = None, server_url: str | None = None) -> None:
+    """Let the cassette's held stream (:func:`hold_stream`) go on, and drop a hold no stream has taken yet."""
+    _request("POST", "faults/release_stream", {}, cassette, server_url)
+
+
 def add_latency(seconds: float, *, cassette: str | None = None, server_url: str | None = None) -> None:
     """Delay every API request of the cassette by ``seconds`` before its response starts (0 removes the delay).
 
@@ -189,7 +210,8 @@ def add_latency(seconds: float, *, cassette: str | None = None, server_url: str 
 
 
 def clear_faults(*, cassette: str | None = None, server_url: str | None = None) -> None:
-    """Remove every fault injected into the cassette (pending failures, stream faults, latency); limits stay."""
+    """Remove every fault injected into the cassette (pending failures, stream faults, latency) and release a held
+    stream; limits stay."""
     _request("POST", "faults/clear", {}, cassette, server_url)
 
 

@@ -12,6 +12,8 @@ import asyncio
 import json
 import re
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -23,14 +25,17 @@ from helpers.checks import (
     Incorrect,
     Outcome,
     Problem,
+    TimeLimitExceeded,
     ____,
     assert_check_failed,
     assert_check_passed,
     assert_check_unattempted,
     describe_error,
+    run_bounded,
     show,
     uses_placeholder,
     watching,
+    watching_sleep,
 )
 from helpers.exercises import ex01_sync
 from helpers.exercises.ex01_sync import PROBLEMS, q1, q2, q3, q4
@@ -439,6 +444,70 @@ def test_watching_then_can_stop_a_loop_that_never_ends():
         while jobs.get() != "DONE":  # a loop waiting for a state that never comes
             pass
     assert len(seen) == 4 and "get" not in vars(jobs)
+
+
+NEVER_RETURNS = {
+    "busy": "def double(x):\n    while True:\n        pass\n",
+    "sleepy": "def double(x):\n    while x:\n        time.sleep(0.05)\n",
+    "catches everything": "def double(x):\n    while True:\n        try:\n            time.sleep(0.05)\n"
+    "        except Exception:\n            pass\n",
+    "awaits forever": "async def double(x):\n    await asyncio.Event().wait()\n",
+    "blocks its loop": "async def double(x):\n    while True:\n        time.sleep(0.05)\n",
+}
+
+
+class QuickDoubler(Doubler):
+    time_limit_s = 1.0
+
+    def explain_timeout(self, fn):
+        return "Does your loop ever end?"
+
+
+@pytest.mark.parametrize("kind", NEVER_RETURNS)
+def test_a_learners_function_that_never_returns_is_stopped_at_the_limit_and_the_next_check_runs(kind):
+    problem = QuickDoubler("q9", lambda: {"time": time, "asyncio": asyncio})
+    before = {t.ident for t in threading.enumerate()}
+    started = time.monotonic()
+    outcome = problem.evaluate(problem.namespace(NEVER_RETURNS[kind]))
+    waited = time.monotonic() - started
+    assert outcome.status == "incorrect" and waited >= 1.0
+    # One message: the call, the stated limit, where the learner's code was (its line, quoted), the likely mistake.
+    assert outcome.message.startswith("double(21) had not returned after 1 s, so the check stopped it. It was at line ")
+    assert " of double(): " in outcome.message and outcome.message.endswith("Does your loop ever end?")
+    line = int(outcome.message.split("It was at line ")[1].split()[0])
+    assert f"`{NEVER_RETURNS[kind].splitlines()[line - 1].strip()}`." in outcome.message
+    # The learner's code is stopped (not left running behind the kernel's back), and the next check works.
+    for _ in range(100):
+        if {t.ident for t in threading.enumerate()} <= before:
+            break
+        time.sleep(0.05)
+    assert {t.ident for t in threading.enumerate()} <= before, "the stopped function's thread is still running"
+    assert problem.evaluate(problem.namespace("def double(x):\n    return 2 * x\n")).status == "correct"
+
+
+def test_run_bounded_returns_raises_and_nudges_as_the_function_does():
+    assert run_bounded(lambda x: 2 * x, 21, limit_s=5) == 42
+    with pytest.raises(ZeroDivisionError):
+        run_bounded(lambda: 1 / 0, limit_s=5)
+    nudged = threading.Event()
+    # The function waits for the nudge, which comes after 0.2 s (it would wait in vain without it).
+    assert run_bounded(lambda: nudged.wait(10), limit_s=10, nudge=(0.2, nudged.set)) is True
+    with pytest.raises(TimeLimitExceeded, match=r"did not return within 0\.2 s") as caught:
+        run_bounded(lambda: threading.Event().wait(0.6), limit_s=0.2)
+    assert caught.value.where.endswith("of <lambda>(): `run_bounded(lambda: threading.Event().wait(0.6), limit_s=0.2)`")
+    with pytest.raises(TimeLimitExceeded) as caught:
+        run_bounded(threading.Event().wait, 0.6, limit_s=0.2)
+    assert caught.value.where == ""  # only library code was running: no learner's line to show
+
+
+def test_watching_sleep_records_what_was_asked_for_also_through_an_alias():
+    ns = {"time": time}
+    exec("from time import sleep as nap\ndef naps():\n    nap(0.01)\n    time.sleep(0.02)\n    return 3\n", ns)
+    with watching_sleep(ns["naps"]) as slept:
+        assert run_bounded(ns["naps"], limit_s=5) == 3
+        time.sleep(0)  # this thread's own sleeps are not the learner's
+    assert [s.seconds for s in slept] == [0.01, 0.02]
+    assert ns["nap"] is time.sleep and time.sleep.__module__ == "time", "both names are restored"
 
 
 def test_placeholders_and_messages_helpers():

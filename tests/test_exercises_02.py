@@ -121,3 +121,12 @@ async def ask_patiently(prompt):
             await asyncio.sleep(delay_s(e))
 """,
     )
+
+
+def test_a_coroutine_that_never_finishes_is_cancelled_at_the_limit_and_the_next_check_runs(monkeypatch) -> None:
+    monkeypatch.setattr(q1, "time_limit_s", 1.0)
+    code = "async def ask_all(prompts):\n    await asyncio.Event().wait()\n"
+    assert_check_failed(
+        q1, code, "had not returned after 1 s, so the check stopped it. It was at line 2 of ask_all(): `await"
+    )
+    q1.check_reference()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from helpers.checks import assert_check_failed, assert_check_passed, assert_check_unattempted
-from helpers.exercises.ex05_batch import PROBLEMS, q1, q2, q3, q4
+from helpers.exercises.ex05_batch import PROBLEMS, SNAPSHOT_ADVICE, q1, q2, q3, q4
 
 from .conftest import lesson_replay
 
@@ -121,3 +123,40 @@ def test_other_correct_answers_pass() -> None:
     assert_check_passed(q2, wait(until="job.state not in ENDED"))
     assert_check_passed(q3, join("r.response.text if r.response else None"))
     assert_check_passed(q4, saving(BATCH))  # the saving is exactly what the batch costs: half of the standard price
+
+
+SNAPSHOT_ONLY = """\
+def wait(name, first_delay_s=1.0, max_delay_s=60.0):
+    delay = first_delay_s
+    job = client.batches.get(name=name)
+    while not job.done:
+        {body}
+    return job
+"""
+
+
+def test_q2_a_loop_that_never_gets_the_job_again_is_stopped_by_what_it_asked_to_sleep() -> None:
+    code = SNAPSHOT_ONLY.format(body="time.sleep(delay)\n        delay = min(delay * 2, max_delay_s)")
+    assert_check_failed(q2, code, "raised NeverRefetched: slept", SNAPSHOT_ADVICE)
+
+
+def test_q2_a_loop_that_never_returns_is_stopped_at_the_stated_limit_and_the_next_check_runs(monkeypatch) -> None:
+    monkeypatch.setattr(q2, "time_limit_s", 2.0)
+    started = time.monotonic()
+    assert_check_failed(
+        q2,
+        SNAPSHOT_ONLY.format(body="pass"),
+        "wait(",
+        "had not returned after 2 s, so the check stopped it. It was at line ",
+        " of wait(): `",  # the loop's line, or its body's
+        SNAPSHOT_ADVICE,
+    )
+    assert time.monotonic() - started >= 2.0
+    q2.check_reference()
+
+
+def test_q2_judges_the_delays_asked_for_through_any_name_of_time_sleep() -> None:
+    assert_check_passed(q2, "from time import sleep\n" + wait().replace("time.sleep", "sleep"))
+    assert_check_failed(
+        q2, "from time import sleep as nap\n" + wait(grow="delay").replace("time.sleep", "nap"), "steady pace"
+    )

@@ -20,7 +20,7 @@ from google import genai
 from google.genai import errors, types
 
 from .. import control
-from ..checks import Incorrect, Problem, ____, show, watching
+from ..checks import Incorrect, Problem, Slept, ____, show, watching, watching_sleep
 from ..media import INLINE_LIMIT_BYTES
 from ..models import FLASH
 from ..replay.files import PROCESSING_S
@@ -159,6 +159,9 @@ contents = [before, after, {DOTS_QUESTION!r}]
             raise Incorrect(f"contents ends with {show(last)}; the exercise's question is {DOTS_QUESTION!r}.")
 
 
+SNAPSHOT_ADVICE = "A File is a snapshot: ask client.files.get(name=file.name) for its state each time round."
+
+
 class StillWaitingError(Exception):
     """Raised into a learner's loop that has slept long after the file must have become ``ACTIVE`` without asking
     the API for its state: the state it checks can never change."""
@@ -202,11 +205,14 @@ def describe_video(path: Path, question: str) -> str:
         "can take minutes to process: poll every few seconds, with a timeout."
     )
 
+    def explain_timeout(self, fn: Any) -> str:
+        return SNAPSHOT_ADVICE
+
     def explain(self, error: Exception, fn: Any) -> str:
         if isinstance(error, errors.APIError) and error.status == "FAILED_PRECONDITION":
             return "The video was still PROCESSING: wait until client.files.get(name=...) reports it ACTIVE."
         if isinstance(error, StillWaitingError):
-            return "A File is a snapshot: ask client.files.get(name=file.name) for its state each time round."
+            return SNAPSHOT_ADVICE
         if isinstance(error, errors.APIError) and error.code == 404:
             return (
                 "Replay only answers the requests it recorded: send the file, then the question, and delete any "
@@ -220,7 +226,9 @@ def describe_video(path: Path, question: str) -> str:
         replaying = current_session().server_url is not None
         if replaying:
             control.reset_stats()
-        started, patience_s = time.monotonic(), max(3.0, 5 * PROCESSING_S / current_session().speed)
+        # Judged by the sleep the learner's code asks for, not by a clock: a busy machine changes neither.
+        patience_s = max(3.0, 5 * PROCESSING_S / current_session().speed)
+        fn = ns["describe_video"]
 
         with (
             watching(client.files, "upload") as uploads,
@@ -228,13 +236,13 @@ def describe_video(path: Path, question: str) -> str:
             watching(client.models, "generate_content") as answers,
         ):
 
-            def stuck(_: Any) -> None:
-                if not polls and time.monotonic() - started > patience_s:
-                    raise StillWaitingError(f"still waiting after {patience_s:.0f} s")
+            def stuck(slept: list[Slept]) -> None:
+                if not polls and sum(s.seconds for s in slept) > patience_s:
+                    raise StillWaitingError(f"still waiting after {patience_s:.0f} s of sleep")
 
             try:
-                with watching(time, "sleep", then=stuck):
-                    result = self.call("describe_video", ns["describe_video"], path, CLIP_PROMPT)
+                with watching_sleep(fn, then=stuck):
+                    result = self.call("describe_video", fn, path, CLIP_PROMPT)
             finally:
                 left = _delete_leftovers(client, [u.result for u in uploads])
         call = f"describe_video(DATA / {CLIP!r}, {CLIP_PROMPT!r})"
@@ -260,13 +268,13 @@ def describe_video(path: Path, question: str) -> str:
 def _delete_leftovers(client: genai.Client, files: list[types.File]) -> list[str]:
     """Delete the ``files`` that still exist (so a check leaves the server as it found it); return their names."""
     left = []
-    for file in files:
+    for name in [f.name for f in files if f.name is not None]:
         try:
-            client.files.get(name=file.name)
+            client.files.get(name=name)
         except errors.ClientError:
             continue  # deleted, as it should be
-        client.files.delete(name=file.name)
-        left.append(file.name)
+        client.files.delete(name=name)
+        left.append(name)
     return left
 
 

@@ -9,12 +9,15 @@
     POST /_control/{cassette}/faults/fail_next         {"n": int, "status": int}
     POST /_control/{cassette}/faults/cut_stream        {"after_chunks": int}
     POST /_control/{cassette}/faults/error_mid_stream  {"after_chunks": int, "status": int}
+    POST /_control/{cassette}/faults/hold_stream       {"after_chunks": int}
+    POST /_control/{cassette}/faults/release_stream    {}
     POST /_control/{cassette}/faults/latency           {"seconds": float}
     POST /_control/{cassette}/faults/clear             {}
 
 Latency and ``fail_next`` hit every API request of the cassette (files and batches too, record mode included);
-stream faults hit the next stream, replayed or recorded; rate limits apply to model calls, replayed or recorded (in
-record mode RPM only: a call's tokens are not known before it is forwarded; see :mod:`.limits`).
+stream faults hit the next stream, replayed or recorded (a hold: replayed only, until ``release_stream`` or
+``faults/clear``); rate limits apply to model calls, replayed or recorded (in record mode RPM only: a call's tokens
+are not known before it is forwarded; see :mod:`.limits`). The stats time each chunk of a stream as it goes out.
 A POST answers ``{}``. Bad input answers 400 (an unknown action 404) in the API's error shape, with a message that
 says what to do. Times are seconds of the server's monotonic clock, reported relative to the last reset; they are
 the client's wall-clock seconds too (``--speed`` scales recorded delays, not the clock).
@@ -57,6 +60,8 @@ class Timing:
     status: int | None = None
     first_byte: float | None = None
     end: float | None = None
+    chunks: list[float] = field(default_factory=list)
+    """When each chunk of a streamed answer began to be written (a client cannot have it earlier)."""
 
     def to_json(self, epoch: float) -> dict[str, Any]:
         """The ``helpers.control.RequestTiming`` fields, times relative to ``epoch``."""
@@ -70,6 +75,7 @@ class Timing:
             "start_s": rel(self.start),
             "first_byte_s": rel(self.first_byte),
             "end_s": rel(self.end),
+            "chunks_s": [rel(t) for t in self.chunks],
         }
 
 
@@ -85,13 +91,29 @@ class Counters:
     requests: list[Timing] = field(default_factory=list)
 
 
+HOLD_MAX_S = 120.0
+"""The longest a held stream waits for ``release_stream`` before it goes on by itself (so nothing waits forever)."""
+
+
 @dataclass(frozen=True)
 class StreamFault:
-    """What to do to the next stream after ``after_chunks`` chunks: drop the connection, or send an error event."""
+    """What to do to the next stream after ``after_chunks`` chunks: drop the connection, send an error event, or
+    hold the rest back until released."""
 
     after_chunks: int
     status: int | None = None
     """``None`` cuts the connection; a status sends ``data: {"error": {...}}`` with it, then ends the stream."""
+    release: asyncio.Event | None = None
+    """Set for a hold: the stream waits (at most :data:`HOLD_MAX_S`) until this event is set, then goes on."""
+
+    async def strike(self, request: web.Request, stream: web.StreamResponse) -> bool:
+        """Apply the fault to ``stream`` (prepared) before its chunk ``after_chunks``; ``True``: the stream goes on."""
+        if self.release is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.release.wait(), HOLD_MAX_S)
+            return True
+        await self.inflict(request, stream)
+        return False
 
     async def inflict(self, request: web.Request, stream: web.StreamResponse) -> None:
         """Break ``stream`` (already prepared) as this fault says."""
@@ -114,6 +136,8 @@ class CassetteControl:
     fail_status: int = 503
     stream_fault: StreamFault | None = None
     latency_s: float = 0.0
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    """What a held stream of the cassette waits for; ``release_stream`` sets it."""
 
 
 def injected(fault: str, status: int) -> str:
@@ -146,6 +170,8 @@ class ControlPanel:
             "faults/fail_next": self._fail_next,
             "faults/cut_stream": self._cut_stream,
             "faults/error_mid_stream": self._error_mid_stream,
+            "faults/hold_stream": self._hold_stream,
+            "faults/release_stream": self._release_stream,
             "faults/latency": self._add_latency,
             "faults/clear": self._clear,
         }
@@ -286,6 +312,15 @@ class ControlPanel:
     def _error_mid_stream(self, name: str, state: CassetteControl, body: dict[str, Any]) -> None:
         state.stream_fault = StreamFault(_integer(body, "after_chunks", 0), _status(body))
 
+    def _hold_stream(self, name: str, state: CassetteControl, body: dict[str, Any]) -> None:
+        state.release = asyncio.Event()  # a stream still held by an earlier hold keeps its own event
+        state.stream_fault = StreamFault(_integer(body, "after_chunks", 0), release=state.release)
+
+    def _release_stream(self, name: str, state: CassetteControl, body: dict[str, Any]) -> None:
+        state.release.set()
+        if state.stream_fault is not None and state.stream_fault.release is not None:
+            state.stream_fault = None  # released before any stream took it
+
     def _add_latency(self, name: str, state: CassetteControl, body: dict[str, Any]) -> None:
         seconds = body.get("seconds")
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < 3600:
@@ -294,6 +329,7 @@ class ControlPanel:
 
     def _clear(self, name: str, state: CassetteControl, body: dict[str, Any]) -> None:
         state.fail_next, state.stream_fault, state.latency_s = 0, None, 0.0
+        state.release.set()
 
 
 def _integer(body: dict[str, Any], key: str, minimum: int) -> int:

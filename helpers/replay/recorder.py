@@ -26,6 +26,7 @@ import aiohttp
 from aiohttp import web
 
 from ..cassette import Cassette, CassetteError, Exchange, canonical_query, strip_version
+from .control import TIMING
 from .wire import (
     FILE_NOT_ACTIVE,
     SSE_CONTENT_TYPE,
@@ -183,9 +184,14 @@ class Recorder:
         client_done: asyncio.Event,
     ) -> list[dict[str, Any]]:
         """Copy ``upstream``'s server-sent events to ``stream`` line by line, and return every event with its offset
-        from ``start``. ``fault`` strikes when event number ``fault.after_chunks`` begins. Once the client has gone
-        (closed the connection, or struck by the fault), ``client_done`` is set and the rest is read, not sent."""
+        from ``start``. ``fault`` strikes when event number ``fault.after_chunks`` begins; a hold does not apply
+        (holding the relay would hold the reading too, and record the hold into the later chunks' offsets). Once the
+        client has gone (closed the connection, or struck by the fault), ``client_done`` is set and the rest is read,
+        not sent."""
         loop = asyncio.get_running_loop()
+        if fault is not None and fault.release is not None:
+            fault = None
+        timing = request.get(TIMING)
         chunks: list[dict[str, Any]] = []
         data_lines: list[bytes] = []
         sending = True
@@ -199,6 +205,8 @@ class Recorder:
                     await fault.inflict(request, stream)
                     sending = False
                 else:
+                    if timing is not None and line.startswith(b"data:"):
+                        timing.chunks.append(loop.time())
                     await stream.write(line)
             except ConnectionError:
                 sending = False

@@ -26,7 +26,7 @@ from ..cassette import (
     request_key,
     strip_version,
 )
-from .control import ControlPanel
+from .control import TIMING, ControlPanel
 from .limits import Limits
 from .wire import SSE_CONTENT_TYPE, error_response, json_response, sse_event
 
@@ -198,7 +198,7 @@ class ReplayServer:
         """Send a recorded response, each part at its recorded offset (divided by ``speed``) after ``start``.
 
         A stream fault injected for the cassette (:meth:`ControlPanel.take_stream_fault`) strikes when the chunk after
-        its ``after_chunks`` is due.
+        its ``after_chunks`` is due; a hold waits there until released. The stats note when each chunk went out.
         """
         response = exchange.response
         if not exchange.is_stream:
@@ -206,18 +206,24 @@ class ReplayServer:
             return json_response(response["body"], status=response["status"])
         stream = web.StreamResponse(status=response["status"], headers={"Content-Type": SSE_CONTENT_TYPE})
         fault = self.control.take_stream_fault(request.match_info["cassette"])
+        timing = request.get(TIMING)
+        loop = asyncio.get_running_loop()
         try:
             for i, chunk in enumerate(response["chunks"]):
                 await self._sleep_until(start + chunk["offset_s"] / self.speed)
                 if not stream.prepared:
                     await stream.prepare(request)
                 if fault is not None and i == fault.after_chunks:
-                    break
+                    if not await fault.strike(request, stream):
+                        return stream
+                    fault = None  # a hold, released: the rest goes out as recorded (what is overdue, now)
+                if timing is not None:
+                    timing.chunks.append(loop.time())
                 await stream.write(sse_event(chunk["data"]))
-            if fault is None:
+            if fault is None or fault.release is not None:
                 await stream.write_eof()
             else:
-                await fault.inflict(request, stream)
+                await fault.inflict(request, stream)  # after the last chunk: the stream has fewer than after_chunks
         except (ConnectionResetError, asyncio.CancelledError):
             # The client went away mid-stream (a cancelled cell, a timeout): nothing left to send.
             pass
