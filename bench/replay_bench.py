@@ -35,6 +35,7 @@ from common import (
 from google import genai
 
 from helpers import control
+from helpers.cassette import Cassette, Exchange
 
 RECORDINGS = 500
 """Recordings of the fidelity prompt, each with its own timing; concurrent streams cycle through them."""
@@ -178,6 +179,52 @@ async def measure_fidelity(url: str, recordings: dict[str, list[float]], quick: 
             )
         )
     return rows
+
+
+async def recorded_exchanges(path: Path, n: int, timeout_s: float = 30.0) -> list[Exchange]:
+    """The exchanges of the cassette at ``path`` once it holds ``n`` (the recorder saves a stream just after the
+    client has it all), or what it holds after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    exchanges: list[Exchange] = []
+    while time.monotonic() < deadline:
+        if path.exists():
+            exchanges = Cassette.load(path).exchanges
+            if len(exchanges) >= n:
+                break
+        await asyncio.sleep(0.05)
+    return exchanges
+
+
+async def measure_record_fidelity(recorder: str, folder: Path, recordings: dict[str, list[float]], streams: int) -> Row:
+    """How faithfully record mode times a stream: ``streams`` streams, one at a time, through the recorder at
+    ``recorder`` (its cassettes in ``folder``), whose upstream is a replay server playing the fidelity recordings.
+
+    A chunk's error is its recorded offset minus the upstream's (TTFT), or its recorded gap minus the upstream's.
+    The recorder's clock starts before the upstream's (it forwards the request first), so TTFT errors are >= 0.
+    """
+    endpoint = f"{recorder}/recorded/v1/models/{MODEL}:streamGenerateContent"
+    data = payload("fidelity")
+    async with raw_session(traced=True) as session:
+        for _ in range(streams):
+            await stream_arrivals(session, endpoint, data)
+    exchanges = await recorded_exchanges(folder / "recorded.json", streams)
+    ttft, gaps = [], []
+    for exchange in exchanges:
+        chunks = exchange.response["chunks"]
+        upstream_s, recorded_s = recordings[chunks[0]["data"]["responseId"]], [c["offset_s"] for c in chunks]
+        ttft.append(recorded_s[0] - upstream_s[0])
+        gaps += [
+            abs((recorded_s[i] - recorded_s[i - 1]) - (upstream_s[i] - upstream_s[i - 1]))
+            for i in range(1, len(chunks))
+        ]
+    t50, t95, tmax = percentiles_ms(ttft)
+    g50, g95, gmax = percentiles_ms(gaps)
+    return Row(
+        f"record mode's timing, {len(ttft)} streams one at a time ({len(ttft)} TTFTs, {len(gaps)} gaps)",
+        f"recorded minus upstream TTFT p50/p95/max {t50:.1f}/{t95:.1f}/{tmax:.1f} ms; "
+        f"gap error {g50:.1f}/{g95:.1f}/{gmax:.1f} ms",
+        client=RAW,
+    )
 
 
 async def wall(calls: Callable[[], Awaitable[object]]) -> float:

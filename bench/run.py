@@ -4,9 +4,10 @@
 
 Measures, against real replay servers (``python -m helpers.replay serve``, started as ``helpers.setup`` starts them,
 on cassettes written to a temporary folder): replay fidelity of TTFT and chunk gaps at 1, 100 and 500 concurrent
-streams; the async speed-up of requests recorded at 1.0 s and what the server adds to it; capacity (concurrent
-streams, and requests per second); throughput under ``--rpm`` of the rate-limit patterns lesson 02 teaches; the
-timing helpers' overhead (``bench/timing_overhead.py``); and the wall time of the whole nbval suite.
+streams, and how faithfully record mode times a stream; the async speed-up of requests recorded at 1.0 s and what the
+server adds to it; capacity (concurrent streams, and requests per second); throughput under ``--rpm`` of the
+rate-limit patterns lesson 02 teaches; the timing helpers' overhead (``bench/timing_overhead.py``); and the wall time
+of the whole nbval suite.
 
 Prints a markdown table and writes it to ``bench/RESULTS.md`` (``--out``) with the machine, the versions and the
 date. A row with a target (from issue 6) says whether this run met it. ``--quick`` takes under a minute: fewer
@@ -106,6 +107,11 @@ async def measure_replay(folder: Path, opts: argparse.Namespace) -> list[Row]:
     rows: list[Row] = []
     with replay_server(folder) as url:
         rows += await replay_bench.measure_fidelity(url, recordings, opts.quick)
+        recorded = folder / "recorded"
+        with replay_server(recorded, "--record", "--upstream", f"{url}/fidelity") as recorder:
+            rows.append(
+                await replay_bench.measure_record_fidelity(recorder, recorded, recordings, 5 if opts.quick else 20)
+            )
         sequential_n = 5 if opts.quick else 100
         rows += await replay_bench.measure_speedup(url, sequential_n, 100, 3 if opts.quick else 7)
         steps = [250, 1000, 2000] if opts.quick else [250, 500, 1000, 2000, 4000, 8000]
@@ -138,6 +144,10 @@ NOTES = """\
   one event loop, and each request's recorded timing starts when its handler does, so at 500 simultaneous requests
   the last ones start late. The SDK sends about one request a millisecond (see the requests per second), slower
   than the server takes them, so a notebook's `asyncio.gather` does not make such a burst.
+- **Record mode's timing**: the fidelity recordings replayed by one server, recorded through another in record
+  mode (`--record --upstream`), one stream at a time; each recorded offset minus the one the upstream played. The
+  recorder's clock starts when the request reaches it, before it forwards the request, so its TTFTs are a little
+  longer than the upstream's; the gap error is what its relaying adds or loses between chunks.
 - **Async speed-up**: `client.aio.models.generate_content`, one by one and all at once, on recordings answered
   after 1.0 s. *The server's addition* is the wall time of 100 concurrent 1.0-s requests, minus 1.0 s, minus the
   wall time of the same 100 requests recorded at 0 s (the SDK client's floor), medians of the rounds. The

@@ -116,6 +116,49 @@ def watching(obj: Any, method: str, *, then: Callable[[list[Watched]], None] | N
             delattr(obj, method)
 
 
+@dataclass
+class InFlight:
+    """What :func:`counting_calls` saw: how many calls were made, and the most in progress at once."""
+
+    calls: int = 0
+    now: int = 0
+    peak: int = 0
+
+
+@contextlib.contextmanager
+def counting_calls(obj: Any, method: str) -> Iterator[InFlight]:
+    """Count the calls of the async method ``obj.method`` made inside the block, and the most in progress at once
+    (started and not yet returned or raised), e.g. the learner's ``client.aio.models.generate_content``.
+
+    A count, which no machine speed changes: requests the learner's code runs together are in progress together,
+    however late a busy machine sends them (``02_async``). Shadows the method as :func:`watching` does.
+
+    Yields:
+        The :class:`InFlight` counts, updated as calls start and end.
+    """
+    own = vars(obj)
+    shadowed, original = method in own, getattr(obj, method)
+    counts = InFlight()
+
+    async def spy(*args: Any, **kwargs: Any) -> Any:
+        counts.calls += 1
+        counts.now += 1
+        counts.peak = max(counts.peak, counts.now)
+        try:
+            return await original(*args, **kwargs)
+        finally:
+            counts.now -= 1
+
+    setattr(obj, method, spy)
+    try:
+        yield counts
+    finally:
+        if shadowed:
+            setattr(obj, method, original)
+        else:
+            delattr(obj, method)
+
+
 def code_names(code: Any) -> set[str]:
     """Every global or attribute name a code object (and the functions and comprehensions inside it) refers to."""
     names = set(code.co_names)

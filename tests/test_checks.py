@@ -30,6 +30,7 @@ from helpers.checks import (
     assert_check_failed,
     assert_check_passed,
     assert_check_unattempted,
+    counting_calls,
     describe_error,
     run_bounded,
     show,
@@ -498,6 +499,23 @@ def test_run_bounded_returns_raises_and_nudges_as_the_function_does():
     with pytest.raises(TimeLimitExceeded) as caught:
         run_bounded(threading.Event().wait, 0.6, limit_s=0.2)
     assert caught.value.where == ""  # only library code was running: no learner's line to show
+
+
+def test_counting_calls_counts_async_calls_in_progress_at_once():
+    class Models:
+        async def generate(self, x):
+            await asyncio.sleep(0)
+            return x
+
+    models = Models()
+
+    async def two_at_once():
+        return await asyncio.gather(models.generate(1), models.generate(2))
+
+    with counting_calls(models, "generate") as counted:
+        assert asyncio.run(two_at_once()) == [1, 2]
+        assert asyncio.run(models.generate(3)) == 3
+    assert (counted.calls, counted.peak, counted.now) == (3, 2, 0) and "generate" not in vars(models)
 
 
 def test_watching_sleep_records_what_was_asked_for_also_through_an_alias():

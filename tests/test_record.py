@@ -22,6 +22,8 @@ from helpers.replay.wire import SSE_CONTENT_TYPE, json_response, sse_event
 
 from .conftest import chunk, start_server
 
+EARLY_S = 0.001
+"""The clock granularity allowed when a time is compared with an offset: nothing is read or sent earlier."""
 FAKE_KEY = "AIza" + "Sy" + "T3stK3yF0rRec0rdM0deN0tRea1xyz12"  # key-shaped on purpose; built in pieces
 OFFSETS = [0.20, 0.35, 0.60]
 PIECES = ["One ", "two ", "three."]
@@ -75,9 +77,12 @@ async def test_record_then_replay_keeps_timing_and_never_the_key(tmp_path: Path)
     stream, count = cassette.exchanges
     assert stream.provenance["source"] == "recorded" and stream.provenance["sdk"] == "google-genai 3.4.0"
     assert stream.provenance["model_version"] == FLASH
+    # The recorder's clock starts before the upstream's and it reads each chunk after it was sent: never earlier
+    # than the upstream's offset. How much later (the recorder's own lag) is no test's business on a busy machine.
     recorded = [c["offset_s"] for c in stream.response["chunks"]]
+    assert recorded == sorted(recorded), recorded
     for got, want in zip(recorded, OFFSETS, strict=True):
-        assert want <= got <= want + 0.03, recorded
+        assert got >= want - EARLY_S, recorded
     assert count.response["body"] == {"totalTokens": 7}
     assert "key" not in json.dumps(count.request).lower()
 
@@ -87,18 +92,22 @@ async def test_record_then_replay_keeps_timing_and_never_the_key(tmp_path: Path)
         # Open the connection first, so the measurement below is the replayed timing alone.
         with contextlib.suppress(errors.ClientError):
             await c.aio.models.generate_content(model=FLASH, contents="warm-up")
+        control.reset_stats(cassette="rec", server_url=replay.url)
         start = time.perf_counter()
         arrivals = [
             time.perf_counter() - start
             async for _ in await c.aio.models.generate_content_stream(model=FLASH, contents="Count")
         ]
         await c.aio.aclose()
+        streamed = [r for r in control.stats(cassette="rec", server_url=replay.url).requests if r.chunks_s]
     finally:
         replay.stop()
-    assert recorded[0] - 0.002 <= arrivals[0] <= recorded[0] + 0.02, (arrivals, recorded)
-    for i in (1, 2):
-        gap, recorded_gap = arrivals[i] - arrivals[i - 1], recorded[i] - recorded[i - 1]
-        assert abs(gap - recorded_gap) <= 0.01, (arrivals, recorded)
+    # Replayed at the recorded offsets, by the server's clock and as the client sees them: never earlier. How close
+    # is a figure: bench/replay_bench.py (replay fidelity).
+    (seen,) = streamed
+    sent = [t - seen.start_s for t in seen.chunks_s]
+    for got_sent, got_arrival, want in zip(sent, arrivals, recorded, strict=True):
+        assert got_sent >= want - EARLY_S and got_arrival >= want - EARLY_S, (sent, arrivals, recorded)
 
 
 async def test_record_refreshes_only_what_it_touches(tmp_path: Path) -> None:
@@ -263,3 +272,22 @@ async def test_models_get_list_and_count_tokens_record_from_the_synthetic_upstre
         replay.stop()
     paths = [e.request["path"] for e in Cassette.load(tmp_path / "m.json").exchanges]
     assert paths == [f"models/{FLASH}", "models", f"models/{FLASH}:countTokens"]
+
+
+async def test_record_mode_relays_a_held_stream_unheld_and_times_its_chunks(tmp_path: Path) -> None:
+    """A hold applies to replayed streams: held, a relay would record the hold into the later chunks' offsets."""
+    async with running(stand_in_upstream([])) as upstream:
+        recorder = start_server("--port", "0", "--cassettes", str(tmp_path), "--record", "--upstream", upstream)
+        kw = {"cassette": "rec", "server_url": recorder.url}
+        try:
+            control.reset_stats(**kw)
+            control.hold_stream(after_chunks=1, **kw)
+            c = genai.Client(api_key="k", http_options=types.HttpOptions(base_url=f"{recorder.url}/rec/"))
+            texts = [ch.text async for ch in await c.aio.models.generate_content_stream(model=FLASH, contents="Count")]
+            await c.aio.aclose()
+            (seen,) = control.stats(**kw).requests
+        finally:
+            recorder.stop()
+    assert texts == PIECES
+    relayed = [t - seen.start_s for t in seen.chunks_s]
+    assert len(relayed) == 3 and all(got >= want - EARLY_S for got, want in zip(relayed, OFFSETS, strict=True))

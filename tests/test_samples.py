@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -52,18 +53,26 @@ def test_file_server_serves_the_folder_after_its_delay_concurrently_and_quietly(
     with FileServer(tmp_path, latency_s=0.05, bytes_per_s=50_000) as server:
         assert server.url.startswith("http://127.0.0.1:")
         assert server.delay_s(10_000) == pytest.approx(0.25)
+        # Never sooner than its delay (how much later depends on the machine, so no upper bound).
         body, took = fetch(f"{server.url}/small.bin")
-        assert body == b"x" * 1_000 and 0.07 <= took < 1.0
+        assert body == b"x" * 1_000 and took >= 0.07
         body, took = fetch(f"{server.url}/large.bin")
-        assert body == b"y" * 10_000 and 0.25 <= took < 1.5
+        assert body == b"y" * 10_000 and took >= 0.25
         with pytest.raises(urllib.error.HTTPError) as missing:
             fetch(f"{server.url}/missing.bin")
         assert missing.value.code == 404
-        # Requests are served in parallel: five of the small file take about as long as one.
-        start = time.perf_counter()
+        # Requests are served in parallel: five requests are all inside the server at once. Each handler waits at a
+        # barrier of five before its delay; served one at a time, the first would wait there in vain.
+        barrier = threading.Barrier(5, timeout=30)
+
+        def delay_s(size: int) -> float:
+            barrier.wait()
+            return FileServer.delay_s(server, size)
+
+        server.delay_s = delay_s  # the handlers call it on the server, so this instance attribute shadows it
         with ThreadPoolExecutor(5) as pool:
-            list(pool.map(fetch, [f"{server.url}/small.bin"] * 5))
-        assert time.perf_counter() - start < 0.07 * 5
+            bodies = list(pool.map(fetch, [f"{server.url}/small.bin"] * 5))
+        assert [b for b, _ in bodies] == [b"x" * 1_000] * 5 and not barrier.broken
     assert capfd.readouterr().err == "", "the server must not log requests to stderr"
     with pytest.raises(urllib.error.URLError):
         fetch(f"{server.url}/small.bin")

@@ -3,9 +3,10 @@
 The notebook imports them with ``from helpers.exercises.ex02_async import ____, q1, q2, q3``; its setup cells define
 ``client = genai.Client()``, ``MODEL`` (:data:`helpers.models.FLASH`), ``asyncio`` and ``errors``, which learners use.
 The learners' functions are ``async def``; each check runs them on a fresh event loop
-(:func:`helpers.checks.run_coroutine`) and judges what the replay server saw through :mod:`helpers.control`: how many
-requests were in flight at once, and how many were refused with 429. The prompts are ones the lesson's synthetic
-script answers (``notebooks/scripts/02_async.json``).
+(:func:`helpers.checks.run_bounded`) and judges how many requests were in flight at once (counted as the learner's
+``client.aio`` calls start and end, :func:`helpers.checks.counting_calls`; the replay server's peak if the learner
+made another client) and how many the server refused with 429 (:mod:`helpers.control`). The prompts are ones the
+lesson's synthetic script answers (``notebooks/scripts/02_async.json``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from google import genai
 from google.genai import errors, types
 
 from .. import control
-from ..checks import Incorrect, Problem, ____, show
+from ..checks import Incorrect, Problem, ____, counting_calls, show
 from ..models import FLASH
 from ..replay.limits import WINDOW_S
 from ..workbook import current_session
@@ -47,8 +48,8 @@ MAX_REJECTIONS = 3 * len(PROMPTS)
 about six (four, then two); retrying without waiting long enough gets dozens to thousands."""
 
 OVERLAP_S = 0.05
-"""Exercises 1 and 2 delay every answer by this many seconds (wall clock) while the learner's code runs, so requests
-that may overlap surely do, even on a busy machine where replayed answers come back in milliseconds."""
+"""Exercises 1 and 2 delay every answer by this many seconds (wall clock) while the learner's code runs, so that the
+server's peak of requests in flight (the fallback for a learner's own client) shows requests that overlap."""
 
 __all__ = ["PROBLEMS", "____", "context", "q1", "q2", "q3"]
 
@@ -78,12 +79,19 @@ def answers_to(ns: Mapping[str, Any], prompts: Sequence[str]) -> list[str]:
 
 
 @contextlib.contextmanager
-def overlapping() -> Iterator[None]:
-    """Zero the server's stats, then slow every answer by :data:`OVERLAP_S` for the block (see there)."""
+def overlapping(ns: Mapping[str, Any]) -> Iterator[Callable[[], int]]:
+    """Count the learner's requests in flight for the block; yields a function that gives their peak afterwards.
+
+    The peak is the most ``client.aio.models.generate_content`` calls of the notebook's ``client`` in progress at
+    once: a count, whatever the machine's speed. For a learner who made a client of their own, it is the replay
+    server's ``peak_in_flight``, with every answer slowed by :data:`OVERLAP_S` so that overlapping requests overlap
+    there too.
+    """
     control.reset_stats()
     control.add_latency(OVERLAP_S)
     try:
-        yield
+        with counting_calls(ns["client"].aio.models, "generate_content") as counted:
+            yield lambda: counted.peak if counted.calls else control.stats().peak_in_flight
     finally:
         control.add_latency(0)
 
@@ -155,9 +163,9 @@ async def ask_all(prompts: list[str]) -> list[str]:
     def verify(self, ns: Mapping[str, Any]) -> None:
         expect_async(ns["ask_all"], "ask_all")
         expected = answers_to(ns, PROMPTS)
-        with overlapping():
+        with overlapping(ns) as peak_in_flight:
             result = self.call("ask_all", ns["ask_all"], list(PROMPTS))
-        peak = control.stats().peak_in_flight
+        peak = peak_in_flight()
         call = "ask_all(prompts)"
         if peak <= 1 and result is not None:
             raise Incorrect(
@@ -201,9 +209,9 @@ async def ask_two_at_a_time(prompts: list[str]) -> list[str]:
     def verify(self, ns: Mapping[str, Any]) -> None:
         expect_async(ns["ask_two_at_a_time"], "ask_two_at_a_time")
         expected = answers_to(ns, PROMPTS)
-        with overlapping():
+        with overlapping(ns) as peak_in_flight:
             result = self.call("ask_two_at_a_time", ns["ask_two_at_a_time"], list(PROMPTS))
-        peak = control.stats().peak_in_flight
+        peak = peak_in_flight()
         if peak > 2:
             raise Incorrect(f"{peak} requests were in flight at once; the limit was 2.")
         if peak < 2 and result is not None:
