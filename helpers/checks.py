@@ -240,9 +240,9 @@ _LIBRARY_PREFIXES = tuple(
 
 def _is_learners(frame: FrameType) -> bool:
     filename = frame.f_code.co_filename
-    if filename.startswith("<frozen"):
-        return False
-    return not str(Path(filename).resolve() if not filename.startswith("<") else filename).startswith(_LIBRARY_PREFIXES)
+    if filename.startswith("<"):
+        return not filename.startswith("<frozen")  # exec'ed code such as "<q2 cell>" is the learner's
+    return not str(Path(filename).resolve()).startswith(_LIBRARY_PREFIXES)
 
 
 def describe_frames(frames: list[FrameType]) -> str:
@@ -375,16 +375,6 @@ def run_bounded(
     if run.error is not None:
         raise run.error
     return run.result
-
-
-def run_coroutine(coro: Coroutine[Any, Any, Any], limit_s: float = TIME_LIMIT_S) -> Any:
-    """Run a coroutine to completion from sync code, also inside a notebook whose event loop is running, with a time
-    limit (see :func:`run_bounded`, which runs it on a fresh loop in a thread of its own).
-
-    Raises:
-        TimeLimitExceeded: it ran longer than ``limit_s`` seconds and was cancelled.
-    """
-    return run_bounded(lambda: coro, limit_s=limit_s)
 
 
 @dataclass(frozen=True)

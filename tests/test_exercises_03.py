@@ -146,6 +146,11 @@ def test_typical_wrong_cli_scripts_fail_with_their_message(code: str, expected: 
             "    async for c in await client.aio.models.generate_content_stream(model=MODEL, contents=prompt):\n"
             "        if c.text:\n            return time.perf_counter() - start",
         ),
+        (  # reads the whole stream, but stops the clock at the first text: the hold must not fail it
+            q2,
+            f"def time_to_first_token(prompt):\n    start, ttft = time.perf_counter(), None\n    for c in {STREAM}:\n"
+            "        if c.text and ttft is None:\n            ttft = time.perf_counter() - start\n    return ttft",
+        ),
     ],
 )
 def test_other_correct_answers_pass(problem, code: str) -> None:

@@ -97,13 +97,16 @@ def test_a_held_stream_waits_for_its_release_and_then_goes_on(server: Server) ->
     kw = {"cassette": "t", "server_url": server.url}
     control.reset_stats(**kw)
     control.hold_stream(after_chunks=1, **kw)
-    stream = c.models.generate_content_stream(model=MODEL, contents=PROMPT)
-    assert next(stream).text == "Sunlight "
-    time.sleep(STREAM_OFFSETS_S[-1] * 2)  # long past the recorded end: still held
-    (held,) = control.stats(**kw).requests
-    assert (len(held.chunks_s), held.end_s) == (1, None)
-    control.release_stream(**kw)
-    assert [ch.text for ch in stream] == ["scatters, ", "blue most."]
+    try:
+        stream = c.models.generate_content_stream(model=MODEL, contents=PROMPT)
+        assert next(stream).text == "Sunlight "
+        time.sleep(STREAM_OFFSETS_S[-1] * 2)  # long past the recorded end: still held
+        (held,) = control.stats(**kw).requests
+        assert (len(held.chunks_s), held.end_s) == (1, None)
+        control.release_stream(**kw)
+        assert [ch.text for ch in stream] == ["scatters, ", "blue most."]
+    finally:
+        control.clear_faults(**kw)  # releases it too, should an assertion above fail
     (done,) = control.stats(**kw).requests
     assert len(done.chunks_s) == 3
     assert done.chunks_s[1] - done.chunks_s[0] >= STREAM_OFFSETS_S[-1] * 2, "the rest went out only once released"

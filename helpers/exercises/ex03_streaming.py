@@ -4,8 +4,10 @@ and write a streaming command-line tool.
 The notebook imports them with ``from helpers.exercises.ex03_streaming import ____, q1, q2, q3, q4``; its setup cells
 define ``client = genai.Client()`` and ``MODEL`` (:data:`helpers.models.FLASH`), which the checks use. The prompts
 below are the ones the lesson's synthetic script answers (``notebooks/scripts/03_streaming.json``). The checks of
-q2 and q3 read the replay server's stats or inject a fault (``helpers.control``); q4 runs the learner's script in a
-subprocess that reaches the server through the environment ``helpers.setup`` set.
+q2, q3 and q4 read the replay server's record of the learner's requests, hold a stream back or cut it
+(``helpers.control``); q4 runs the learner's script in a subprocess that reaches the server through the environment
+``helpers.setup`` set. No check compares the learner's clock with the server's except by a bound a busy machine
+cannot break (see :data:`ROUNDING_S`).
 """
 
 from __future__ import annotations
