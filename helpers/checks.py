@@ -31,6 +31,7 @@ from typing import Any, ClassVar, SupportsIndex
 
 from google.genai import errors
 
+from . import control
 from .workbook import WorkbookError, current_session
 
 
@@ -375,6 +376,74 @@ def run_bounded(
     if run.error is not None:
         raise run.error
     return run.result
+
+
+def run_coroutine(
+    coro: Coroutine[Any, Any, Any],
+    limit_s: float = TIME_LIMIT_S,
+    nudge: tuple[float, Callable[[], None]] | None = None,
+) -> Any:
+    """Run a coroutine to completion from sync code, also inside a notebook whose event loop is running, within
+    ``limit_s`` seconds (:func:`run_bounded`, which runs it on a fresh loop in a thread of its own; also for
+    ``nudge``).
+
+    Raises:
+        TimeLimitExceeded: it ran longer and was cancelled.
+    """
+    return run_bounded(lambda: coro, limit_s=limit_s, nudge=nudge)
+
+
+HOLD_S = 5.0
+"""How long a check holds a replayed stream back after its first text (:func:`holding_stream`) while it waits for
+the learner's code to show it has that text: a function to return, a script to print, an endpoint to send an event.
+Code that waits for the rest instead is released after this long; right code does its part within milliseconds."""
+
+
+@dataclass
+class StreamHold:
+    """The hold of :func:`holding_stream`.
+
+    Attributes:
+        active: whether the stream is held (replay only; record mode relays streams as they come, live has no
+            server to ask).
+        released: whether :meth:`release` let it go before the block ended.
+    """
+
+    active: bool
+    released: bool = False
+
+    def release(self) -> None:
+        """Let the held stream go on (once; nothing when not :attr:`active`)."""
+        if self.active and not self.released:
+            self.released = True
+            control.release_stream()
+
+    @property
+    def nudge(self) -> tuple[float, Callable[[], None]] | None:
+        """For :func:`run_bounded`: release the stream if the learner's code is still running after :data:`HOLD_S`."""
+        return (HOLD_S, self.release) if self.active else None
+
+
+@contextlib.contextmanager
+def holding_stream() -> Iterator[StreamHold]:
+    """Hold the cassette's next replayed stream back after its first text for the block, released at the latest
+    when it ends (``helpers.control.hold_stream``).
+
+    While the stream is held, its last chunk does not exist yet: code that shows it has the first text meanwhile
+    (returns a TTFT, prints, sends an event) cannot have waited for the whole answer, however busy the machine. That
+    is causality, not a clock, so a check can judge streaming without timing it.
+
+    Yields:
+        The :class:`StreamHold`.
+    """
+    hold = StreamHold(active=current_session().mode == "replay")
+    if hold.active:
+        control.hold_stream(after_text_chunks=1)
+    try:
+        yield hold
+    finally:
+        if hold.active:
+            control.release_stream()  # also drops a hold that no stream took
 
 
 @dataclass(frozen=True)

@@ -182,17 +182,18 @@ def error_mid_stream(
     _request("POST", "faults/error_mid_stream", payload, cassette, server_url)
 
 
-def hold_stream(after_chunks: int, *, cassette: str | None = None, server_url: str | None = None) -> None:
-    """Hold the cassette's next replayed stream back after ``after_chunks`` chunks, until :func:`release_stream`.
+def hold_stream(after_text_chunks: int = 1, *, cassette: str | None = None, server_url: str | None = None) -> None:
+    """Hold the cassette's next replayed stream back once ``after_text_chunks`` chunks with answer text have gone out
+    (chunks of thoughts or metadata only go out but do not count), until :func:`release_stream`.
 
-    The client has the first ``after_chunks`` chunks and waits for the rest, as it would for a slow model: a check
-    can then see what a learner's code does with the first chunk before the last one exists. A held stream goes on
-    by itself after two minutes; :func:`clear_faults` releases it too. Record mode relays streams unheld.
+    The client has the first text and waits for the rest, as it would for a slow model: a check can then see what a
+    learner's code does with the first chunk before the last one exists. A held stream goes on by itself after two
+    minutes; :func:`clear_faults` releases it too. Record mode relays streams unheld.
 
     Raises:
-        WorkbookError: ``after_chunks`` below 0, or see :func:`_request`.
+        WorkbookError: ``after_text_chunks`` below 0, or see :func:`_request`.
     """
-    _request("POST", "faults/hold_stream", {"after_chunks": after_chunks}, cassette, server_url)
+    _request("POST", "faults/hold_stream", {"after_text_chunks": after_text_chunks}, cassette, server_url)
 
 
 def release_stream(*, cassette: str | None = None, server_url: str | None = None) -> None:

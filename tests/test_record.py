@@ -281,7 +281,7 @@ async def test_record_mode_relays_a_held_stream_unheld_and_times_its_chunks(tmp_
         kw = {"cassette": "rec", "server_url": recorder.url}
         try:
             control.reset_stats(**kw)
-            control.hold_stream(after_chunks=1, **kw)
+            control.hold_stream(after_text_chunks=1, **kw)
             c = genai.Client(api_key="k", http_options=types.HttpOptions(base_url=f"{recorder.url}/rec/"))
             texts = [ch.text async for ch in await c.aio.models.generate_content_stream(model=FLASH, contents="Count")]
             await c.aio.aclose()

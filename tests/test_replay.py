@@ -96,7 +96,7 @@ def test_a_held_stream_waits_for_its_release_and_then_goes_on(server: Server) ->
     c = client(server.url)
     kw = {"cassette": "t", "server_url": server.url}
     control.reset_stats(**kw)
-    control.hold_stream(after_chunks=1, **kw)
+    control.hold_stream(after_text_chunks=1, **kw)
     try:
         stream = c.models.generate_content_stream(model=MODEL, contents=PROMPT)
         assert next(stream).text == "Sunlight "
@@ -111,7 +111,7 @@ def test_a_held_stream_waits_for_its_release_and_then_goes_on(server: Server) ->
     assert len(done.chunks_s) == 3
     assert done.chunks_s[1] - done.chunks_s[0] >= STREAM_OFFSETS_S[-1] * 2, "the rest went out only once released"
     # A hold no stream has taken is dropped by the release; the next stream is not held.
-    control.hold_stream(after_chunks=0, **kw)
+    control.hold_stream(after_text_chunks=0, **kw)
     control.release_stream(**kw)
     assert [ch.text for ch in c.models.generate_content_stream(model=MODEL, contents=PROMPT)][-1] == "blue most."
 

@@ -272,14 +272,15 @@ config = types.GenerateContentConfig(
                 "answers'), but Google deprecated them for Gemini 3.6 and later and 3.5 Flash-Lite ignores them: "
                 "leave them out and let the seed make answers repeatable."
             )
-        level = config.thinking_config.thinking_level if config.thinking_config else None
-        if level is None:
+        thinking = config.thinking_config
+        level = thinking.thinking_level if thinking else None
+        if thinking is None or level is None:
             raise Incorrect(
                 "config has no thinking level; set thinking_config=types.ThinkingConfig(thinking_level=...)."
             )
         if level != types.ThinkingLevel.LOW:
             raise Incorrect(f"the thinking level is {level.value}; the exercise asks for LOW.")
-        if config.thinking_config.thinking_budget is not None:
+        if thinking.thinking_budget is not None:
             raise Incorrect("config sets a thinking_budget as well as a level; the API refuses both together (400).")
         if config.seed is None:
             raise Incorrect("config has no seed; a fixed seed is what makes sampling repeatable.")

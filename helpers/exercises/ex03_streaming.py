@@ -12,6 +12,7 @@ cannot break (see :data:`ROUNDING_S`).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -31,7 +32,7 @@ from google import genai
 from google.genai import errors, types
 
 from .. import control
-from ..checks import Incorrect, Outcome, Problem, ____, code_names, show
+from ..checks import HOLD_S, Incorrect, Outcome, Problem, ____, code_names, holding_stream, show
 from ..models import FLASH
 from ..workbook import current_session
 
@@ -45,10 +46,6 @@ ROUNDING_S = 0.02
 """Slack, in seconds, when a learner's time is compared with the replay server's record: figures printed with two
 decimals. Every such comparison is one a busy machine cannot upset: the learner's clock starts before the server
 sees the request and stops after the server sent what it waited for, so only lower bounds are checked."""
-HOLD_S = 5.0
-"""How long q2 and q4 hold a replayed stream back after its first chunk (``helpers.control.hold_stream``) while they
-wait for the learner's code to show it has the first chunk: q2's function to return, q4's script to print. Code that
-waits for the rest instead is released after this long; right code does its part within milliseconds."""
 
 __all__ = ["PROBLEMS", "____", "context", "q1", "q2", "q3", "q4"]
 
@@ -172,19 +169,15 @@ def _server_view() -> tuple[str | None, ServerView | None]:
     return kind, None
 
 
-def _holding() -> bool:
-    """Whether the check can hold a stream back: replay only (record mode relays streams as they come)."""
-    return current_session().mode == "replay"
-
-
 class TimeToFirstToken(Problem):
     """q2: ``time_to_first_token(prompt) -> float``: seconds from sending the request to the first chunk with text.
 
     Judged without comparing clocks in a way a busy machine could upset. A time longer than the whole call is not
     seconds. In replay, by the server's record of the same request: the result is no shorter than the server took to
-    send the first chunk; and the check holds the stream back after that chunk (:data:`HOLD_S`): a function that
-    returns meanwhile stopped its clock at the first chunk, while one that waits for the rest and returns a time at
-    least as long as the server took to send the second chunk, sent only once released, timed the whole stream.
+    send the first chunk; and the check holds the stream back after its first text
+    (:func:`~helpers.checks.holding_stream`): a function that returns meanwhile stopped its clock at the first text,
+    while one still running when the hold ends that returns a time at least as long as the server took to send the
+    last chunk (sent after the hold) timed the whole stream.
     """
 
     title = "Measure time to first token"
@@ -225,19 +218,13 @@ def time_to_first_token(prompt: str) -> float:
         return ""
 
     def verify(self, ns: Mapping[str, Any]) -> None:
-        replay, holding = current_session().server_url is not None, _holding()
+        replay = current_session().server_url is not None
         if replay:
             control.reset_stats()
-        if holding:
-            control.hold_stream(after_chunks=1)
-        started = time.perf_counter()
-        try:
-            nudge = (HOLD_S, control.release_stream) if holding else None
-            result = self.call("time_to_first_token", ns["time_to_first_token"], STAR_PROMPT, nudge=nudge)
-        finally:
-            if holding:
-                control.release_stream()
-        took = time.perf_counter() - started
+        with holding_stream() as hold:
+            started = time.perf_counter()
+            result = self.call("time_to_first_token", ns["time_to_first_token"], STAR_PROMPT, nudge=hold.nudge)
+            took = time.perf_counter() - started
         call = f"time_to_first_token({STAR_PROMPT!r})"
         _returned(call, result, (int, float), "a number of seconds (a float)")
         if result <= 0:
@@ -258,7 +245,8 @@ def time_to_first_token(prompt: str) -> float:
                 f"{call} returned less than the server took to send the first chunk: start the clock before the "
                 "request goes out (before the loop), not when the first chunk arrives."
             )
-        if holding and len(server.chunks_s) > 1 and result >= server.chunks_s[1] - ROUNDING_S:
+        # Still running when the hold ended, and it timed at least until the last chunk, sent only after that.
+        if hold.released and server.chunks_s and result >= server.chunks_s[-1] - ROUNDING_S:
             raise Incorrect(
                 f"{call} returned about the time to the last chunk: stop the clock at the first chunk with text."
             )
@@ -352,7 +340,7 @@ class CliRun:
     Attributes:
         text: what it printed before its last line (the streamed answer), stripped.
         figures: the figures on its last line, by name (``tokens`` as an int, times in seconds).
-        streamed: whether it printed part of the answer while the check held the stream back after its first chunk
+        streamed: whether it printed part of the answer while the check held the stream back after its first text
             (``None``: the stream was not held).
         took_s: seconds from starting the process to its exit.
     """
@@ -370,8 +358,8 @@ class StreamingCli(Problem):
     given code to a temporary file instead, for tests and the cassette author. The check runs it twice with the
     current environment (``GOOGLE_GEMINI_BASE_URL``, ``GEMINI_API_KEY``), reads its stdout as it arrives, and compares
     the figures with the replay server's record of the same request (lower bounds only). In replay the first run's
-    stream is held back after its first chunk until the script prints (at most :data:`HOLD_S`): a script that
-    streams prints then; one whose output is held back in a buffer cannot.
+    stream is held back after its first text until the script prints (:func:`~helpers.checks.holding_stream`): a
+    script that streams prints then; one whose output is held back in a buffer cannot.
     """
 
     title = "A streaming command-line tool"
@@ -484,7 +472,7 @@ if __name__ == "__main__":
 
     def run(self, path: Path, *, hold: bool = False) -> CliRun:
         """Run the script once on :data:`CLI_PROMPT`, reading its stdout as it arrives; ``hold``: hold its stream
-        back after the first chunk until it prints (see the class docstring).
+        back after the first text until it prints (see the class docstring).
 
         Raises:
             Incorrect: it failed, timed out, or its last line lacks a figure.
@@ -493,9 +481,7 @@ if __name__ == "__main__":
         env["PYTHONIOENCODING"] = "utf-8"
         pieces: list[bytes] = []
         streamed = None
-        if hold:
-            control.hold_stream(after_chunks=1)
-        with tempfile.TemporaryFile() as errors_file:
+        with tempfile.TemporaryFile() as errors_file, holding_stream() if hold else contextlib.nullcontext() as held:
             started = time.perf_counter()
             proc = subprocess.Popen(
                 [sys.executable, path.name, CLI_PROMPT],
@@ -514,11 +500,9 @@ if __name__ == "__main__":
             reader = threading.Thread(target=read, daemon=True)
             reader.start()
             try:
-                if hold:
-                    try:
-                        streamed = self._printed_while_held(proc, pieces, started)
-                    finally:
-                        control.release_stream()
+                if held is not None and held.active:
+                    streamed = self._printed_while_held(proc, pieces, started)
+                    held.release()
                 proc.wait(timeout=max(0.0, started + self.run_timeout_s - time.perf_counter()))
             except subprocess.TimeoutExpired:
                 proc.kill()
@@ -560,9 +544,9 @@ if __name__ == "__main__":
         return CliRun("\n".join(lines[:-1]).strip(), figures, streamed, took)
 
     def _printed_while_held(self, proc: subprocess.Popen[bytes], pieces: list[bytes], started: float) -> bool:
-        """Wait until the script prints, exits, or has had its first chunk for :data:`HOLD_S`; whether it printed.
+        """Wait until the script prints, exits, or has had its first chunks for ``HOLD_S``; whether it printed.
 
-        Its stream is held after the first chunk, so nothing it prints now can come after the last chunk.
+        Its stream is held after the first text, so nothing it prints now can come after the last chunk.
         """
         had_first_chunk = None
         while time.perf_counter() < started + self.run_timeout_s:
@@ -597,7 +581,7 @@ if __name__ == "__main__":
         for i in range(2):
             if replay:
                 control.reset_stats()
-            run = self.run(path, hold=i == 0 and _holding())
+            run = self.run(path, hold=i == 0)
             runs.append((run, _server_view() if replay else None))
         if runs[0][0].text != runs[1][0].text:
             raise Incorrect(f"the two runs of {self.script} printed different answers: send the request with seed=0.")

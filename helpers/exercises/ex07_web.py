@@ -5,8 +5,8 @@ The notebook imports them with ``from helpers.exercises.ex07_web import ____, q1
 the ones the lesson's synthetic script answers (``notebooks/scripts/07_web.json``). q1 and q2 serve the learner's
 endpoint from a thread of the kernel (:class:`helpers.web.ThreadServer`), so it reaches the notebook's ``client``; q3
 starts the lesson's app (``notebooks/web/app.py``) as the lesson does. Every check reads the events with
-``httpx-sse`` and judges streaming by the replay server's own record (``helpers.control``): the first event must
-reach the client while the model's stream is still in flight there.
+``httpx-sse`` and judges streaming by causality: in replay the model's stream is held back after its first text
+(:func:`helpers.checks.holding_stream`), and the first event must reach the client while it is held.
 """
 
 from __future__ import annotations
@@ -25,7 +25,17 @@ from google import genai
 from google.genai import errors, types
 
 from .. import control, web
-from ..checks import Incorrect, Problem, ____, describe_error, run_coroutine, show
+from ..checks import (
+    HOLD_S,
+    Incorrect,
+    Problem,
+    TimeLimitExceeded,
+    ____,
+    describe_error,
+    holding_stream,
+    run_coroutine,
+    show,
+)
 from ..models import FLASH
 from ..workbook import current_session
 
@@ -33,8 +43,8 @@ FLASK_PROMPT = "Explain what a server-sent event is, in one short paragraph."
 FASTAPI_PROMPT = "Explain why streaming makes an app feel faster, in one short paragraph."
 TTFT_PROMPT = "Describe the northern lights, in one paragraph."
 ROUNDING_S = 0.02
-"""Slack, in seconds, when a learner's time is compared with the replay server's (the few milliseconds between the
-two processes)."""
+"""Slack, in seconds, when a learner's time is compared with the replay server's record: a lower bound only (the
+learner's clock starts before the server sees the request), which no busy machine can break."""
 
 __all__ = ["PROBLEMS", "____", "context", "q1", "q2", "q3"]
 
@@ -76,36 +86,45 @@ def _reference(ns: Mapping[str, Any], prompt: str) -> tuple[str, types.GenerateC
     return "".join(c.text or "" for c in chunks), chunks[-1].usage_metadata
 
 
-def _read(url: str, prompt: str) -> tuple[web.EventStream, int | None]:
-    """Read ``url``'s events for ``prompt`` after resetting the replay server's stats.
+def _read(url: str, prompt: str) -> tuple[web.EventStream, bool | None]:
+    """Read ``url``'s events for ``prompt`` after resetting the replay server's stats, with the model's stream held
+    back after its first text until the first event arrives (:func:`helpers.checks.holding_stream`).
 
     Returns:
-        The events, and how many model requests were in flight at the replay server when the first event arrived
-        (``None`` live, or when no event came).
+        The events, and whether the first event reached the client while the model's stream was still held, i.e.
+        before its last chunk existed (``None`` unless replaying, or when no event came).
 
     Raises:
         Incorrect: the connection broke or hung (the message says what that usually means).
     """
-    replay = _replay()
-    if replay:
+    if _replay():
         control.reset_stats()
-    seen: list[int] = []
+    streamed: list[bool] = []
+    with holding_stream() as hold:
 
-    def first(event: web.Event) -> None:
-        if replay and not seen:
-            seen.append(control.stats().in_flight)
+        def first(event: web.Event) -> None:
+            if hold.active and not streamed:
+                streamed.append(not hold.released)
+                hold.release()
 
-    try:
-        stream = run_coroutine(web.read_events(f"{url}/stream", {"prompt": prompt}, on_event=first))
-    except httpx.HTTPError as e:
-        raise Incorrect(
-            f"the stream broke ({describe_error(e)}): the endpoint raised while streaming; its traceback is above."
-        ) from None
-    return stream, seen[0] if seen else None
+        try:
+            stream = run_coroutine(
+                web.read_events(f"{url}/stream", {"prompt": prompt}, on_event=first), nudge=hold.nudge
+            )
+        except httpx.HTTPError as e:
+            raise Incorrect(
+                f"the stream broke ({describe_error(e)}): the endpoint raised while streaming; its traceback is above."
+            ) from None
+        except TimeLimitExceeded as e:
+            raise Incorrect(
+                f"GET /stream had not ended after {e.limit_s:g} s, so the check stopped reading: the endpoint's "
+                "generator never finished. End it after the done event."
+            ) from None
+    return stream, streamed[0] if streamed else None
 
 
 def _judge_events(
-    name: str, stream: web.EventStream, in_flight: int | None, answer: str, usage: Any, *, paths: list[str]
+    name: str, stream: web.EventStream, streamed: bool | None, answer: str, usage: Any, *, paths: list[str]
 ) -> None:
     """The verdict shared by q1 and q2 on one stream of events (see each problem's docstring)."""
     if stream.status != 200:
@@ -137,9 +156,9 @@ def _judge_events(
             f"the 'done' event's data is {show(done.data)}; send {{\"usage_metadata\": "
             "chunk.usage_metadata.model_dump(mode='json', exclude_none=True)}} from the last chunk."
         )
-    if in_flight == 0:
+    if streamed is False:
         raise Incorrect(
-            f"the first event reached the client only after the model's stream had ended: {name} collected the "
+            f"the first event reached the client only once the model's stream could end: {name} collected the "
             "answer before sending it. Yield each event as its chunk arrives."
         )
 
@@ -149,7 +168,7 @@ class FlaskEndpoint(Problem):
 
     Judged on the events its sync generator sends (data as JSON, a blank line after each, ``done`` with the usage),
     the ``Cache-Control: no-cache`` and ``X-Accel-Buffering: no`` headers, and on streaming: the first event must
-    reach the client while the replay server is still sending the model's stream.
+    reach the client while the replay server holds the model's stream back after its first text.
     """
 
     title = "Stream from Flask"
@@ -217,7 +236,7 @@ def flask_stream():
         app = Flask("q1")
         app.add_url_rule("/stream", "stream", guarded_view)
         with web.ThreadServer(app) as server:
-            stream, in_flight = _read(server.url, FLASK_PROMPT)
+            stream, streamed = _read(server.url, FLASK_PROMPT)
         paths = [r.path for r in control.stats().requests] if _replay() else []
         if raised:
             error = raised[0]
@@ -228,7 +247,7 @@ def flask_stream():
                     "view, before events(), or wrap the generator in stream_with_context(...)."
                 )
             raise Incorrect(f"events() raised {describe_error(error)}.{advice}")
-        _judge_events("flask_stream()", stream, in_flight, answer, usage, paths=paths)
+        _judge_events("flask_stream()", stream, streamed, answer, usage, paths=paths)
         headers = stream.headers
         if headers.get("cache-control") != "no-cache":
             raise Incorrect("flask_stream() sent no 'Cache-Control: no-cache': a cache could store the stream.")
@@ -283,11 +302,11 @@ async def answer_events(prompt: str):
         except Exception as e:  # FastAPI refuses a signature it cannot serve
             raise Incorrect(f"FastAPI could not serve answer_events: {describe_error(e)}.") from None
         with web.ThreadServer(app) as server:
-            stream, in_flight = _read(server.url, FASTAPI_PROMPT)
+            stream, streamed = _read(server.url, FASTAPI_PROMPT)
             paths = [r.path for r in control.stats().requests] if _replay() else []
             if stream.status == 422:
                 raise Incorrect("GET /stream?prompt=... was refused (422): take exactly one argument, prompt: str.")
-            _judge_events("answer_events", stream, in_flight, answer, usage, paths=paths)
+            _judge_events("answer_events", stream, streamed, answer, usage, paths=paths)
             if not _replay():
                 return
             control.fail_next(1, 503)
@@ -321,7 +340,9 @@ class ClientTtft(Problem):
 
     Judged against the replay server's record of the model call behind it: no less than the model took to send its
     first chunk; and, since the connection closes after the first event, the app must have stopped the model's
-    stream early (the lesson's app cancels it when its client goes away).
+    stream early (the lesson's app cancels it when its client goes away). In replay the model's stream is held back
+    after its first text (:func:`helpers.checks.holding_stream`), so it can end before the check releases it only
+    if the app cancelled it: causality, not a race against the recorded stream.
     """
 
     title = "Measure TTFT in the client"
@@ -366,35 +387,37 @@ async def client_ttft(url: str, prompt: str) -> float:
             if _replay():
                 control.reset_stats()
             url = f"{server.url}/stream"
-            result = self.call("client_ttft", ns["client_ttft"], url, TTFT_PROMPT)
             call = f"client_ttft(url, {TTFT_PROMPT!r})"
-            if result is None:
-                raise Incorrect(f"{call} returned None: did you forget `return`?")
-            if isinstance(result, bool) or not isinstance(result, (int, float)):
-                raise Incorrect(f"{call} returned {show(result)}; the exercise wants a number of seconds (a float).")
-            if result <= 0:
-                raise Incorrect(f"{call} returned {result:g}; a time to first token is more than 0 seconds.")
-            if result > 60:
-                raise Incorrect(f"{call} returned {result:g}: that looks like milliseconds; return seconds.")
-            if not _replay():
-                return
-            finished = web.wait_until(lambda: control.stats().in_flight == 0)
+            with holding_stream() as hold:
+                started = time.perf_counter()
+                result = self.call("client_ttft", ns["client_ttft"], url, TTFT_PROMPT, nudge=hold.nudge)
+                took = time.perf_counter() - started
+                if result is None:
+                    raise Incorrect(f"{call} returned None: did you forget `return`?")
+                if isinstance(result, bool) or not isinstance(result, (int, float)):
+                    raise Incorrect(
+                        f"{call} returned {show(result)}; the exercise wants a number of seconds (a float)."
+                    )
+                if result <= 0:
+                    raise Incorrect(f"{call} returned {result:g}; a time to first token is more than 0 seconds.")
+                if result > took + ROUNDING_S:  # no time measured inside the call can be longer than the call
+                    if result > 1:
+                        raise Incorrect(f"{call} returned {result:g}: that looks like milliseconds; return seconds.")
+                    raise Incorrect(f"{call} returned {result:g} s, longer than the call itself took: return the TTFT.")
+                if not _replay():
+                    return
+                # Held after its first text, the model's stream can only end early now: the app cancelled it.
+                stopped = web.wait_until(lambda: control.stats().in_flight == 0, timeout_s=HOLD_S)
             requests = [r for r in control.stats().requests if r.path.endswith(":streamGenerateContent")]
         model = requests[0] if requests else None
         if model is None or model.first_byte_s is None:
             raise Incorrect(f"{call} did not get the app to stream: send GET {{url}}?prompt=... and read its events.")
-        first_s = model.first_byte_s - model.start_s
-        if result < first_s - ROUNDING_S:
+        if result < model.first_byte_s - model.start_s - ROUNDING_S:
             raise Incorrect(
                 f"{call} returned less than the model took to send its first chunk: start the clock before you send "
                 "the request."
             )
-        session = current_session()
-        if session.mode != "replay":
-            return  # in record mode the recording is saved only once the upstream's whole answer is read
-        recorded_s = web.recorded_offsets(session.cassette, TTFT_PROMPT)[-1] / session.speed
-        ended_s = None if model.end_s is None else model.end_s - model.start_s
-        if not finished or ended_s is None or ended_s > first_s + (recorded_s - first_s) / 2:
+        if hold.active and (hold.released or not stopped):
             raise Incorrect(
                 f"the model's stream ran on after {call} returned: close the connection at the first event (return "
                 "from inside the `async with` blocks), and the app stops the model."

@@ -9,7 +9,7 @@
     POST /_control/{cassette}/faults/fail_next         {"n": int, "status": int}
     POST /_control/{cassette}/faults/cut_stream        {"after_chunks": int}
     POST /_control/{cassette}/faults/error_mid_stream  {"after_chunks": int, "status": int}
-    POST /_control/{cassette}/faults/hold_stream       {"after_chunks": int}
+    POST /_control/{cassette}/faults/hold_stream       {"after_text_chunks": int}
     POST /_control/{cassette}/faults/release_stream    {}
     POST /_control/{cassette}/faults/latency           {"seconds": float}
     POST /_control/{cassette}/faults/clear             {}
@@ -45,6 +45,13 @@ PREFIX = "_control"
 
 FAULT_STATUSES = tuple(sorted(code for code in STATUS_NAMES if code >= 429))
 """Statuses a fault can inject: 429 and the 5xx ones the API sends (their names come from ``STATUS_NAMES``)."""
+
+
+def carries_text(chunk: dict[str, Any]) -> bool:
+    """Whether a ``GenerateContentResponse`` chunk carries answer text (a part with text that is not a thought)."""
+    candidates = chunk.get("candidates") or [{}]
+    parts = (candidates[0].get("content") or {}).get("parts") or []
+    return any(part.get("text") and not part.get("thought") for part in parts)
 
 
 class ControlError(ValueError):
@@ -104,7 +111,12 @@ class StreamFault:
     status: int | None = None
     """``None`` cuts the connection; a status sends ``data: {"error": {...}}`` with it, then ends the stream."""
     release: asyncio.Event | None = None
-    """Set for a hold: the stream waits (at most :data:`HOLD_MAX_S`) until this event is set, then goes on."""
+    """Set for a hold: the stream waits (at most :data:`HOLD_MAX_S`) until this event is set, then goes on. A hold
+    counts only the chunks that carry answer text (:func:`carries_text`) in ``after_chunks``."""
+
+    def due(self, chunks_sent: int, text_chunks_sent: int) -> bool:
+        """Whether the fault strikes before the next chunk, after these many chunks (of them, with text) were sent."""
+        return (text_chunks_sent if self.release is not None else chunks_sent) == self.after_chunks
 
     async def strike(self, request: web.Request, stream: web.StreamResponse) -> bool:
         """Apply the fault to ``stream`` (prepared) before its chunk ``after_chunks``; ``True``: the stream goes on."""
@@ -314,7 +326,7 @@ class ControlPanel:
 
     def _hold_stream(self, name: str, state: CassetteControl, body: dict[str, Any]) -> None:
         state.release = asyncio.Event()  # a stream still held by an earlier hold keeps its own event
-        state.stream_fault = StreamFault(_integer(body, "after_chunks", 0), release=state.release)
+        state.stream_fault = StreamFault(_integer(body, "after_text_chunks", 0), release=state.release)
 
     def _release_stream(self, name: str, state: CassetteControl, body: dict[str, Any]) -> None:
         state.release.set()

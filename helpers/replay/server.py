@@ -26,7 +26,7 @@ from ..cassette import (
     request_key,
     strip_version,
 )
-from .control import TIMING, ControlPanel
+from .control import TIMING, ControlPanel, carries_text
 from .limits import Limits
 from .wire import SSE_CONTENT_TYPE, error_response, json_response, sse_event
 
@@ -198,7 +198,8 @@ class ReplayServer:
         """Send a recorded response, each part at its recorded offset (divided by ``speed``) after ``start``.
 
         A stream fault injected for the cassette (:meth:`ControlPanel.take_stream_fault`) strikes when the chunk after
-        its ``after_chunks`` is due; a hold waits there until released. The stats note when each chunk went out.
+        its ``after_chunks`` is due; a hold waits, after that many chunks with text, until released. The stats note
+        when each chunk went out.
         """
         response = exchange.response
         if not exchange.is_stream:
@@ -208,18 +209,20 @@ class ReplayServer:
         fault = self.control.take_stream_fault(request.match_info["cassette"])
         timing = request.get(TIMING)
         loop = asyncio.get_running_loop()
+        texts = 0
         try:
             for i, chunk in enumerate(response["chunks"]):
                 await self._sleep_until(start + chunk["offset_s"] / self.speed)
                 if not stream.prepared:
                     await stream.prepare(request)
-                if fault is not None and i == fault.after_chunks:
+                if fault is not None and fault.due(i, texts):
                     if not await fault.strike(request, stream):
                         return stream
                     fault = None  # a hold, released: the rest goes out as recorded (what is overdue, now)
                 if timing is not None:
                     timing.chunks.append(loop.time())
                 await stream.write(sse_event(chunk["data"]))
+                texts += carries_text(chunk["data"])
             if fault is None or fault.release is not None:
                 await stream.write_eof()
             else:
