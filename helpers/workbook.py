@@ -31,8 +31,7 @@ from typing import Any
 from . import models
 from .cassette import Cassette, CassetteError, default_dir
 from .prices import CHECKED as PRICES_CHECKED
-from .replay.author import PLACEHOLDER_KEY
-from .replay.server import DEFAULT_UPSTREAM
+from .replay.defaults import DEFAULT_UPSTREAM, PLACEHOLDER_KEY
 
 MODES = ("replay", "live", "record")
 KEY_VARIABLES = ("GOOGLE_API_KEY", "GEMINI_API_KEY")

@@ -21,9 +21,10 @@ from pathlib import Path
 
 from ..cassette import CassetteError, default_dir
 from ..models import FLASH, PROFILES
+from .defaults import DEFAULT_UPSTREAM
 from .limits import Limits
 from .runner import PortInUseError, serve_forever
-from .server import DEFAULT_UPSTREAM, CassetteStore, ReplayServer
+from .server import CassetteStore, ReplayServer
 from .synth import Script, ScriptEntry, SyntheticUpstream
 
 

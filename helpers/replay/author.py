@@ -15,13 +15,11 @@ from google.genai import types
 
 from ..cassette import Cassette, Exchange, default_dir
 from ..models import LatencyProfile
+from .defaults import PLACEHOLDER_KEY
 from .recorder import Recorder
 from .runner import running
 from .server import CassetteStore, ReplayServer
 from .synth import Script, SyntheticUpstream
-
-PLACEHOLDER_KEY = "workbook-replay-placeholder-key"
-"""The API key the SDK is given where no real one is needed (replay, synthetic authoring). Not a secret."""
 
 
 async def author(

@@ -31,8 +31,6 @@ from .limits import Limits
 from .wire import SSE_CONTENT_TYPE, error_response, json_response, sse_event
 
 CASSETTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-DEFAULT_UPSTREAM = "https://generativelanguage.googleapis.com"
-"""Where ``--record`` forwards requests unless told otherwise: the public Gemini API endpoint."""
 
 
 @dataclass
