@@ -24,7 +24,7 @@ from ..models import FLASH, PROFILES
 from .defaults import DEFAULT_UPSTREAM
 from .limits import Limits
 from .runner import PortInUseError, serve_forever
-from .server import CassetteStore, ReplayServer
+from .server import CassetteStore, Mode, ReplayServer
 from .synth import Script, ScriptEntry, SyntheticUpstream
 
 
@@ -100,13 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.command == "serve":
-            store = CassetteStore(args.cassettes or default_dir())
-            server = ReplayServer(store, speed=args.speed, limits=Limits(args.rpm, args.tpm))
+            mode = Mode.REPLAY
             if args.record:
-                from .recorder import Recorder
-
-                server.recorder = Recorder(store, args.upstream)
-                server.local_files_batches = args.local_files_batches
+                mode = Mode.RECORD_LOCAL if args.local_files_batches else Mode.RECORD
+            store = CassetteStore(args.cassettes or default_dir())
+            server = ReplayServer(store, args.speed, mode, args.upstream, Limits(args.rpm, args.tpm))
             asyncio.run(serve_forever(server.app(), args.host, args.port, watch_stdin=args.watch_stdin))
         elif args.command == "synth":
             upstream = SyntheticUpstream(Script.load(args.script))

@@ -25,9 +25,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,10 +34,9 @@ from aiohttp import web
 
 from ..cassette import CassetteError, Exchange
 from .limits import WINDOW_S, Limits, RateLimiter
-from .wire import STATUS_NAMES, error_json, error_response, json_response, sse_event
-
-PREFIX = "_control"
-"""The first path segment of control routes; cassette names cannot start with ``_``, so none is shadowed."""
+from .pipeline import API, CONTROL_PREFIX, Handler, error_response, json_response
+from .store import CASSETTE_NAME
+from .wire import STATUS_NAMES, error_json, sse_event
 
 FAULT_STATUSES = tuple(sorted(code for code in STATUS_NAMES if code >= 429))
 """Statuses a fault can inject: 429 and the 5xx ones the API sends (their names come from ``STATUS_NAMES``)."""
@@ -131,13 +129,12 @@ class ControlPanel:
     Args:
         speed: the server's ``--speed``; the rate-limit window lasts ``60 / speed`` seconds.
         limits: the server's ``--rpm``/``--tpm``, for cassettes without limits of their own.
-        names: what a cassette name looks like (other first path segments are not API calls).
-        lookup: raises :class:`CassetteError` when a control call names a cassette the server cannot serve.
+        lookup: raises :class:`CassetteError` when a control call names a cassette the server cannot serve (a bad
+            name among them).
     """
 
-    def __init__(self, speed: float, limits: Limits, names: re.Pattern[str], lookup: Callable[[str], Any]) -> None:
+    def __init__(self, speed: float, limits: Limits, lookup: Callable[[str], Any]) -> None:
         self.limiter = RateLimiter(WINDOW_S / speed, limits)
-        self._names = names
         self._lookup = lookup
         self._cassettes: dict[str, CassetteControl] = {}
         self._actions: dict[str, Action] = {
@@ -157,10 +154,10 @@ class ControlPanel:
         return self._cassettes[name]
 
     def install(self, app: web.Application) -> None:
-        """Add the control routes (call before any catch-all route), the stats middleware and first-byte timing."""
-        app.router.add_get(f"/{PREFIX}/{{cassette}}/stats", self._stats)
-        app.router.add_post(f"/{PREFIX}/{{cassette}}/{{action:.+}}", self._act)
-        app.middlewares.append(self._middleware)
+        """Add the control routes (call before any catch-all route) and first-byte timing; :meth:`middleware` is
+        the app's to place."""
+        app.router.add_get(f"/{CONTROL_PREFIX}/{{cassette}}/stats", self._stats)
+        app.router.add_post(f"/{CONTROL_PREFIX}/{{cassette}}/{{action:.+}}", self._act)
         app.on_response_prepare.append(self._first_byte)
 
     def admit(self, cassette: str, path: str, exchange: Exchange | None) -> web.Response | None:
@@ -177,17 +174,16 @@ class ControlPanel:
         return fault
 
     @web.middleware
-    async def _middleware(
-        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        """Count and time every API request; apply injected latency and failures before the handler runs."""
-        name = request.match_info.get("cassette")
-        if name is None or request.path.startswith(f"/{PREFIX}/") or not self._names.match(name):
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Count and time every API request (from its arrival, as :func:`.pipeline.parse` noted it); apply injected
+        latency and failures before the handler runs. Goes right after :func:`.pipeline.parse`."""
+        api = request.get(API)
+        if api is None:
             return await handler(request)
         loop = asyncio.get_running_loop()
-        state = self.cassette(name)
+        state = self.cassette(api.cassette)
         counters = state.counters
-        timing = Timing(request.path[len(name) + 2 :], loop.time())
+        timing = Timing(api.path, api.start)
         request[TIMING] = timing
         counters.received += 1
         counters.requests.append(timing)
@@ -196,6 +192,7 @@ class ControlPanel:
         try:
             if state.latency_s:
                 await asyncio.sleep(state.latency_s)
+                api.start += state.latency_s  # the recorded timing starts after the injected delay
             if state.fail_next:
                 state.fail_next -= 1
                 response: web.StreamResponse = error_response(
@@ -264,7 +261,7 @@ class ControlPanel:
         return json_response({})
 
     def _check(self, name: str) -> None:
-        if not self._names.match(name):
+        if not CASSETTE_NAME.match(name):
             raise ControlError(f"'{name}' is not a cassette name: pass the notebook's name, e.g. '02_async'.")
         try:
             self._lookup(name)
