@@ -19,6 +19,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import uvloop
+
 from ..cassette import CassetteError, default_dir
 from ..models import FLASH, PROFILES
 from .defaults import DEFAULT_UPSTREAM
@@ -105,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
                 mode = Mode.RECORD_LOCAL if args.local_files_batches else Mode.RECORD
             store = CassetteStore(args.cassettes or default_dir())
             server = ReplayServer(store, args.speed, mode, args.upstream, Limits(args.rpm, args.tpm))
-            asyncio.run(serve_forever(server.app(), args.host, args.port, watch_stdin=args.watch_stdin))
+            # uvloop: a burst of 500 simultaneous streams replays with a third of asyncio's loop's TTFT error at the
+            # 95th percentile (bench/pipeline_bench.py, bench/RESULTS.md).
+            uvloop.run(serve_forever(server.app(), args.host, args.port, watch_stdin=args.watch_stdin))
         elif args.command == "synth":
             upstream = SyntheticUpstream(Script.load(args.script))
             asyncio.run(serve_forever(upstream.app(), args.host, args.port, watch_stdin=args.watch_stdin))

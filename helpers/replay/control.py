@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -150,7 +151,7 @@ class ControlPanel:
     def cassette(self, name: str) -> CassetteControl:
         """The control state of cassette ``name``, created on first use."""
         if name not in self._cassettes:
-            self._cassettes[name] = CassetteControl(Counters(asyncio.get_running_loop().time()))
+            self._cassettes[name] = CassetteControl(Counters(time.monotonic()))
         return self._cassettes[name]
 
     def install(self, app: web.Application) -> None:
@@ -165,7 +166,7 @@ class ControlPanel:
 
         ``exchange`` is the recording that will answer it, or ``None`` in record mode (TPM then counts no tokens).
         """
-        return self.limiter.admit(cassette, path, exchange, asyncio.get_running_loop().time())
+        return self.limiter.admit(cassette, path, exchange, time.monotonic())
 
     def take_stream_fault(self, cassette: str) -> StreamFault | None:
         """The stream fault pending for ``cassette``, now used up (stream faults hit the next stream only)."""
@@ -180,7 +181,6 @@ class ControlPanel:
         api = request.get(API)
         if api is None:
             return await handler(request)
-        loop = asyncio.get_running_loop()
         state = self.cassette(api.cassette)
         counters = state.counters
         timing = Timing(api.path, api.start)
@@ -211,7 +211,7 @@ class ControlPanel:
             raise
         finally:
             state.in_flight -= 1
-            timing.end = loop.time()
+            timing.end = time.monotonic()
             if timing.status is not None and 200 <= timing.status < 300:
                 counters.answered += 1
             elif timing.status is not None:
@@ -220,7 +220,7 @@ class ControlPanel:
     async def _first_byte(self, request: web.Request, response: web.StreamResponse) -> None:
         timing = request.get(TIMING)
         if timing is not None and timing.first_byte is None:
-            timing.first_byte = asyncio.get_running_loop().time()
+            timing.first_byte = time.monotonic()
 
     async def _stats(self, request: web.Request) -> web.Response:
         name = request.match_info["cassette"]
@@ -269,7 +269,7 @@ class ControlPanel:
             raise ControlError(str(e)) from None
 
     def _reset(self, name: str, state: CassetteControl, body: dict[str, Any]) -> None:
-        state.counters = Counters(asyncio.get_running_loop().time(), peak_in_flight=state.in_flight)
+        state.counters = Counters(time.monotonic(), peak_in_flight=state.in_flight)
 
     def _set_limits(self, name: str, state: CassetteControl, body: dict[str, Any]) -> None:
         self.limiter.set_limits(name, Limits(_limit(body, "rpm"), _limit(body, "tpm")))

@@ -41,7 +41,6 @@ What the server does, and how it compares with the real API (google-genai 3.4.0 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
 import hashlib
@@ -562,9 +561,7 @@ class FileService:
             parsed = json.loads(reply) if reply else None
         except (UnicodeDecodeError, json.JSONDecodeError):
             parsed = None
-        response = JsonReply(
-            status=upstream.status, offset_s=round(asyncio.get_running_loop().time() - api.start, 4), body=parsed
-        )
+        response = JsonReply(status=upstream.status, offset_s=round(time.monotonic() - api.start, 4), body=parsed)
         query = {k: v for k, v in canonical_query(api.query).items() if k != "upload_id"}
         request = RecordedRequest(method=api.method, path=strip_version(api.path), query=query, body=body)
         try:

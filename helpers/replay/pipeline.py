@@ -10,10 +10,10 @@ its version, and parses the JSON body. A request it refuses gets the API's error
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import json
 import re
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from ..cassette import request_key, strip_version
+from .runner import arrival
 from .store import CASSETTE_NAME
 from .wire import JSON_CONTENT_TYPE, ApiError, error_json, json_bytes
 
@@ -138,19 +139,26 @@ def is_upload_data(method: str, path: str, headers: Any) -> bool:
 
 @web.middleware
 async def parse(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn an API call into ``request[API]`` (see the module docstring); other paths pass through untouched."""
-    start = asyncio.get_running_loop().time()
+    """Turn an API call into ``request[API]`` (see the module docstring); other paths pass through untouched.
+
+    Its ``start`` is when the request's first bytes arrived (:func:`.runner.arrival`), or failing that now.
+    """
+    start = time.monotonic()
     segments = request.path.split("/", 2)
     if len(segments) < 3 or segments[1] == CONTROL_PREFIX:
-        return await handler(request)
+        try:
+            return await handler(request)
+        finally:
+            arrival(request)  # forgotten, so that the connection's next request gets its own
     name, path = segments[1], segments[2]
     upload = path.startswith("upload/")
     headers = {UPLOAD_STATUS: "final"} if upload else None
+    raw = await request.read()
+    start = arrival(request) or start
     if not CASSETTE_NAME.match(name):
         return error_response(
             404, f"'{name}' is not a cassette name; use http://HOST:PORT/<cassette>/ as base URL.", headers=headers
         )
-    raw = await request.read()
     body = None
     if raw and not is_upload_data(request.method, path, request.headers):
         try:

@@ -9,6 +9,7 @@ turn), then played: a stream's chunks were encoded as SSE events once, when the 
 from __future__ import annotations
 
 import asyncio
+import time
 
 from aiohttp import web
 
@@ -83,6 +84,6 @@ class Replayer:
     @staticmethod
     async def _sleep_until(deadline: float) -> None:
         # Sleeping to an absolute deadline keeps chunk gaps from drifting as the stream goes on.
-        delay = deadline - asyncio.get_running_loop().time()
+        delay = deadline - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)

@@ -24,6 +24,7 @@ import datetime as dt
 import json
 import re
 import sys
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -146,7 +147,7 @@ class Recorder:
             return stream
         async with upstream:
             raw = await upstream.read()
-            offset = round(asyncio.get_running_loop().time() - api.start, 4)
+            offset = round(time.monotonic() - api.start, 4)
             try:
                 body = json.loads(raw) if raw else None
             except json.JSONDecodeError:
@@ -214,7 +215,6 @@ class Recorder:
         ``start``, and whether the client still listens. ``fault`` strikes when event number ``fault.after_chunks``
         begins. Once the client has gone (closed the connection, or struck by the fault), ``client_done`` is set and
         the rest is read, not sent."""
-        loop = asyncio.get_running_loop()
         chunks: list[Chunk] = []
         data_lines: list[bytes] = []
         sending = True
@@ -244,11 +244,11 @@ class Recorder:
             if stripped.startswith(b"data:"):
                 data_lines.append(stripped[5:].strip())
             elif not stripped and data_lines:
-                offset = round(loop.time() - start, 4)
+                offset = round(time.monotonic() - start, 4)
                 chunks.append(Chunk(offset_s=offset, data=json.loads(b"\n".join(data_lines))))
                 data_lines = []
         if data_lines:
-            offset = round(loop.time() - start, 4)
+            offset = round(time.monotonic() - start, 4)
             chunks.append(Chunk(offset_s=offset, data=json.loads(b"\n".join(data_lines))))
         return chunks, sending
 

@@ -110,6 +110,8 @@ class CassetteWriter:
         """The size of the file as this writer last wrote it; ``None`` until then (the first write replaces it)."""
         self._refreshed: set[str] = set()
         """The request keys written in this run."""
+        self._keys = {e.key for e in cassette.exchanges}
+        """The request keys the cassette holds."""
 
     async def add(self, exchange: Exchange) -> None:
         """Write ``exchange``, then add it to the cassette (the first of its request in this run replaces the
@@ -148,17 +150,18 @@ class CassetteWriter:
         if not good:
             return
         cassette = self.cassette
-        drop = {item.exchange.key for item in good} - self._refreshed
-        kept = [e for e in cassette.exchanges if e.key not in drop]
         new = [item.exchange for item in good]
-        if self._size is None or len(kept) < len(cassette.exchanges) or not cassette.exchanges:
+        refreshed = {e.key for e in new} - self._refreshed
+        kept: list[Exchange] | None = None  # None: every exchange stays, and the new ones are appended
+        if self._size is None or not cassette.exchanges or refreshed & self._keys:
+            kept = [e for e in cassette.exchanges if e.key not in refreshed]
             candidate = Cassette(cassette.name, cassette.path, kept + new, cassette.description)
             data = candidate.text().encode("utf-8")
             write_atomically(cassette.path, data)
             size = len(data)
         else:
             size = self._append(new)
-        loop.call_soon_threadsafe(self._commit, kept, new, good, size, drop)
+        loop.call_soon_threadsafe(self._commit, kept, new, good, size, refreshed)
 
     def _append(self, new: list[Exchange]) -> int:
         """Write ``new`` over the file's closing lines; on failure restore them. Returns the new size."""
@@ -179,11 +182,16 @@ class CassetteWriter:
         return start + len(data)
 
     def _commit(
-        self, kept: list[Exchange], new: list[Exchange], good: list[_Pending], size: int, refreshed: set[str]
+        self, kept: list[Exchange] | None, new: list[Exchange], good: list[_Pending], size: int, refreshed: set[str]
     ) -> None:
         # On the event loop: the cassette changes only here, after its file did.
         self._refreshed |= refreshed
-        self.cassette.exchanges = kept + new
+        if kept is None:
+            self.cassette.exchanges.extend(new)
+        else:
+            self.cassette.exchanges = kept + new
+            self._keys = {e.key for e in kept}
+        self._keys.update(e.key for e in new)
         self.cassette.revision += 1
         self._size = size
         for item in good:
