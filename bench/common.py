@@ -19,7 +19,7 @@ from google.genai import types
 
 from helpers.cassette import Cassette, Exchange
 from helpers.models import FLASH as MODEL
-from helpers.replay.author import PLACEHOLDER_KEY
+from helpers.replay.defaults import PLACEHOLDER_KEY
 from helpers.workbook import ServerProcess
 
 RAW = "raw aiohttp"

@@ -64,16 +64,20 @@ def write_cassettes(folder: Path) -> dict[str, list[float]]:
 
 
 async def _sent(session: aiohttp.ClientSession, context: SimpleNamespace, params: object) -> None:
+    # aiohttp calls this once the request's bytes are in the socket's buffer: its body, when it has one (headers
+    # alone are only queued; under a burst, the client's own queueing would count as the server's).
     context.trace_request_ctx["sent"] = time.perf_counter()
 
 
 def raw_session(*, traced: bool = False) -> aiohttp.ClientSession:
     """A raw client with no connection limit and a generous timeout; ``traced``: with a hook that notes when each
-    request's headers went out (in the ``trace_request_ctx`` dict every request must then pass)."""
+    request went out, its body's last chunk or else its headers (in the ``trace_request_ctx`` dict every request must
+    then pass)."""
     traces = []
     if traced:
         traces.append(aiohttp.TraceConfig())
         traces[0].on_request_headers_sent.append(_sent)
+        traces[0].on_request_chunk_sent.append(_sent)
     return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=120), trace_configs=traces
     )
@@ -85,7 +89,7 @@ class Arrivals:
 
     Attributes:
         response_id: which recording answered (the chunks carry it).
-        sent: when the request's headers went to the socket, ``time.perf_counter()`` seconds.
+        sent: when the request went to the socket (its body, else its headers), ``time.perf_counter()`` seconds.
         chunks_s: each chunk's arrival, seconds after ``sent``.
     """
 

@@ -137,13 +137,15 @@ NOTES = """\
 
 - **Replay fidelity**: 500 recordings of a 10-chunk stream, each with its own timing (TTFT 0.2-0.5 s, then gaps of
   30-120 ms), so concurrent streams do not all send at the same instant. A chunk's error is its arrival, timed from
-  when the request's headers left the client (an aiohttp trace hook), minus its recorded offset (TTFT), or its gap
-  to the previous chunk minus the recorded gap. An unmeasured round opens the connections first. Client and server
-  share the machine's cores. The rows give over how long the client sent a round's requests and over how long the
-  server began handling them (its own clock, `helpers.control.stats`): a burst of requests queues in the server's
-  one event loop, and each request's recorded timing starts when its handler does, so at 500 simultaneous requests
-  the last ones start late. The SDK sends about one request a millisecond (see the requests per second), slower
-  than the server takes them, so a notebook's `asyncio.gather` does not make such a burst.
+  when the request's body left the client (an aiohttp trace hook; aiohttp only queues the headers until the body
+  goes, so under a burst the headers' hook would count the client's own queueing), minus its recorded offset
+  (TTFT), or its gap to the previous chunk minus the recorded gap. An unmeasured round opens the connections first.
+  Client and server share the machine's cores. The rows give over how long the client sent a round's requests and
+  over how long the server saw them arrive (its own clock, `helpers.control.stats`): each request's recorded timing
+  starts when its first bytes arrive (noted in the connection's data callback, before the request waits in the
+  event loop's queue behind the rest of the burst). The SDK sends about one request a millisecond (see the
+  requests per second), slower than the server takes them, so a notebook's `asyncio.gather` does not make such a
+  burst.
 - **Record mode's timing**: the fidelity recordings replayed by one server, recorded through another in record
   mode (`--record --upstream`), one stream at a time; each recorded offset minus the one the upstream played. The
   recorder's clock starts when the request reaches it, before it forwards the request, so its TTFTs are a little

@@ -8,13 +8,17 @@ The format is documented in ``docs/cassettes.md``. In short: ``{"format": 1, "ca
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import tempfile
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, final
+
+from .replay.wire import camel, json_bytes, sse_event
 
 FORMAT = 1
 """The cassette format version this code reads and writes."""
@@ -27,6 +31,53 @@ _IGNORED_QUERY = {"key"}
 
 class CassetteError(Exception):
     """A cassette is missing, unreadable or malformed. The message names the file, the position and the fix."""
+
+
+class MissingCassetteError(CassetteError):
+    """The cassette's file does not exist."""
+
+
+class UnsavableError(CassetteError):
+    """An exchange cannot be written: a string UTF-8 cannot encode (a lone surrogate), or a number JSON cannot hold."""
+
+
+@final
+class RecordedRequest(TypedDict):
+    """A recorded request: ``path`` has no version segment, ``query`` no API key, ``body`` is the JSON or ``None``."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+
+
+@final
+class Chunk(TypedDict):
+    """One server-sent event of a stream: its ``GenerateContentResponse`` and when it was sent (seconds after the
+    request arrived)."""
+
+    offset_s: float
+    data: Any
+
+
+@final
+class JsonReply(TypedDict):
+    """A single JSON reply, sent ``offset_s`` seconds after the request arrived."""
+
+    status: int
+    offset_s: float
+    body: Any
+
+
+@final
+class StreamReply(TypedDict):
+    """A server-sent-events stream of chunks."""
+
+    status: int
+    chunks: list[Chunk]
+
+
+Reply = JsonReply | StreamReply
 
 
 def default_dir() -> Path:
@@ -64,16 +115,47 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def normalized_body(body: Any) -> Any:
+    """A JSON body in the one spelling requests are compared in.
+
+    Field names in camelCase (proto JSON accepts ``generation_config`` and ``generationConfig`` alike, and a batch's
+    JSONL lines may use either; keys inside free-form objects such as function arguments are converted too, on both
+    sides alike), integral floats as ints (``0.0`` and ``0`` mean the same), and a ``role`` of ``"user"`` on
+    ``contents`` and ``systemInstruction`` entries without one (the SDK always sends one; the API assumes it).
+    """
+    body = camel_case(body)
+    if isinstance(body, dict):
+        contents = body.get("contents")
+        entries: list[Any] = contents if isinstance(contents, list) else []
+        for entry in [*entries, body.get("systemInstruction")]:
+            if isinstance(entry, dict):
+                entry.setdefault("role", "user")
+    return body
+
+
+def camel_case(value: Any) -> Any:
+    """``value`` with every key in camelCase and integral floats as ints (``0.0`` and ``0`` mean the same), as the
+    API reads JSON that spells a field either way (the SDK sends some nested fields in snake_case)."""
+    if isinstance(value, dict):
+        return {camel(k): camel_case(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [camel_case(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def request_key(method: str, path: str, query: dict[str, str], body: Any) -> str:
-    """The string two requests share exactly when a recording of one answers the other.
+    """The string two requests share exactly when a recording of one answers the other: the one matching rule of
+    the replay server, for every endpoint (batches too).
 
     Args:
         method: HTTP method, any case.
         path: request path, with or without its version segment.
         query: query parameters (the API key is ignored).
-        body: the parsed JSON body, or ``None``.
+        body: the parsed JSON body, or ``None``; compared after :func:`normalized_body`.
     """
-    return canonical_json([method.upper(), strip_version(path), canonical_query(query), body])
+    return canonical_json([method.upper(), strip_version(path), canonical_query(query), normalized_body(body)])
 
 
 @dataclass
@@ -89,13 +171,13 @@ class Exchange:
             ``{"source": "synthetic", "date", "latency_model", "based_on"}``.
     """
 
-    request: dict[str, Any]
-    response: dict[str, Any]
+    request: RecordedRequest
+    response: Reply
     provenance: dict[str, Any] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def key(self) -> str:
-        """This exchange's :func:`request_key`."""
+        """This exchange's :func:`request_key`, computed once."""
         r = self.request
         return request_key(r["method"], r["path"], r.get("query") or {}, r.get("body"))
 
@@ -103,6 +185,40 @@ class Exchange:
     def is_stream(self) -> bool:
         """True when the response is a list of server-sent-event chunks."""
         return "chunks" in self.response
+
+    @cached_property
+    def frames(self) -> list[tuple[float, bytes]]:
+        """A stream's chunks as ``(offset_s, bytes of the SSE event)``, encoded once; empty for a JSON reply."""
+        response = self.response
+        if "chunks" not in response:
+            return []
+        return [(chunk["offset_s"], sse_event(chunk["data"])) for chunk in response["chunks"]]
+
+    @cached_property
+    def body_bytes(self) -> bytes:
+        """A JSON reply's body as sent, encoded once; empty for a stream."""
+        response = self.response
+        return b"" if "chunks" in response else json_bytes(response["body"])
+
+    @cached_property
+    def text(self) -> str:
+        """The exchange as it stands in the cassette file (indented for an item of ``exchanges``), rendered once.
+
+        Raises:
+            UnsavableError: it holds a string UTF-8 cannot encode, or a NaN or infinite number.
+        """
+        try:
+            text = "  " + _render(self.to_json(), 2)
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            bad = e.object[e.start : e.end].encode("unicode_escape").decode()
+            raise UnsavableError(
+                f"the exchange holds {bad!r}, half of a surrogate pair, which UTF-8 cannot encode (a prompt built "
+                "by slicing an emoji in two?); it was not recorded. Send whole characters."
+            ) from None
+        except ValueError as e:
+            raise UnsavableError(f"the exchange holds a number JSON cannot hold ({e}); it was not recorded.") from None
+        return text
 
     def to_json(self) -> dict[str, Any]:
         """The exchange as it is written in the cassette file."""
@@ -117,6 +233,8 @@ class Cassette:
     path: Path
     exchanges: list[Exchange] = field(default_factory=list)
     description: str = ""
+    revision: int = field(default=0, compare=False)
+    """Counts changes made in memory (a recorder's), so that indexes of the exchanges know when to rebuild."""
 
     @classmethod
     def load(cls, path: Path) -> Cassette:
@@ -130,7 +248,7 @@ class Cassette:
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise CassetteError(
+            raise MissingCassetteError(
                 f"no cassette '{name}': {path} does not exist. Record it with WORKBOOK_MODE=record, or author a "
                 f"synthetic one with `python -m helpers.replay author {name} ...`."
             ) from None
@@ -186,7 +304,10 @@ class Cassette:
                     last = offset
             elif not isinstance(resp.get("offset_s"), (int, float)) or resp["offset_s"] < 0 or "body" not in resp:
                 raise bad(f"{where}.response", 'expected "offset_s" (seconds, >= 0) and "body", or "chunks"')
-            exchanges.append(Exchange(req, resp, raw.get("provenance") or {}))
+            request = RecordedRequest(
+                method=req["method"], path=req["path"], query=req.get("query") or {}, body=req.get("body")
+            )
+            exchanges.append(Exchange(request, resp, raw.get("provenance") or {}))  # type: ignore[arg-type]
         return cls(data.get("cassette", path.stem), path, exchanges, data.get("description", ""))
 
     def to_json(self) -> dict[str, Any]:
@@ -198,14 +319,29 @@ class Cassette:
             "exchanges": [e.to_json() for e in self.exchanges],
         }
 
+    def head(self) -> str:
+        """The file's text before its first exchange (after ``"exchanges": [``)."""
+        top = {"format": FORMAT, "cassette": self.name, "description": self.description}
+        return _render(top, 0)[:-2] + ',\n "exchanges": ['
+
+    def text(self) -> str:
+        """The whole file's text (each exchange's :attr:`Exchange.text`, rendered once, joined).
+
+        Raises:
+            UnsavableError: an exchange cannot be written (see :attr:`Exchange.text`).
+        """
+        if not self.exchanges:
+            return self.head() + "]\n}\n"
+        return self.head() + "\n" + ",\n".join(e.text for e in self.exchanges) + TAIL
+
     def save(self) -> None:
-        """Write the cassette atomically (a crash mid-write leaves the previous file intact)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        text = dumps(self.to_json())
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, self.path)
+        """Write the cassette atomically: a crash or a failed write leaves the previous file intact, and no temp file.
+
+        Raises:
+            UnsavableError: an exchange cannot be written (nothing is written then).
+            OSError: the folder is not writable, the disk is full, ...
+        """
+        write_atomically(self.path, self.text().encode("utf-8"))
 
     def models(self) -> list[str]:
         """The model ids the recorded requests name (``models/<id>:...`` in their paths), sorted."""
@@ -220,22 +356,47 @@ class Cassette:
         return " and ".join(sorted(kinds))
 
 
-def dumps(data: dict[str, Any]) -> str:
-    """Cassette JSON: indented for review, except each stream chunk, which takes one line (one chunk, one diff line)."""
-    chunks: list[str] = []
+TAIL = "\n ]\n}\n"
+"""How a cassette file with exchanges ends; a recorder appends an exchange by writing over it."""
 
-    def mark(exchange: dict[str, Any]) -> dict[str, Any]:
-        response = exchange["response"]
-        if "chunks" not in response:
-            return exchange
-        marked = []
-        for chunk in response["chunks"]:
-            chunks.append(json.dumps(chunk, ensure_ascii=False, separators=(", ", ": ")))
-            marked.append(f"\0{len(chunks) - 1}\0")
-        return {**exchange, "response": {**response, "chunks": marked}}
 
-    text = json.dumps({**data, "exchanges": [mark(e) for e in data["exchanges"]]}, indent=1, ensure_ascii=False)
-    return re.sub(r'"\\u0000(\d+)\\u0000"', lambda m: chunks[int(m.group(1))], text) + "\n"
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path``'s content with ``data`` through a temp file in the same folder, removed if anything fails.
+
+    Raises:
+        OSError: the folder is not writable, the disk is full, ...
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _render(value: Any, level: int, *, chunks: bool = False, parent: str = "") -> str:
+    """``json.dumps(value, indent=1, ensure_ascii=False)``, except that a ``response``'s ``chunks`` list puts each
+    chunk on one line. No markers are substituted afterwards, so no text in a cassette can collide with one."""
+    if isinstance(value, dict) and value:
+        inner = " " * (level + 1)
+        items = [
+            f"{inner}{json.dumps(k, ensure_ascii=False)}: "
+            + _render(v, level + 1, chunks=k == "chunks" and parent == "response" and level == 3, parent=k)
+            for k, v in value.items()
+        ]
+        return "{\n" + ",\n".join(items) + "\n" + " " * level + "}"
+    if isinstance(value, list) and value:
+        inner = " " * (level + 1)
+        if chunks:
+            lines = [inner + json.dumps(c, ensure_ascii=False, separators=(", ", ": "), allow_nan=False) for c in value]
+        else:
+            lines = [inner + _render(v, level + 1) for v in value]
+        return "[\n" + ",\n".join(lines) + "\n" + " " * level + "]"
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
 
 
 def json_differences(recorded: Any, actual: Any, where: str = "") -> list[str]:

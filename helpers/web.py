@@ -374,8 +374,9 @@ def recorded_offsets(notebook: str, prompt: str) -> list[float]:
     for exchange in cassette.exchanges:
         contents = (exchange.request.get("body") or {}).get("contents") or [{}]
         texts = [p.get("text") for p in contents[-1].get("parts", [])]
-        if exchange.is_stream and texts == [prompt]:
-            return [chunk["offset_s"] for chunk in exchange.response["chunks"]]
+        response = exchange.response
+        if "chunks" in response and texts == [prompt]:
+            return [chunk["offset_s"] for chunk in response["chunks"]]
     raise WorkbookError(f"cassette {notebook} has no recorded stream of {prompt!r}: run the cell that streams it first")
 
 

@@ -31,8 +31,7 @@ from typing import Any
 from . import models
 from .cassette import Cassette, CassetteError, default_dir
 from .prices import CHECKED as PRICES_CHECKED
-from .replay.author import PLACEHOLDER_KEY
-from .replay.server import DEFAULT_UPSTREAM
+from .replay.defaults import DEFAULT_UPSTREAM, FINISH_TIMEOUT_S, PLACEHOLDER_KEY
 
 MODES = ("replay", "live", "record")
 KEY_VARIABLES = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
@@ -41,6 +40,8 @@ BASE_URL_VARIABLE = "GOOGLE_GEMINI_BASE_URL"
 STARTUP_TIMEOUT_S = 30.0
 MODEL_CHECK_TIMEOUT_MS = 15_000
 """How long :func:`check_models` waits for each ``models.get``, milliseconds."""
+STOP_TIMEOUT_S = 5.0
+"""How long a replay server may take to stop before it is killed; a recorder gets its finish timeout on top."""
 
 
 class WorkbookError(Exception):
@@ -116,6 +117,9 @@ class ServerProcess:
         first = line[0].strip() if line else ""
         if not first.startswith("serving http://"):
             self.stop()
+            why = _last_error(self.log)
+            if why:
+                raise WorkbookError(f"the replay server did not start: {why}")
             raise WorkbookError(
                 f"the replay server did not start (it printed {first!r}; its log is {self.log}). "
                 "Re-run this cell; if it fails again, run `python -m helpers.replay serve` in a terminal to see why."
@@ -126,17 +130,31 @@ class ServerProcess:
         return self.proc.poll() is None
 
     def stop(self) -> None:
-        """Stop the server; its log file goes too when the server wrote nothing to it (a clean run)."""
+        """Stop the server; its log file goes too when the server wrote nothing to it (a clean run).
+
+        A recording server first finishes the streams it is still recording: it gets up to the recorder's
+        :data:`FINISH_TIMEOUT_S` more before it is killed.
+        """
         if self.alive():
             self.proc.terminate()
+            timeout = STOP_TIMEOUT_S + (FINISH_TIMEOUT_S if "--record" in self.args else 0.0)
             try:
-                self.proc.wait(timeout=5)
+                self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
         with contextlib.suppress(OSError):
             if self.log.stat().st_size == 0:
                 self.log.unlink()
+
+
+def _last_error(log: Path) -> str:
+    """The message of the ``error: ...`` line a server that would not start wrote last to ``log``, or ``""``."""
+    with contextlib.suppress(OSError):
+        lines = [line for line in log.read_text(errors="replace").splitlines() if line.startswith("error: ")]
+        if lines:
+            return lines[-1].removeprefix("error: ")
+    return ""
 
 
 _servers: dict[str, ServerProcess] = {}

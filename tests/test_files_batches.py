@@ -23,9 +23,8 @@ from helpers.cassette import Cassette, Exchange
 from helpers.models import FLASH
 from helpers.replay.author import author
 from helpers.replay.batches import PENDING_S, RUNNING_S
-from helpers.replay.recorder import Recorder
 from helpers.replay.runner import running
-from helpers.replay.server import CassetteStore, ReplayServer
+from helpers.replay.server import CassetteStore, Mode, ReplayServer
 from helpers.replay.synth import Script, ScriptEntry, SyntheticUpstream
 from helpers.workbook import WorkbookError
 
@@ -357,7 +356,7 @@ async def test_record_mode_proxies_and_records_metadata_never_bytes_or_key(tmp_p
     # The stand-in upstream is a replay server (its own upload URLs name its own port); the recorder sits in front.
     async with (
         running(ReplayServer(CassetteStore(upstream_dir), speed=10).app()) as upstream,
-        running(ReplayServer(store, recorder=Recorder(store, f"{upstream}/up")).app()) as url,
+        running(ReplayServer(store, mode=Mode.RECORD, upstream=f"{upstream}/up").app()) as url,
     ):
         headers = {
             "X-Goog-Upload-Protocol": "resumable",
@@ -408,7 +407,7 @@ async def test_record_mode_does_not_keep_the_400_of_a_file_still_processing(tmp_
     store = CassetteStore(recorded_dir)
     async with (
         running(ReplayServer(CassetteStore(upstream_dir), speed=10).app()) as upstream,
-        running(ReplayServer(store, recorder=Recorder(store, f"{upstream}/up")).app()) as url,
+        running(ReplayServer(store, mode=Mode.RECORD, upstream=f"{upstream}/up").app()) as url,
     ):
         c = genai.Client(api_key="test-key", http_options=types.HttpOptions(base_url=f"{url}/rec/"))
         video = await c.aio.files.upload(file=io.BytesIO(VIDEO), config={"mime_type": "video/mp4"})
@@ -426,7 +425,7 @@ async def test_record_mode_does_not_keep_the_400_of_a_file_still_processing(tmp_
 
 async def test_record_mode_without_upstream_says_so(tmp_path: Path) -> None:
     store = CassetteStore(tmp_path)
-    async with running(ReplayServer(store, recorder=Recorder(store, "http://127.0.0.1:9")).app()) as url:
+    async with running(ReplayServer(store, mode=Mode.RECORD, upstream="http://127.0.0.1:9").app()) as url:
         c = genai.Client(api_key=KEY, http_options=types.HttpOptions(base_url=f"{url}/rec/"))
         with pytest.raises(errors.ServerError) as caught:
             await c.aio.files.upload(file=io.BytesIO(b"x"), config={"mime_type": "text/plain"})
@@ -439,7 +438,7 @@ async def test_record_mode_with_local_files_batches_answers_batches_from_what_it
     store = CassetteStore(tmp_path)
     script = Script([ScriptEntry(COLOUR, ["Blue."])])
     async with running(SyntheticUpstream(script).app()) as upstream:
-        server = ReplayServer(store, speed=SPEED, recorder=Recorder(store, upstream), local_files_batches=True)
+        server = ReplayServer(store, speed=SPEED, mode=Mode.RECORD_LOCAL, upstream=upstream)
         async with running(server.app()) as url:
             c = genai.Client(api_key="test-key", http_options=types.HttpOptions(base_url=f"{url}/rec/"))
             assert (await c.aio.models.generate_content(model=FLASH, contents=COLOUR)).text == "Blue."

@@ -16,9 +16,10 @@ from google.genai import errors, types
 from helpers import control
 from helpers.cassette import Cassette
 from helpers.models import FLASH
+from helpers.replay.pipeline import json_response
 from helpers.replay.runner import running
 from helpers.replay.synth import Script, SyntheticUpstream
-from helpers.replay.wire import SSE_CONTENT_TYPE, json_response, sse_event
+from helpers.replay.wire import SSE_CONTENT_TYPE, sse_event
 
 from .conftest import chunk, start_server
 

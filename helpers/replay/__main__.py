@@ -19,11 +19,14 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import uvloop
+
 from ..cassette import CassetteError, default_dir
 from ..models import FLASH, PROFILES
+from .defaults import DEFAULT_UPSTREAM
 from .limits import Limits
 from .runner import PortInUseError, serve_forever
-from .server import DEFAULT_UPSTREAM, CassetteStore, ReplayServer
+from .server import CassetteStore, Mode, ReplayServer
 from .synth import Script, ScriptEntry, SyntheticUpstream
 
 
@@ -99,14 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.command == "serve":
-            store = CassetteStore(args.cassettes or default_dir())
-            server = ReplayServer(store, speed=args.speed, limits=Limits(args.rpm, args.tpm))
+            mode = Mode.REPLAY
             if args.record:
-                from .recorder import Recorder
-
-                server.recorder = Recorder(store, args.upstream)
-                server.local_files_batches = args.local_files_batches
-            asyncio.run(serve_forever(server.app(), args.host, args.port, watch_stdin=args.watch_stdin))
+                mode = Mode.RECORD_LOCAL if args.local_files_batches else Mode.RECORD
+            store = CassetteStore(args.cassettes or default_dir())
+            server = ReplayServer(store, args.speed, mode, args.upstream, Limits(args.rpm, args.tpm))
+            # uvloop: a burst of 500 simultaneous streams replays with a third of asyncio's loop's TTFT error at the
+            # 95th percentile (bench/pipeline_bench.py, bench/RESULTS.md).
+            uvloop.run(serve_forever(server.app(), args.host, args.port, watch_stdin=args.watch_stdin))
         elif args.command == "synth":
             upstream = SyntheticUpstream(Script.load(args.script))
             asyncio.run(serve_forever(upstream.app(), args.host, args.port, watch_stdin=args.watch_stdin))

@@ -15,13 +15,10 @@ from google.genai import types
 
 from ..cassette import Cassette, Exchange, default_dir
 from ..models import LatencyProfile
-from .recorder import Recorder
+from .defaults import PLACEHOLDER_KEY
 from .runner import running
-from .server import CassetteStore, ReplayServer
+from .server import CassetteStore, Mode, ReplayServer
 from .synth import Script, SyntheticUpstream
-
-PLACEHOLDER_KEY = "workbook-replay-placeholder-key"
-"""The API key the SDK is given where no real one is needed (replay, synthetic authoring). Not a secret."""
 
 
 async def author(
@@ -49,7 +46,7 @@ async def author(
     if profile is not None:
         upstream.profiles[model] = profile
     async with running(upstream.app()) as upstream_url:
-        server = ReplayServer(store, recorder=Recorder(store, upstream_url))
+        server = ReplayServer(store, mode=Mode.RECORD, upstream=upstream_url)
         async with running(server.app()) as url:
             client = genai.Client(
                 api_key=PLACEHOLDER_KEY,

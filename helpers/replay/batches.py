@@ -1,6 +1,7 @@
 """The Batch API offline: batch jobs answered from the cassette's recorded ``generateContent`` exchanges.
 
-Introduced in ``05_batch``. Routes, after the cassette segment (``{v}`` is ``v1``, ``v1beta``, ...)::
+A service (layer 4 of the server, ``docs/server.md``); introduced in ``05_batch``. Routes, after the cassette
+segment (``{v}`` is ``v1``, ``v1beta``, ...)::
 
     POST   {v}/models/{model}:batchGenerateContent  {"batch": {"displayName"?, "inputConfig": ...}} -> the job
     GET    {v}/batches[?pageSize=&pageToken=]       -> {"operations": [...], "nextPageToken"?}
@@ -24,10 +25,11 @@ How a job behaves (shapes from google-genai 3.4.0's ``batches.py`` and real resp
   one as ``BATCH_STATE_FAILED`` or ``BATCH_STATE_EXPIRED``. ``batchStats`` freeze there; only a succeeded job has
   ``output``. Cancelling a finished job is 400 FAILED_PRECONDITION.
 - Each request is answered by the cassette's recorded ``generateContent`` exchange of the same request: the same
-  model and the same body, compared after the normalisation in :func:`generate_key` (a JSONL line may spell fields
-  ``snake_case`` and leave out ``role``, as the real API accepts). The SDK sends an inline request's body exactly as
-  ``generate_content`` sends it, so one recording serves a call, an inline batch and a JSONL batch. Several recordings
-  of one request take turns. Streamed recordings are not used.
+  model and the same body, matched by the server's one matcher (:mod:`.match`; a JSONL line may spell fields
+  ``snake_case`` and leave out ``role``, as the real API accepts, and the matcher compares normalised bodies). The
+  SDK sends an inline request's body exactly as ``generate_content`` sends it, so one recording serves a call, an
+  inline batch and a JSONL batch. Several recordings of one request take turns, shared with direct calls. Streamed
+  recordings are not used.
 - A request without a recording, a JSONL line that is not ``{"key"?, "request": {...}}`` JSON, or a request naming a
   file still ``PROCESSING`` gets a per-request error (the API's error object: ``{"code", "message", "status"}``) and
   the job still succeeds, as the real API reports per-request failures. ``batchStats`` counts it as failed.
@@ -44,21 +46,19 @@ How a job behaves (shapes from google-genai 3.4.0's ``batches.py`` and real resp
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
-from ..cassette import Cassette, CassetteError, Exchange, canonical_json, request_key
-from .files import VERSION, FileError, FileService, paginate, rfc3339, stable_id
-from .server import CASSETTE_NAME, ApiRequest, unmatched_message
-from .wire import error_json, error_response, json_response
-
-if TYPE_CHECKING:
-    from .server import ReplayServer
+from ..cassette import Cassette, CassetteError, canonical_json, request_key
+from .files import VERSION, FileService, paginate, rfc3339, stable_id
+from .match import Matcher, unmatched_message
+from .pipeline import API, Mode, api_error_response, error_response, json_response
+from .store import CassetteStore
+from .wire import ApiError, camel, error_json
 
 PENDING_S = 1.0
 """Seconds a new job stays ``BATCH_STATE_PENDING`` at ``--speed`` 1 (a teaching choice; real jobs can wait hours)."""
@@ -69,7 +69,6 @@ INJECTABLE = ("BATCH_STATE_FAILED", "BATCH_STATE_EXPIRED")
 """The terminal states :func:`helpers.control.inject_batch_state` can force."""
 TYPE_PREFIX = "type.googleapis.com/google.ai.generativelanguage.v1main."
 """The ``@type`` prefix of batch metadata and output in real responses (the SDK does not read it)."""
-GENERATE_PATH = re.compile(r"^models/([^/:]+):generateContent$")
 REQUEST_FIELDS = frozenset(
     [
         "model",
@@ -85,54 +84,15 @@ REQUEST_FIELDS = frozenset(
 """The fields of a ``GenerateContentRequest`` (ai.google.dev/api/generate-content, read 2026-11-22), camelCase."""
 
 
-def _camel(key: str) -> str:
-    head, *rest = key.split("_")
-    return head + "".join(word[:1].upper() + word[1:] for word in rest)
-
-
-def camel_case(value: Any) -> Any:
-    """``value`` with every key in camelCase and integral floats as ints (``0.0`` and ``0`` mean the same), as the
-    API reads JSON that spells a field either way (the SDK sends some nested fields in snake_case)."""
-    if isinstance(value, dict):
-        return {_camel(k): camel_case(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [camel_case(v) for v in value]
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-def normalized_request(request: dict[str, Any]) -> dict[str, Any]:
-    """A ``GenerateContentRequest`` body in the one spelling :func:`generate_key` compares.
-
-    Field names in camelCase (proto JSON accepts ``generation_config`` and ``generationConfig`` alike; keys inside
-    free-form objects such as function arguments are converted too, on both sides alike), integral floats as ints,
-    a ``role`` of ``"user"`` on ``contents`` and ``systemInstruction`` entries without one (the SDK always sends
-    one), and no ``model`` field.
-    """
-    body = camel_case({k: v for k, v in request.items() if k != "model"})
-    entries = body.get("contents") if isinstance(body.get("contents"), list) else []
-    for entry in [*entries, body.get("systemInstruction")]:
-        if isinstance(entry, dict):
-            entry.setdefault("role", "user")
-    return body
-
-
 def unknown_field(request: dict[str, Any]) -> str | None:
     """The first top-level field of ``request`` that a ``GenerateContentRequest`` lacks (``config``, the SDK's name
     for ``generation_config``, is the usual one), or ``None``."""
-    return next((k for k in request if _camel(k) not in REQUEST_FIELDS), None)
+    return next((k for k in request if camel(k) not in REQUEST_FIELDS), None)
 
 
-def generate_key(model: str, request: dict[str, Any]) -> str:
-    """The key two ``generateContent`` requests share when a recording of one answers the other.
-
-    Args:
-        model: the model id without ``models/``.
-        request: a ``GenerateContentRequest`` body, as recorded or as a batch carries it (see
-            :func:`normalized_request` for what may differ).
-    """
-    return request_key("POST", f"models/{model}:generateContent", {}, normalized_request(request))
+def generate_path(model: str) -> str:
+    """The version-less path of the ``generateContent`` call a batch request stands for."""
+    return f"models/{model}:generateContent"
 
 
 @dataclass
@@ -187,14 +147,20 @@ class Job:
 
 
 class BatchService:
-    """The Batch API of one replay server: its routes, jobs and the turns taken through recordings."""
+    """The Batch API of one replay server: its routes and jobs.
 
-    def __init__(self, server: ReplayServer, files: FileService) -> None:
-        self.server = server
-        self.files = files
+    Args:
+        mode: the server's mode; when it forwards batches upstream, only the control route is served here.
+        speed: the server's ``--speed`` (a job's timeline is divided by it).
+        store: the cassettes whose ``generateContent`` recordings answer the requests.
+        matcher: the server's matcher (recordings take turns with direct calls).
+        files: the Files service (JSONL input and results files, files still processing).
+    """
+
+    def __init__(self, mode: Mode, speed: float, store: CassetteStore, matcher: Matcher, files: FileService) -> None:
+        self.mode, self.speed, self.store, self.matcher, self.files = mode, speed, store, matcher, files
         self.jobs: dict[str, dict[str, Job]] = defaultdict(dict)
         self._created: Counter[str] = Counter()
-        self._turns: Counter[tuple[str, str]] = Counter()
 
     def install(self, app: web.Application) -> None:
         """Add the Batch routes and the control route for injected states (before any catch-all route).
@@ -203,7 +169,7 @@ class BatchService:
         mode cannot steer batches).
         """
         app.router.add_post("/_control/{cassette}/batches/{batch:[^/:]+}/state", self.inject)
-        if self.server.forwards_files_batches:
+        if self.mode.forwards_files_batches:
             return
         base = "/{cassette}/" + VERSION
         app.router.add_post(base + "/models/{model:[^/:]+}:batchGenerateContent", self.create)
@@ -214,7 +180,7 @@ class BatchService:
 
     def resource(self, cassette: str, job: Job) -> dict[str, Any]:
         """The job as the API reports it now; a succeeded JSONL job's results file is written on first sight."""
-        now, speed = time.time(), self.server.speed
+        now, speed = time.time(), self.speed
         state, since = job.state(now, speed)
         metadata: dict[str, Any] = {"@type": TYPE_PREFIX + "GenerateContentBatch", "model": f"models/{job.model}"}
         if job.display_name:
@@ -265,32 +231,30 @@ class BatchService:
 
     async def create(self, request: web.Request) -> web.Response:
         """``POST {v}/models/{model}:batchGenerateContent``: answer every request now, report the job as pending."""
-        cassette, version, model = (request.match_info[k] for k in ("cassette", "version", "model"))
-        if not CASSETTE_NAME.match(cassette):
-            return error_response(404, f"'{cassette}' is not a cassette name; use http://HOST:PORT/<cassette>/.")
+        api = request[API]
+        cassette, version, model = api.cassette, api.version, request.match_info["model"]
         try:
-            recorded, _ = self.server.store.get(cassette)
+            recorded = self.store.get(cassette)
         except CassetteError as e:
             return error_response(400, str(e), "FAILED_PRECONDITION")
+        body = api.body
         try:
-            body = json.loads(await request.read())
             batch = body["batch"]
             config = batch["inputConfig"]
             if not isinstance(config, dict):
                 raise TypeError
-        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+        except (KeyError, TypeError):
             return error_response(
                 400,
                 'Invalid batch: the body must be {"batch": {"displayName": ..., "inputConfig": {"requests": '
                 '{"requests": [...]}} or {"fileName": "files/..."}}} (what client.batches.create() sends).',
             )
-        index = self._index(recorded.exchanges)
         if "fileName" in config:
             try:
                 stored = self.files.lookup(cassette, str(config["fileName"]))
-            except FileError as e:
-                return error_response(e.code, str(e), e.status)
-            results = [self._line(recorded, index, model, n, line) for n, line in _lines(stored.data)]
+            except ApiError as e:
+                return api_error_response(e)
+            results = [self._line(recorded, model, n, line) for n, line in _lines(stored.data)]
             input_file = f"files/{stored.id}"
         else:
             requests = (config.get("requests") or {}).get("requests")
@@ -303,7 +267,7 @@ class BatchService:
                     # The real API parses the whole call first: one bad field fails it (HTTP 400), not one request.
                     where = f"batch.input_config.requests.requests[{i}].request"
                     return error_response(400, f'Invalid JSON payload received. Unknown name "{unknown}" at {where!r}.')
-            results = [self._inline(recorded, index, model, item) for item in requests]
+            results = [self._inline(recorded, model, item) for item in requests]
             input_file = None
         self._created[cassette] += 1
         job_id = stable_id(36, cassette, str(self._created[cassette]), canonical_json(body))
@@ -321,11 +285,11 @@ class BatchService:
 
     async def list_jobs(self, request: web.Request) -> web.Response:
         """``GET {v}/batches``: the cassette's jobs, oldest first, as ``operations`` (what the SDK reads)."""
-        cassette = request.match_info["cassette"]
+        cassette = request[API].cassette
         try:
             page, token = paginate(list(self.jobs[cassette].values()), dict(request.query))
-        except ValueError as e:
-            return error_response(400, str(e))
+        except ApiError as e:
+            return api_error_response(e)
         body: dict[str, Any] = {"operations": [self.resource(cassette, job) for job in page]} if page else {}
         if token:
             body["nextPageToken"] = token
@@ -346,7 +310,7 @@ class BatchService:
 
     async def inject(self, request: web.Request) -> web.Response:
         """``POST /_control/{cassette}/batches/{id}/state`` with ``{"state": "FAILED" | "EXPIRED"}``: end the job so."""
-        if self.server.forwards_files_batches:
+        if self.mode.forwards_files_batches:
             return error_response(
                 400, "This server records from the real API, whose batch jobs cannot be steered; replay to inject."
             )
@@ -368,7 +332,7 @@ class BatchService:
         except LookupError as e:
             return error_response(404, str(e), "NOT_FOUND")
         now = time.time()
-        current, _ = job.state(now, self.server.speed)
+        current, _ = job.state(now, self.speed)
         if current in TERMINAL:
             return error_response(
                 400, f"Batch batches/{job.id} has already ended in state {current}.", "FAILED_PRECONDITION"
@@ -378,18 +342,7 @@ class BatchService:
 
     # Answering requests from recordings ---------------------------------------------------------------------------
 
-    @staticmethod
-    def _index(exchanges: list[Exchange]) -> dict[str, list[Exchange]]:
-        """The cassette's recorded ``generateContent`` exchanges, grouped by :func:`generate_key`, in recorded order."""
-        index: dict[str, list[Exchange]] = defaultdict(list)
-        for exchange in exchanges:
-            match = GENERATE_PATH.match(exchange.request["path"])
-            body = exchange.request.get("body")
-            if exchange.request["method"] == "POST" and match and isinstance(body, dict) and not exchange.is_stream:
-                index[generate_key(match.group(1), body)].append(exchange)
-        return index
-
-    def _answer(self, cassette: Cassette, index: dict[str, list[Exchange]], model: str, req: Any) -> dict:
+    def _answer(self, cassette: Cassette, model: str, req: Any) -> dict:
         """``{"response": ...}`` or ``{"error": ...}`` for one ``GenerateContentRequest`` of a batch."""
         if not isinstance(req, dict):
             return error_json(400, f"A batch request must be a GenerateContentRequest object, got {req!r}.")
@@ -397,15 +350,11 @@ class BatchService:
         refusal = self.files.precondition_error(cassette.name, req)
         if refusal is not None:
             return refusal
-        key = generate_key(model, req)
-        exchanges = index.get(key)
-        if not exchanges:
-            body = normalized_request(req)  # so that the nearest-miss report shows real differences only
-            api = ApiRequest(cassette.name, "POST", f"models/{model}:generateContent", {}, b"", body)
-            return error_json(404, unmatched_message(cassette, api), "NOT_FOUND")
-        turn = self._turns[(cassette.name, key)]
-        self._turns[(cassette.name, key)] += 1
-        response = exchanges[turn % len(exchanges)].response
+        body = {k: v for k, v in req.items() if k != "model"}  # the model is in the path
+        exchange = self.matcher.next(cassette, request_key("POST", generate_path(model), {}, body))
+        if exchange is None or "chunks" in exchange.response:
+            return error_json(404, unmatched_message(cassette, "POST", generate_path(model), {}, body), "NOT_FOUND")
+        response = exchange.response
         body = response["body"]
         if response["status"] == 200:
             return {"response": body}
@@ -413,15 +362,15 @@ class BatchService:
             return {"error": body["error"]}
         return error_json(response["status"], f"The recorded call failed with HTTP {response['status']}.")
 
-    def _inline(self, cassette: Cassette, index: dict[str, list[Exchange]], model: str, item: Any) -> dict:
+    def _inline(self, cassette: Cassette, model: str, item: Any) -> dict:
         """The inline result of one ``{"request": {...}, "metadata"?: {...}}``, its metadata passed back."""
         item = item if isinstance(item, dict) else {}
-        result = self._answer(cassette, index, model, item.get("request"))
+        result = self._answer(cassette, model, item.get("request"))
         if "metadata" in item:
             result["metadata"] = item["metadata"]
         return result
 
-    def _line(self, cassette: Cassette, index: dict[str, list[Exchange]], model: str, number: int, text: str) -> dict:
+    def _line(self, cassette: Cassette, model: str, number: int, text: str) -> dict:
         """The results-file line for one input line: its other fields (``key``) and a response or an error."""
         shape = 'each line is {"key": "...", "request": {a GenerateContentRequest, REST field names}}'
         try:
@@ -436,17 +385,10 @@ class BatchService:
         if unknown:
             message = f'Line {number}: Invalid JSON payload received. Unknown name "{unknown}" in "request"; {shape}.'
             return others | error_json(400, message)
-        return others | self._answer(cassette, index, model, line["request"])
+        return others | self._answer(cassette, model, line["request"])
 
 
 def _lines(data: bytes) -> list[tuple[int, str]]:
     """The non-blank lines of a JSONL file with their 1-based numbers (bytes that are not UTF-8 become U+FFFD)."""
     text = data.decode("utf-8", "replace")
     return [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
-
-
-def install(server: ReplayServer, app: web.Application) -> None:
-    """Add the Files and Batch API routes of ``server`` to ``app``; call it before any catch-all route."""
-    files = FileService(server)
-    files.install(app)
-    BatchService(server, files).install(app)

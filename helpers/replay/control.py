@@ -28,9 +28,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
+import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,10 +38,9 @@ from aiohttp import web
 
 from ..cassette import CassetteError, Exchange
 from .limits import WINDOW_S, Limits, RateLimiter
-from .wire import STATUS_NAMES, error_json, error_response, json_response, sse_event
-
-PREFIX = "_control"
-"""The first path segment of control routes; cassette names cannot start with ``_``, so none is shadowed."""
+from .pipeline import API, CONTROL_PREFIX, Handler, error_response, json_response
+from .store import CASSETTE_NAME
+from .wire import STATUS_NAMES, error_json, sse_event
 
 FAULT_STATUSES = tuple(sorted(code for code in STATUS_NAMES if code >= 429))
 """Statuses a fault can inject: 429 and the 5xx ones the API sends (their names come from ``STATUS_NAMES``)."""
@@ -167,13 +166,12 @@ class ControlPanel:
     Args:
         speed: the server's ``--speed``; the rate-limit window lasts ``60 / speed`` seconds.
         limits: the server's ``--rpm``/``--tpm``, for cassettes without limits of their own.
-        names: what a cassette name looks like (other first path segments are not API calls).
-        lookup: raises :class:`CassetteError` when a control call names a cassette the server cannot serve.
+        lookup: raises :class:`CassetteError` when a control call names a cassette the server cannot serve (a bad
+            name among them).
     """
 
-    def __init__(self, speed: float, limits: Limits, names: re.Pattern[str], lookup: Callable[[str], Any]) -> None:
+    def __init__(self, speed: float, limits: Limits, lookup: Callable[[str], Any]) -> None:
         self.limiter = RateLimiter(WINDOW_S / speed, limits)
-        self._names = names
         self._lookup = lookup
         self._cassettes: dict[str, CassetteControl] = {}
         self._actions: dict[str, Action] = {
@@ -191,14 +189,14 @@ class ControlPanel:
     def cassette(self, name: str) -> CassetteControl:
         """The control state of cassette ``name``, created on first use."""
         if name not in self._cassettes:
-            self._cassettes[name] = CassetteControl(Counters(asyncio.get_running_loop().time()))
+            self._cassettes[name] = CassetteControl(Counters(time.monotonic()))
         return self._cassettes[name]
 
     def install(self, app: web.Application) -> None:
-        """Add the control routes (call before any catch-all route), the stats middleware and first-byte timing."""
-        app.router.add_get(f"/{PREFIX}/{{cassette}}/stats", self._stats)
-        app.router.add_post(f"/{PREFIX}/{{cassette}}/{{action:.+}}", self._act)
-        app.middlewares.append(self._middleware)
+        """Add the control routes (call before any catch-all route) and first-byte timing; :meth:`middleware` is
+        the app's to place."""
+        app.router.add_get(f"/{CONTROL_PREFIX}/{{cassette}}/stats", self._stats)
+        app.router.add_post(f"/{CONTROL_PREFIX}/{{cassette}}/{{action:.+}}", self._act)
         app.on_response_prepare.append(self._first_byte)
 
     def admit(self, cassette: str, path: str, exchange: Exchange | None) -> web.Response | None:
@@ -206,7 +204,7 @@ class ControlPanel:
 
         ``exchange`` is the recording that will answer it, or ``None`` in record mode (TPM then counts no tokens).
         """
-        return self.limiter.admit(cassette, path, exchange, asyncio.get_running_loop().time())
+        return self.limiter.admit(cassette, path, exchange, time.monotonic())
 
     def take_stream_fault(self, cassette: str) -> StreamFault | None:
         """The stream fault pending for ``cassette``, now used up (stream faults hit the next stream only)."""
@@ -215,17 +213,15 @@ class ControlPanel:
         return fault
 
     @web.middleware
-    async def _middleware(
-        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        """Count and time every API request; apply injected latency and failures before the handler runs."""
-        name = request.match_info.get("cassette")
-        if name is None or request.path.startswith(f"/{PREFIX}/") or not self._names.match(name):
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Count and time every API request (from its arrival, as :func:`.pipeline.parse` noted it); apply injected
+        latency and failures before the handler runs. Goes right after :func:`.pipeline.parse`."""
+        api = request.get(API)
+        if api is None:
             return await handler(request)
-        loop = asyncio.get_running_loop()
-        state = self.cassette(name)
+        state = self.cassette(api.cassette)
         counters = state.counters
-        timing = Timing(request.path[len(name) + 2 :], loop.time())
+        timing = Timing(api.path, api.start)
         request[TIMING] = timing
         counters.received += 1
         counters.requests.append(timing)
@@ -234,6 +230,7 @@ class ControlPanel:
         try:
             if state.latency_s:
                 await asyncio.sleep(state.latency_s)
+                api.start += state.latency_s  # the recorded timing starts after the injected delay
             if state.fail_next:
                 state.fail_next -= 1
                 response: web.StreamResponse = error_response(
@@ -252,7 +249,7 @@ class ControlPanel:
             raise
         finally:
             state.in_flight -= 1
-            timing.end = loop.time()
+            timing.end = time.monotonic()
             if timing.status is not None and 200 <= timing.status < 300:
                 counters.answered += 1
             elif timing.status is not None:
@@ -261,7 +258,7 @@ class ControlPanel:
     async def _first_byte(self, request: web.Request, response: web.StreamResponse) -> None:
         timing = request.get(TIMING)
         if timing is not None and timing.first_byte is None:
-            timing.first_byte = asyncio.get_running_loop().time()
+            timing.first_byte = time.monotonic()
 
     async def _stats(self, request: web.Request) -> web.Response:
         name = request.match_info["cassette"]
@@ -302,7 +299,7 @@ class ControlPanel:
         return json_response({})
 
     def _check(self, name: str) -> None:
-        if not self._names.match(name):
+        if not CASSETTE_NAME.match(name):
             raise ControlError(f"'{name}' is not a cassette name: pass the notebook's name, e.g. '02_async'.")
         try:
             self._lookup(name)
@@ -310,7 +307,7 @@ class ControlPanel:
             raise ControlError(str(e)) from None
 
     def _reset(self, name: str, state: CassetteControl, body: dict[str, Any]) -> None:
-        state.counters = Counters(asyncio.get_running_loop().time(), peak_in_flight=state.in_flight)
+        state.counters = Counters(time.monotonic(), peak_in_flight=state.in_flight)
 
     def _set_limits(self, name: str, state: CassetteControl, body: dict[str, Any]) -> None:
         self.limiter.set_limits(name, Limits(_limit(body, "rpm"), _limit(body, "tpm")))

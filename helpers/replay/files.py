@@ -1,6 +1,7 @@
 """The Files API offline: resumable uploads, get, list, delete and download, held in the replay server's memory.
 
-Introduced in ``04_multimodal``. Routes, after the cassette segment (``{v}`` is ``v1``, ``v1beta``, ...)::
+A service (layer 4 of the server, ``docs/server.md``); introduced in ``04_multimodal``. Routes, after the cassette
+segment (``{v}`` is ``v1``, ``v1beta``, ...)::
 
     POST   upload/{v}/files                  X-Goog-Upload-Command: start -> 200, x-goog-upload-url
     POST   upload/{v}/files?upload_id=...    X-Goog-Upload-Command: upload[, finalize] + X-Goog-Upload-Offset
@@ -32,14 +33,14 @@ What the server does, and how it compares with the real API (google-genai 3.4.0 
   old id back, and calls recorded with it still match: a learner can re-run an upload cell, or a check that uploads
   and deletes, as often as they like (the real API gives every upload a new id).
 - Record mode: uploads and downloads are proxied here (the upstream's upload URL is handed to the client rewritten to
-  point back at this server); their metadata exchanges are recorded, never the bytes. Get, list and delete go
-  through the recorder like any other call. With ``serve --record --local-files-batches`` (recording from the
+  point back at this server); their metadata exchanges are recorded through the recorder (:meth:`.Recorder.keep`),
+  never the bytes. Get, list and delete go through the recorder like any other call. With
+  ``serve --record --local-files-batches`` (recording from the
   synthetic upstream, which has no Files API) files are held here as in replay, and none of this is recorded.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
 import hashlib
@@ -48,22 +49,20 @@ import json
 import re
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
 
-from ..cassette import CassetteError, canonical_query, strip_version
-from .recorder import FORWARDED_HEADERS
-from .server import CASSETTE_NAME, ApiRequest
-from .wire import FILE_NOT_ACTIVE, error_json, error_response, json_response
-
-if TYPE_CHECKING:
-    from .server import ReplayServer
+from ..cassette import CassetteError, JsonReply, RecordedRequest, canonical_query, strip_version
+from .match import Matcher
+from .pipeline import API, UPLOAD_STATUS, ApiRequest, Mode, api_error_response, json_response
+from .recorder import FORWARDED_HEADERS, Recorder, not_saved, provenance
+from .store import CassetteStore, SaveError
+from .wire import FILE_NOT_ACTIVE, ApiError, camel, error_json
 
 FILE_TTL_S = 48 * 3600.0
 """How long the real API keeps a file: 48 hours (ai.google.dev/gemini-api/docs/files, read 2026-11-22)."""
@@ -81,7 +80,6 @@ MAX_PAGE_SIZE = 100
 """The largest ``pageSize``; larger values are lowered to it (same source and date as :data:`DEFAULT_PAGE_SIZE`)."""
 API_HOST = "https://generativelanguage.googleapis.com"
 """The host in the ``uri`` of files this server creates: the value the real API would report, so it is stable."""
-UPLOAD_STATUS = "x-goog-upload-status"
 _VERSION = r"v\d+(?:alpha|beta)?\d*"
 VERSION = "{version:" + _VERSION + "}"
 """The API version segment in a route pattern, captured as ``version``."""
@@ -110,17 +108,17 @@ def paginate(items: list[_T], query: dict[str, str]) -> tuple[list[_T], str | No
     """One page of ``items`` for a list call's ``pageSize`` and ``pageToken``, and the next page's token (or ``None``).
 
     Raises:
-        ValueError: ``pageSize`` is not an integer or ``pageToken`` is not one this server gave out; the message
-            says so.
+        ApiError: 400 when ``pageSize`` is not an integer or ``pageToken`` is not one this server gave out; the
+            message says so.
     """
     try:
         size = int(query.get("pageSize") or DEFAULT_PAGE_SIZE)
     except ValueError:
-        raise ValueError(f"pageSize must be an integer, got {query['pageSize']!r}.") from None
+        raise ApiError(400, f"pageSize must be an integer, got {query['pageSize']!r}.") from None
     size = min(size, MAX_PAGE_SIZE) if size > 0 else DEFAULT_PAGE_SIZE
     token = query.get("pageToken") or "0"
     if not token.isdigit() or int(token) > len(items):
-        raise ValueError(f"Invalid page token {token!r}: pass the nextPageToken of the previous page.")
+        raise ApiError(400, f"Invalid page token {token!r}: pass the nextPageToken of the previous page.")
     start = int(token)
     end = start + size
     return items[start:end], (str(end) if end < len(items) else None)
@@ -220,22 +218,24 @@ class Upload:
     user_agent: str = ""
 
 
-class FileError(ValueError):
-    """A Files API call the server refuses: ``code`` is the HTTP status, the message says what to fix."""
-
-    def __init__(self, code: int, message: str, status: str | None = None) -> None:
-        super().__init__(message)
-        self.code, self.status = code, status
-
-
 class FileService:
-    """The Files API of one replay server: its routes and the files of every cassette."""
+    """The Files API of one replay server: its routes and the files of every cassette.
 
-    def __init__(self, server: ReplayServer) -> None:
-        self.server = server
+    Args:
+        mode: the server's mode; when it forwards files upstream, only uploads and downloads are served here
+            (proxied and recorded through ``recorder``).
+        speed: the server's ``--speed`` (a video's processing time is divided by it).
+        store: the cassettes (recorded uploads give an upload its id).
+        matcher: the server's matcher, whose turns pick among recorded uploads of the same bytes.
+        recorder: the record backend, in record mode.
+    """
+
+    def __init__(
+        self, mode: Mode, speed: float, store: CassetteStore, matcher: Matcher, recorder: Recorder | None
+    ) -> None:
+        self.mode, self.speed, self.store, self.matcher, self.recorder = mode, speed, store, matcher, recorder
         self.files: dict[str, dict[str, StoredFile]] = defaultdict(dict)
         self._uploads: dict[str, Upload] = {}
-        self._seen: Counter[tuple[str, str]] = Counter()
 
     def install(self, app: web.Application) -> None:
         """Add the Files routes (before any catch-all route).
@@ -245,24 +245,22 @@ class FileService:
         base = "/{cassette}/" + VERSION
         app.router.add_post("/{cassette}/upload/" + VERSION + "/files", self.upload)
         app.router.add_get(base + "/files/{file:[^/:]+}:download", self.download)
-        if self.server.forwards_files_batches:
+        if self.mode.forwards_files_batches:
             return
         app.router.add_get(base + "/files", self.list_files)
         app.router.add_get(base + "/files/{file:[^/:]+}", self.get_file)
         app.router.add_delete(base + "/files/{file:[^/:]+}", self.delete_file)
-        generate = "{path:" + _VERSION + "/models/[^/:]+:(?:generateContent|streamGenerateContent)}"
-        app.router.add_post("/{cassette}/" + generate, self.generate)
 
     def lookup(self, cassette: str, name: str) -> StoredFile:
         """The file ``name`` (``files/ID`` or ``ID``) of ``cassette``.
 
         Raises:
-            FileError: 403 PERMISSION_DENIED, the real API's answer for a file that does not exist.
+            ApiError: 403 PERMISSION_DENIED, the real API's answer for a file that does not exist.
         """
         file_id = name.removeprefix("files/")
         stored = self.files[cassette].get(file_id)
         if stored is None:
-            raise FileError(
+            raise ApiError(
                 403,
                 f"You do not have permission to access the File {file_id} or it may not exist. (Replay: files live "
                 "in this server's memory, per cassette, from their upload until the server stops.)",
@@ -295,7 +293,7 @@ class FileService:
             generated: made by the server (batch results): ``source`` ``GENERATED``, with a ``downloadUri``.
         """
         now = time.time()
-        delay = PROCESSING_S / self.server.speed if mime_type.startswith(PROCESSING_MIME_PREFIXES) else 0.0
+        delay = PROCESSING_S / self.speed if mime_type.startswith(PROCESSING_MIME_PREFIXES) else 0.0
         download_uri = f"{API_HOST}/download/{version}/files/{file_id}:download?alt=media" if generated else None
         uri = uri or f"{API_HOST}/{version}/files/{file_id}"
         stored = StoredFile(
@@ -305,7 +303,10 @@ class FileService:
         return stored
 
     def precondition_error(self, cassette: str, body: Any) -> dict[str, Any] | None:
-        """The API's 400 FAILED_PRECONDITION error JSON if ``body`` names a file still ``PROCESSING``, else ``None``."""
+        """The API's 400 FAILED_PRECONDITION error JSON if ``body`` names a file still ``PROCESSING``, else ``None``.
+
+        The model service asks this before a model call is answered (:class:`.models.ModelService`), batches before
+        each request."""
         now = time.time()
         for uri in file_uris(body):
             match = re.search(r"files/([a-z0-9-]+)", uri)
@@ -320,73 +321,62 @@ class FileService:
 
     # Routes -------------------------------------------------------------------------------------------------------
 
-    async def generate(self, request: web.Request) -> web.StreamResponse:
-        """A model call: refused with 400 FAILED_PRECONDITION if it uses a file still processing, else replayed."""
-        try:
-            body = json.loads(await request.read() or b"null")
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            body = None  # the replay handler answers malformed JSON
-        error = self.precondition_error(request.match_info["cassette"], body)
-        if error is not None:
-            return json_response(error, status=400)
-        return await self.server.handle(request)
-
     async def upload(self, request: web.Request) -> web.StreamResponse:
         """Start a resumable upload, or take one of its chunks (``upload`` or ``upload, finalize``)."""
-        start = asyncio.get_running_loop().time()
-        cassette, version = request.match_info["cassette"], request.match_info["version"]
+        api = request[API]
         commands = {c.strip() for c in request.headers.get("X-Goog-Upload-Command", "").lower().split(",")}
         try:
-            if not CASSETTE_NAME.match(cassette):
-                raise FileError(404, f"'{cassette}' is not a cassette name; use http://HOST:PORT/<cassette>/.")
             if "start" in commands:
-                raw = await request.read()
-                if self.server.forwards_files_batches:
-                    return await self._record_start(request, Upload("", cassette, version), raw, start)
-                return self._start(request, Upload("", cassette, version), _start_metadata(raw))
-            upload = self._uploads.get(request.query.get("upload_id", ""))
-            if upload is None:
-                raise FileError(404, "No upload session with this upload_id: start the upload again.", "NOT_FOUND")
+                upload = Upload("", api.cassette, api.version)
+                if self.recorder is not None and self.mode.forwards_files_batches:
+                    return await self._record_start(request, api, upload, self.recorder)
+                return self._start(request, upload, api.body)
+            found = self._uploads.get(request.query.get("upload_id", ""))
+            if found is None:
+                raise ApiError(404, "No upload session with this upload_id: start the upload again.", "NOT_FOUND")
+            upload = found
             if "upload" not in commands:
-                raise FileError(
+                raise ApiError(
                     400, "X-Goog-Upload-Command must be 'start', 'upload' or 'upload, finalize' (what the SDK sends)."
                 )
-            if upload.upstream_url is not None:
-                return await self._record_chunk(request, upload, start)
-            return await self._chunk(request, upload, "finalize" in commands)
-        except FileError as e:
+            if upload.upstream_url is not None and self.recorder is not None:
+                return await self._record_chunk(api, upload, self.recorder)
+            return self._chunk(request, api, upload, "finalize" in commands)
+        except ApiError as e:
             # The upload status header tells the SDK to stop retrying; the status code makes it raise.
-            return error_response(e.code, str(e), e.status, headers={UPLOAD_STATUS: "final"})
+            e.headers[UPLOAD_STATUS] = "final"
+            return api_error_response(e)
         except aiohttp.ClientError as e:
-            return self._unreachable(e, {UPLOAD_STATUS: "final"})
+            assert self.recorder is not None, "only record mode reaches an upstream"
+            return self.recorder.unreachable(e, {UPLOAD_STATUS: "final"})
 
-    def _start(self, request: web.Request, upload: Upload, meta: dict[str, Any] | None) -> web.Response:
+    def _start(self, request: web.Request, upload: Upload, meta: Any) -> web.Response:
         if request.headers.get("X-Goog-Upload-Protocol", "").lower() != "resumable":
-            raise FileError(400, "Only resumable uploads are served: send X-Goog-Upload-Protocol: resumable.")
+            raise ApiError(400, "Only resumable uploads are served: send X-Goog-Upload-Protocol: resumable.")
         upload.mime_type = request.headers.get("X-Goog-Upload-Header-Content-Type") or _field(meta, "mime_type") or ""
         if not upload.mime_type:
-            raise FileError(400, "The upload has no MIME type: pass config={'mime_type': ...} to files.upload().")
+            raise ApiError(400, "The upload has no MIME type: pass config={'mime_type': ...} to files.upload().")
         size = request.headers.get("X-Goog-Upload-Header-Content-Length", _field(meta, "size_bytes"))
         try:
             upload.size = int(size)
         except (TypeError, ValueError):
-            raise FileError(
+            raise ApiError(
                 400, f"X-Goog-Upload-Header-Content-Length must be the size in bytes, got {size!r}."
             ) from None
         if not 0 <= upload.size <= MAX_FILE_BYTES:
-            raise FileError(400, f"File size {upload.size} bytes is outside 0 to {MAX_FILE_BYTES} (2 GB) bytes.")
+            raise ApiError(400, f"File size {upload.size} bytes is outside 0 to {MAX_FILE_BYTES} (2 GB) bytes.")
         upload.display_name = _field(meta, "display_name")
         upload.name = _field(meta, "name")
         if upload.name is not None:
             file_id = upload.name.removeprefix("files/")
             if not FILE_ID.match(file_id):
-                raise FileError(
+                raise ApiError(
                     400,
                     f"Invalid file name {upload.name!r}: up to 40 lowercase letters, digits or dashes after 'files/', "
                     "not starting or ending with a dash.",
                 )
             if file_id in self.files[upload.cassette]:
-                raise FileError(409, f"A file named files/{file_id} already exists.", "ALREADY_EXISTS")
+                raise ApiError(409, f"A file named files/{file_id} already exists.", "ALREADY_EXISTS")
         return self._open(request, upload, "active")
 
     def _open(self, request: web.Request, upload: Upload, status: str) -> web.Response:
@@ -401,23 +391,23 @@ class FileService:
         headers["x-goog-upload-chunk-granularity"] = str(CHUNK_GRANULARITY)
         return web.Response(status=200, headers=headers)
 
-    async def _chunk(self, request: web.Request, upload: Upload, finalize: bool) -> web.Response:
+    def _chunk(self, request: web.Request, api: ApiRequest, upload: Upload, finalize: bool) -> web.Response:
         offset = request.headers.get("X-Goog-Upload-Offset", "")
         if offset != str(len(upload.data)):
-            raise FileError(
+            raise ApiError(
                 400, f"X-Goog-Upload-Offset {offset!r} does not match the {len(upload.data)} bytes received so far."
             )
-        upload.data += await request.read()
+        upload.data += api.raw_body
         if len(upload.data) > upload.size or (finalize and len(upload.data) != upload.size):
             del self._uploads[upload.id]
-            raise FileError(
+            raise ApiError(
                 400, f"Received {len(upload.data)} bytes for an upload declared as {upload.size} bytes; start again."
             )
         if not finalize:
             return web.Response(status=200, headers={UPLOAD_STATUS: "active"})
         del self._uploads[upload.id]
         if upload.name is not None and upload.name.removeprefix("files/") in self.files[upload.cassette]:
-            raise FileError(409, f"A file named {upload.name} already exists.", "ALREADY_EXISTS")
+            raise ApiError(409, f"A file named {upload.name} already exists.", "ALREADY_EXISTS")
         file_id, uri = self._identity(upload)
         stored = self.add(
             upload.cassette,
@@ -435,8 +425,7 @@ class FileService:
         if upload.name is not None:
             return upload.name.removeprefix("files/"), None
         digest = sha256_hash(bytes(upload.data))
-        turn = self._seen[(upload.cassette, digest)]
-        self._seen[(upload.cassette, digest)] += 1
+        turn = self.matcher.turn(upload.cassette, f"upload sha256Hash {digest}")
         recorded = self._recorded_uploads(upload.cassette, digest)
         if recorded:
             name, uri = recorded[turn % len(recorded)]
@@ -451,7 +440,7 @@ class FileService:
     def _recorded_uploads(self, cassette: str, digest: str) -> list[tuple[str, str | None]]:
         """``(name, uri)`` of the cassette's recorded finished uploads of these bytes, in recorded order."""
         try:
-            recorded, _ = self.server.store.get(cassette)
+            recorded = self.store.get(cassette)
         except CassetteError:
             return []
         found = []
@@ -470,19 +459,19 @@ class FileService:
     async def get_file(self, request: web.Request) -> web.Response:
         """``GET {v}/files/{id}``: the File resource."""
         try:
-            stored = self.lookup(request.match_info["cassette"], request.match_info["file"])
-        except FileError as e:
-            return error_response(e.code, str(e), e.status)
+            stored = self.lookup(request[API].cassette, request.match_info["file"])
+        except ApiError as e:
+            return api_error_response(e)
         return json_response(stored.resource(time.time()))
 
     async def list_files(self, request: web.Request) -> web.Response:
         """``GET {v}/files``: the cassette's files, oldest first, a page at a time (an empty page is ``{}``)."""
         now = time.time()
-        files = sorted(self.files[request.match_info["cassette"]].values(), key=lambda f: f.created)
+        files = sorted(self.files[request[API].cassette].values(), key=lambda f: f.created)
         try:
             page, token = paginate(files, dict(request.query))
-        except ValueError as e:
-            return error_response(400, str(e))
+        except ApiError as e:
+            return api_error_response(e)
         body: dict[str, Any] = {"files": [f.resource(now) for f in page]} if page else {}
         if token:
             body["nextPageToken"] = token
@@ -490,140 +479,108 @@ class FileService:
 
     async def delete_file(self, request: web.Request) -> web.Response:
         """``DELETE {v}/files/{id}``: forget the file; answers ``{}``."""
-        cassette = request.match_info["cassette"]
+        cassette = request[API].cassette
         try:
             stored = self.lookup(cassette, request.match_info["file"])
-        except FileError as e:
-            return error_response(e.code, str(e), e.status)
+        except ApiError as e:
+            return api_error_response(e)
         del self.files[cassette][stored.id]
         return json_response({})
 
     async def download(self, request: web.Request) -> web.StreamResponse:
         """``GET {v}/files/{id}:download?alt=media``: the file's bytes (proxied, not recorded, in record mode)."""
-        if self.server.forwards_files_batches:
-            return await self._record_download(request)
-        if request.query.get("alt") != "media":
-            return error_response(400, "A download needs ?alt=media (client.files.download() sends it).")
+        api = request[API]
+        if self.recorder is not None and self.mode.forwards_files_batches:
+            return await self._record_download(api, self.recorder)
         try:
-            stored = self.lookup(request.match_info["cassette"], request.match_info["file"])
-        except FileError as e:
-            return error_response(e.code, str(e), e.status)
+            if api.query.get("alt") != "media":
+                raise ApiError(400, "A download needs ?alt=media (client.files.download() sends it).")
+            stored = self.lookup(api.cassette, request.match_info["file"])
+        except ApiError as e:
+            return api_error_response(e)
         return web.Response(body=stored.data, content_type=stored.mime_type)
 
     # Record mode --------------------------------------------------------------------------------------------------
 
-    async def _record_start(self, request: web.Request, upload: Upload, raw: bytes, start: float) -> web.Response:
+    async def _record_start(
+        self, request: web.Request, api: ApiRequest, upload: Upload, recorder: Recorder
+    ) -> web.Response:
         """Forward an upload start upstream; hand the client an upload URL of ours; record the metadata exchange."""
-        path = f"upload/{upload.version}/files"
-        async with self._upstream(request, "POST", path, raw) as upstream:
+        async with recorder.send("POST", api.path, api.query, api.raw_body or None, _upload_headers(api)) as upstream:
             body = await upstream.read()
             upload.upstream_url = upstream.headers.get("x-goog-upload-url")
             status = upstream.headers.get(UPLOAD_STATUS, "final")
-            self._record(request, upload.cassette, path, _start_metadata(raw), upstream, body, start)
+            refusal = await self._record(recorder, api, api.body, upstream, body)
+        if refusal is not None:
+            return refusal
         if upstream.status != 200 or upload.upstream_url is None:
             return web.Response(status=upstream.status, body=body, headers={UPLOAD_STATUS: status})
-        upload.user_agent = request.headers.get("user-agent", "")
+        upload.user_agent = api.headers.get("user-agent", "")
         return self._open(request, upload, status)
 
-    async def _record_chunk(self, request: web.Request, upload: Upload, start: float) -> web.Response:
+    async def _record_chunk(self, api: ApiRequest, upload: Upload, recorder: Recorder) -> web.Response:
         """Forward a chunk to the upstream's upload URL; record the finished upload's File (never the bytes)."""
         assert upload.upstream_url is not None
-        headers = {h: request.headers[h] for h in ("X-Goog-Upload-Command", "X-Goog-Upload-Offset")}
-        data = await request.read()
-        async with self.server.recorder.session.post(upload.upstream_url, data=data, headers=headers) as upstream:
+        headers = {h: api.headers[h] for h in ("X-Goog-Upload-Command", "X-Goog-Upload-Offset")}
+        async with recorder.session.post(upload.upstream_url, data=api.raw_body, headers=headers) as upstream:
             body = await upstream.read()
             status = upstream.headers.get(UPLOAD_STATUS, "final")
             if status != "active":
                 del self._uploads[upload.id]
-                client = {"user-agent": upload.user_agent}
-                path = f"upload/{upload.version}/files"
-                self._record(request, upload.cassette, path, None, upstream, body, start, client)
+                refusal = await self._record(recorder, api, None, upstream, body, {"user-agent": upload.user_agent})
+                if refusal is not None:
+                    return refusal
         return web.Response(status=upstream.status, body=body, headers={UPLOAD_STATUS: status})
 
-    async def _record_download(self, request: web.Request) -> web.Response:
+    async def _record_download(self, api: ApiRequest, recorder: Recorder) -> web.Response:
         """Proxy a download; record that it happened (status and timing, an error's JSON), never the bytes."""
-        start = asyncio.get_running_loop().time()
-        cassette, version = request.match_info["cassette"], request.match_info["version"]
-        path = f"{version}/files/{request.match_info['file']}:download"
         try:
-            async with self._upstream(request, "GET", path, None) as upstream:
+            async with recorder.send("GET", api.path, api.query, None, _upload_headers(api)) as upstream:
                 body = await upstream.read()
-                self._record(request, cassette, path, None, upstream, body if upstream.status != 200 else b"", start)
+                refusal = await self._record(recorder, api, None, upstream, body if upstream.status != 200 else b"")
                 content_type = upstream.content_type
         except aiohttp.ClientError as e:
-            return self._unreachable(e)
+            return recorder.unreachable(e)
+        if refusal is not None:
+            return refusal
         return web.Response(status=upstream.status, body=body, content_type=content_type)
 
-    def _unreachable(self, error: aiohttp.ClientError, headers: dict[str, str] | None = None) -> web.Response:
-        """The 502 a client gets when record mode cannot reach the upstream."""
-        message = f"record mode could not reach the upstream {self.server.recorder.upstream}: {error}."
-        return error_response(502, f"{message} Check the network and --upstream.", headers=headers)
-
-    def _upstream(
-        self, request: web.Request, method: str, path: str, data: bytes | None
-    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
-        """``request`` sent to the recorder's upstream at ``path``, with the headers the recorder forwards plus the
-        ``X-Goog-Upload-*`` ones."""
-        recorder = self.server.recorder
-        headers = {
-            name: value
-            for name, value in request.headers.items()
-            if name.lower() in FORWARDED_HEADERS or name.lower().startswith("x-goog-upload-")
-        }
-        return recorder.session.request(
-            method,
-            f"{recorder.upstream.rstrip('/')}/{path}",
-            params=canonical_query(dict(request.query)),
-            data=data or None,
-            headers=headers,
-        )
-
-    def _record(
-        self,
-        request: web.Request,
-        cassette: str,
-        path: str,
+    @staticmethod
+    async def _record(
+        recorder: Recorder,
+        api: ApiRequest,
         body: Any,
         upstream: aiohttp.ClientResponse,
         reply: bytes,
-        start: float,
         client: dict[str, str] | None = None,
-    ) -> None:
+    ) -> web.Response | None:
         """Write one metadata exchange: ``body`` is the JSON request body, ``reply`` the upstream's (JSON or empty),
-        ``client`` the request headers naming the SDK (``request``'s by default)."""
-        recorder = self.server.recorder
+        ``client`` the request headers naming the SDK (``api``'s by default). Returns the 500 to answer with when
+        the exchange could not be written, else ``None``."""
         try:
             parsed = json.loads(reply) if reply else None
         except (UnicodeDecodeError, json.JSONDecodeError):
             parsed = None
-        response = {
-            "status": upstream.status,
-            "offset_s": round(asyncio.get_running_loop().time() - start, 4),
-            "body": parsed,
-        }
-        query = {k: v for k, v in canonical_query(dict(request.query)).items() if k != "upload_id"}
-        api = ApiRequest(cassette, request.method, path, query, b"", body)
-        key = request.headers.get("x-goog-api-key") or request.query.get("key") or ""
-        provenance = recorder.provenance(client or request.headers, upstream, response)
-        recorder.save(api, response, provenance, key)
-
-
-def _start_metadata(raw: bytes) -> dict[str, Any] | None:
-    """The JSON body of an upload start request (``{"file": {...}}``), or ``None`` when it has none.
-
-    Raises:
-        FileError: 400 when the body is not JSON.
-    """
-    if not raw:
+        response = JsonReply(status=upstream.status, offset_s=round(time.monotonic() - api.start, 4), body=parsed)
+        query = {k: v for k, v in canonical_query(api.query).items() if k != "upload_id"}
+        request = RecordedRequest(method=api.method, path=strip_version(api.path), query=query, body=body)
+        try:
+            await recorder.keep(api, request, response, provenance(client or api.headers, upstream, response))
+        except SaveError as e:
+            return api_error_response(ApiError(500, not_saved(e), headers={UPLOAD_STATUS: "final"}))
         return None
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise FileError(400, f"Invalid JSON payload received. {e}.") from None
 
 
-def _field(meta: dict[str, Any] | None, snake: str) -> Any:
+def _upload_headers(api: ApiRequest) -> dict[str, str]:
+    """The headers the recorder forwards, plus the ``X-Goog-Upload-*`` ones."""
+    return {
+        name: value
+        for name, value in api.headers.items()
+        if name.lower() in FORWARDED_HEADERS or name.lower().startswith("x-goog-upload-")
+    }
+
+
+def _field(meta: Any, snake: str) -> Any:
     """A field of the start body's ``file`` object, spelt ``snake_case`` (as the SDK sends it) or ``camelCase``."""
-    file = (meta or {}).get("file") or {}
-    head, *rest = snake.split("_")
-    return file.get(snake, file.get(head + "".join(w.title() for w in rest)))
+    file = (meta if isinstance(meta, dict) else {}).get("file") or {}
+    return file.get(snake, file.get(camel(snake)))

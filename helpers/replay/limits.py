@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from ..cassette import Exchange, strip_version
-from .wire import error_response
+from .pipeline import error_response
 
 WINDOW_S = 60.0
 """The window of RPM and TPM limits at ``--speed`` 1, seconds."""
@@ -59,7 +59,7 @@ def recorded_tokens(exchange: Exchange | None) -> int:
     if exchange is None:
         return 0
     response = exchange.response
-    body = response["chunks"][-1]["data"] if exchange.is_stream else response["body"]
+    body = response["chunks"][-1]["data"] if "chunks" in response else response["body"]
     usage = body.get("usageMetadata") if isinstance(body, dict) else None
     return int((usage or {}).get("totalTokenCount", 0))
 

@@ -1,5 +1,11 @@
 """Record mode: forward each call to an upstream Gemini endpoint, stream the answer back, write it to the cassette.
 
+Layer 3 of the server (``docs/server.md``), one of its two backends (the other is :mod:`.playback`). The cassette
+in memory is the truth; :meth:`.store.CassetteStore.record` writes each exchange off the event loop. A reply is
+finished only once its exchange is on disk: a JSON reply waits for the write, a stream's end-of-body waits for it
+(while its client still listens). A write that fails answers with the API's 500 error (an error event on a stream)
+saying why; the exchange is not kept, and later ones record as usual.
+
 The client's API key is passed upstream and never stored: it is dropped from the query, never copied from headers
 into the cassette, and any exchange that still contains it is refused rather than written.
 
@@ -18,34 +24,22 @@ import datetime as dt
 import json
 import re
 import sys
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import Mapping
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-from ..cassette import Cassette, CassetteError, Exchange, canonical_query, strip_version
-from .control import TIMING
-from .wire import (
-    FILE_NOT_ACTIVE,
-    SSE_CONTENT_TYPE,
-    SYNTHETIC_HEADER,
-    UNSCRIPTED_HEADER,
-    error_response,
-    json_response,
-)
-
-if TYPE_CHECKING:
-    from .control import StreamFault
-    from .server import ApiRequest, CassetteStore
+from ..cassette import Chunk, Exchange, JsonReply, RecordedRequest, Reply, StreamReply, canonical_query, strip_version
+from .control import TIMING, ControlPanel, StreamFault
+from .defaults import FINISH_TIMEOUT_S
+from .pipeline import ApiRequest, error_response, json_response
+from .store import CassetteStore, FolderLock, SaveError
+from .wire import FILE_NOT_ACTIVE, SSE_CONTENT_TYPE, SYNTHETIC_HEADER, UNSCRIPTED_HEADER, error_json, sse_event
 
 FORWARDED_HEADERS = ("content-type", "x-goog-api-key", "user-agent", "x-goog-api-client", "x-server-timeout")
 """Request headers passed upstream. Only the first, third and fourth can reach a cassette (as provenance)."""
-
-
-FINISH_TIMEOUT_S = 60.0
-"""How long a recorder that is stopping waits for streams whose clients have left to finish, before it gives up."""
 
 MIN_KEY_LENGTH = 20
 """Keys shorter than this are test placeholders (a real Gemini API key is 39 characters) and may occur anywhere."""
@@ -53,45 +47,58 @@ MIN_KEY_LENGTH = 20
 _SDK_VERSION = re.compile(r"google-genai-sdk/(\S+)")
 
 
-def file_not_active(response: dict[str, Any]) -> bool:
+def file_not_active(response: Reply) -> bool:
     """True for the 400 ``FAILED_PRECONDITION`` a model call gets while a file it names is still ``PROCESSING``.
 
     The recorder does not keep it: replay answers that from the state of its own files (:mod:`.files`), and a recorded
     one would be played to the same call made once the file is ``ACTIVE`` (``04_multimodal`` makes that call twice).
     """
-    error = response.get("body", {}).get("error") if isinstance(response.get("body"), dict) else None
+    body = response.get("body")
+    error = body.get("error") if isinstance(body, dict) else None
     return (
-        response.get("status") == 400
+        response["status"] == 400
         and isinstance(error, dict)
         and error.get("status") == "FAILED_PRECONDITION"
         and FILE_NOT_ACTIVE in str(error.get("message", ""))
     )
 
 
-@dataclass
 class Recorder:
-    """Forwards calls to ``upstream`` and appends each exchange to its cassette, saving after every exchange.
+    """The record backend: forwards calls to ``upstream`` and records each exchange into its cassette.
 
     The first time a request is recorded in this run, earlier recordings of the same request are dropped, so a
-    record run refreshes what it touches and keeps the rest.
+    record run refreshes what it touches and keeps the rest (:class:`.store.CassetteWriter`).
+
+    Args:
+        store: the cassettes; this recorder holds their folder's lock from :meth:`start` to :meth:`close`.
+        upstream: the API's base URL, e.g. ``https://generativelanguage.googleapis.com``.
+        control: the server's faults and limits (limits apply to recorded calls too, RPM only).
     """
 
-    store: CassetteStore
-    upstream: str
-    _session: aiohttp.ClientSession | None = None
-    _refreshed: set[tuple[str, str]] = field(default_factory=set)
-    _background: set[asyncio.Task[None]] = field(default_factory=set)
+    def __init__(self, store: CassetteStore, upstream: str, control: ControlPanel) -> None:
+        self.store, self.upstream, self.control = store, upstream, control
+        self._lock = FolderLock(store.folder)
+        self._session: aiohttp.ClientSession | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
+        """Take the folder's lock and open the upstream session.
+
+        Raises:
+            helpers.cassette.CassetteError: another recorder holds the folder.
+        """
+        self._lock.acquire()
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=30))
 
     async def close(self) -> None:
-        """Finish recording the streams whose clients have left (for up to :data:`FINISH_TIMEOUT_S`), then close the
-        upstream session."""
+        """Finish recording the streams still being read (for up to :data:`FINISH_TIMEOUT_S`), wait for their writes,
+        close the upstream session and let the folder's lock go."""
         if self._background:
             await asyncio.wait(self._background, timeout=FINISH_TIMEOUT_S)
+        await self.store.flush()
         if self._session is not None:
             await self._session.close()
+        self._lock.release()
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -99,53 +106,60 @@ class Recorder:
         assert self._session is not None, "Recorder.start() was not awaited"
         return self._session
 
-    async def forward(
-        self,
-        request: web.Request,
-        api: ApiRequest,
-        start: float,
-        take_fault: Callable[[], StreamFault | None] = lambda: None,
-    ) -> web.StreamResponse:
+    def send(
+        self, method: str, path: str, query: Mapping[str, str], data: bytes | None, headers: Mapping[str, str]
+    ) -> aiohttp.client._RequestContextManager:
+        """Send a request to the upstream at ``path`` (with its version segment); the API key is dropped from the
+        query (it travels in ``x-goog-api-key``)."""
+        url = f"{self.upstream.rstrip('/')}/{path}"
+        return self.session.request(method, url, params=canonical_query(dict(query)), data=data, headers=headers)
+
+    def unreachable(self, error: aiohttp.ClientError, headers: dict[str, str] | None = None) -> web.Response:
+        """The 502 a client gets when the upstream cannot be reached."""
+        message = f"record mode could not reach the upstream {self.upstream}: {error}."
+        return error_response(502, f"{message} Check the network and --upstream.", headers=headers)
+
+    async def answer(self, request: web.Request, api: ApiRequest) -> web.StreamResponse:
         """Send ``api`` upstream, relay the reply to ``request`` as it arrives and record it.
 
-        ``take_fault`` is called when the reply turns out to be a stream, and returns the stream fault to inflict on
-        the client (used up), if any. A stream is recorded whole even when the client leaves early (see the module
-        docstring); this returns as soon as the client stops receiving it.
+        A stream is recorded whole even when the client leaves early (see the module docstring); this returns as
+        soon as the client stops receiving it.
         """
-        loop = asyncio.get_running_loop()
-        key_value = request.headers.get("x-goog-api-key") or api.query.get("key") or ""
+        # Limits set for the cassette apply in record mode too, so a lesson that teaches them records as it
+        # replays; a refused call is not forwarded, hence not recorded.
+        refusal = self.control.admit(api.cassette, api.path, None)
+        if refusal is not None:
+            return refusal
         headers = {h: request.headers[h] for h in FORWARDED_HEADERS if h in request.headers}
-        url = f"{self.upstream.rstrip('/')}/{api.path}"
         try:
-            upstream = await self.session.request(
-                api.method, url, params=canonical_query(api.query), data=api.raw_body or None, headers=headers
-            )
+            upstream = await self.send(api.method, api.path, api.query, api.raw_body or None, headers)
         except aiohttp.ClientError as e:
-            return error_response(
-                502,
-                f"record mode could not reach the upstream {self.upstream}: {e}. Check the network and --upstream.",
-            )
+            return self.unreachable(e)
         if upstream.headers.get("content-type", "").startswith(SSE_CONTENT_TYPE):
             stream = web.StreamResponse(status=upstream.status, headers={"Content-Type": SSE_CONTENT_TYPE})
             client_done = asyncio.Event()
+            fault = self.control.take_stream_fault(api.cassette)
             # A task of its own, so it reads on after the client leaves (aiohttp then cancels this handler).
-            task = asyncio.ensure_future(
-                self._record_stream(request, api, upstream, stream, start, take_fault(), key_value, client_done)
-            )
+            task = asyncio.ensure_future(self._record_stream(request, api, upstream, stream, fault, client_done))
             self._background.add(task)
             task.add_done_callback(self._stream_recorded)
             await client_done.wait()
             return stream
         async with upstream:
             raw = await upstream.read()
-            offset = round(loop.time() - start, 4)
+            offset = round(time.monotonic() - api.start, 4)
             try:
                 body = json.loads(raw) if raw else None
             except json.JSONDecodeError:
                 body = {"non_json_body": raw.decode("utf-8", "replace")}
-            response = {"status": upstream.status, "offset_s": offset, "body": body}
+            response = JsonReply(status=upstream.status, offset_s=offset, body=body)
             if UNSCRIPTED_HEADER not in upstream.headers and not file_not_active(response):
-                self.save(api, response, self.provenance(request.headers, upstream, response), key_value)
+                try:
+                    await self.keep(
+                        api, recorded_request(api), response, provenance(request.headers, upstream, response)
+                    )
+                except SaveError as e:
+                    return error_response(500, not_saved(e))
         return json_response(body, status=upstream.status)
 
     async def _record_stream(
@@ -154,20 +168,34 @@ class Recorder:
         api: ApiRequest,
         upstream: aiohttp.ClientResponse,
         stream: web.StreamResponse,
-        start: float,
         fault: StreamFault | None,
-        key_value: str,
         client_done: asyncio.Event,
     ) -> None:
-        """Relay ``upstream``'s stream to the client (:meth:`_relay`), read it to its end, and save it."""
+        """Relay ``upstream``'s stream to the client (:meth:`_relay`), read it to its end, save it, then end the
+        client's stream (with an error event if the save failed)."""
         async with upstream:
             try:
-                chunks = await self._relay(request, stream, upstream, start, fault, client_done)
+                chunks, sending = await self._relay(request, stream, upstream, api.start, fault, client_done)
+                error: SaveError | None = None
+                response = StreamReply(status=upstream.status, chunks=chunks)
+                if chunks and UNSCRIPTED_HEADER not in upstream.headers:
+                    try:
+                        await self.keep(
+                            api, recorded_request(api), response, provenance(request.headers, upstream, response)
+                        )
+                    except SaveError as e:
+                        error = e
+                if sending:
+                    try:
+                        if error is not None:
+                            await stream.write(sse_event(error_json(500, not_saved(error))))
+                        await stream.write_eof()
+                    except ConnectionError:
+                        pass
+                elif error is not None:
+                    print(f"record: {not_saved(error)}", file=sys.stderr, flush=True)
             finally:
                 client_done.set()
-            response = {"status": upstream.status, "chunks": chunks}
-            if chunks and UNSCRIPTED_HEADER not in upstream.headers:
-                self.save(api, response, self.provenance(request.headers, upstream, response), key_value)
 
     def _stream_recorded(self, task: asyncio.Task[None]) -> None:
         self._background.discard(task)
@@ -182,31 +210,28 @@ class Recorder:
         start: float,
         fault: StreamFault | None,
         client_done: asyncio.Event,
-    ) -> list[dict[str, Any]]:
-        """Copy ``upstream``'s server-sent events to ``stream`` line by line, and return every event with its offset
-        from ``start``. ``fault`` strikes when event number ``fault.after_chunks`` begins; a hold does not apply
-        (holding the relay would hold the reading too, and record the hold into the later chunks' offsets). Once the
-        client has gone (closed the connection, or struck by the fault), ``client_done`` is set and the rest is read,
-        not sent."""
-        loop = asyncio.get_running_loop()
+    ) -> tuple[list[Chunk], bool]:
+        """Copy ``upstream``'s server-sent events to ``stream`` line by line; return every event with its offset from
+        ``start``, and whether the client still listens. ``fault`` strikes when event number ``fault.after_chunks``
+        begins; a hold does not apply (holding the relay would hold the reading too, and record the hold into the
+        later chunks' offsets). Once the client has gone (closed the connection, or struck by the fault),
+        ``client_done`` is set and the rest is read, not sent."""
         if fault is not None and fault.release is not None:
             fault = None
         timing = request.get(TIMING)
-        chunks: list[dict[str, Any]] = []
+        chunks: list[Chunk] = []
         data_lines: list[bytes] = []
         sending = True
 
-        async def send(line: bytes | None) -> None:
+        async def send(line: bytes) -> None:
             nonlocal sending
             try:
-                if line is None:
-                    await stream.write_eof()
-                elif fault is not None and len(chunks) == fault.after_chunks and line.startswith(b"data:"):
+                if fault is not None and len(chunks) == fault.after_chunks and line.startswith(b"data:"):
                     await fault.inflict(request, stream)
                     sending = False
                 else:
                     if timing is not None and line.startswith(b"data:"):
-                        timing.chunks.append(loop.time())
+                        timing.chunks.append(time.monotonic())
                     await stream.write(line)
             except ConnectionError:
                 sending = False
@@ -225,52 +250,57 @@ class Recorder:
             if stripped.startswith(b"data:"):
                 data_lines.append(stripped[5:].strip())
             elif not stripped and data_lines:
-                offset = round(loop.time() - start, 4)
-                chunks.append({"offset_s": offset, "data": json.loads(b"\n".join(data_lines))})
+                offset = round(time.monotonic() - start, 4)
+                chunks.append(Chunk(offset_s=offset, data=json.loads(b"\n".join(data_lines))))
                 data_lines = []
         if data_lines:
-            chunks.append({"offset_s": round(loop.time() - start, 4), "data": json.loads(b"\n".join(data_lines))})
-        if sending:
-            await send(None)
-        return chunks
+            offset = round(time.monotonic() - start, 4)
+            chunks.append(Chunk(offset_s=offset, data=json.loads(b"\n".join(data_lines))))
+        return chunks, sending
 
-    @staticmethod
-    def provenance(client: Mapping[str, str], upstream: aiohttp.ClientResponse, response: dict[str, Any]) -> dict:
-        """The exchange's provenance: a synthetic upstream's own label, else recorded today by the SDK whose
-        ``user-agent`` is in the ``client`` request headers."""
-        synthetic = upstream.headers.get(SYNTHETIC_HEADER)
-        if synthetic:
-            return json.loads(synthetic)
-        sdk = _SDK_VERSION.search(client.get("user-agent", ""))
-        last = response["chunks"][-1]["data"] if "chunks" in response else response.get("body")
-        return {
-            "source": "recorded",
-            "date": dt.date.today().isoformat(),
-            "sdk": f"google-genai {sdk.group(1)}" if sdk else client.get("user-agent", "unknown"),
-            "model_version": last.get("modelVersion") if isinstance(last, dict) else None,
-        }
+    async def keep(self, api: ApiRequest, request: RecordedRequest, response: Reply, source: dict[str, Any]) -> None:
+        """Write one exchange into ``api``'s cassette, unless it contains the API key ``api`` was sent with.
 
-    def save(self, api: ApiRequest, response: dict[str, Any], provenance: dict, key_value: str) -> None:
-        """Append one exchange to ``api``'s cassette and write it, unless it contains ``key_value`` (the API key)."""
-        request = {
-            "method": api.method,
-            "path": strip_version(api.path),
-            "query": canonical_query(api.query),
-            "body": api.body,
-        }
-        exchange = Exchange(request, response, provenance)
+        Raises:
+            SaveError: it could not be written (see :meth:`.store.CassetteStore.record`).
+        """
+        key_value = api_key(api)
+        exchange = Exchange(request, response, source)
         if len(key_value) >= MIN_KEY_LENGTH and key_value in json.dumps(exchange.to_json()):
             # Defence in depth: an upstream that echoes the key must not get it written to disk.
             print("record: an exchange contained the API key and was not written", file=sys.stderr, flush=True)
             return
-        try:
-            cassette, _ = self.store.get(api.cassette)
-        except CassetteError:
-            if self.store.path(api.cassette).exists():
-                raise
-            cassette = Cassette(api.cassette, self.store.path(api.cassette))
-        if (api.cassette, exchange.key) not in self._refreshed:
-            self._refreshed.add((api.cassette, exchange.key))
-            cassette.exchanges = [e for e in cassette.exchanges if e.key != exchange.key]
-        cassette.exchanges.append(exchange)
-        cassette.save()
+        await self.store.record(api.cassette, exchange)
+
+
+def api_key(api: ApiRequest) -> str:
+    """The API key a request carries, or ``""``."""
+    return api.headers.get("x-goog-api-key") or api.query.get("key") or ""
+
+
+def recorded_request(api: ApiRequest) -> RecordedRequest:
+    """How ``api`` is written in a cassette: version-less path, query without the key, the parsed body."""
+    return RecordedRequest(
+        method=api.method, path=strip_version(api.path), query=canonical_query(api.query), body=api.body
+    )
+
+
+def not_saved(error: SaveError) -> str:
+    """The message of the 500 a request gets when its exchange could not be written."""
+    return f"Record mode could not save this exchange, so it was not recorded ({error}). Earlier recordings are kept."
+
+
+def provenance(client: Mapping[str, str], upstream: aiohttp.ClientResponse, response: Reply) -> dict[str, Any]:
+    """The exchange's provenance: a synthetic upstream's own label, else recorded today by the SDK whose
+    ``user-agent`` is in the ``client`` request headers."""
+    synthetic = upstream.headers.get(SYNTHETIC_HEADER)
+    if synthetic:
+        return json.loads(synthetic)
+    sdk = _SDK_VERSION.search(client.get("user-agent", ""))
+    last = response["chunks"][-1]["data"] if "chunks" in response else response["body"]
+    return {
+        "source": "recorded",
+        "date": dt.date.today().isoformat(),
+        "sdk": f"google-genai {sdk.group(1)}" if sdk else client.get("user-agent", "unknown"),
+        "model_version": last.get("modelVersion") if isinstance(last, dict) else None,
+    }

@@ -1,4 +1,9 @@
-"""Run an aiohttp app on a socket: print ``serving http://HOST:PORT``, then serve until asked to stop."""
+"""Run an aiohttp app on a socket: print ``serving http://HOST:PORT``, then serve until asked to stop.
+
+Layer 2 of the server (``docs/server.md``). It also notes when each request's first bytes arrived
+(:func:`arrival`): under a burst, hundreds of requests wait in the event loop's queue before their handlers run, and
+a request's recorded timing must count from its arrival, not from when its turn came.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,9 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
@@ -42,6 +49,56 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+_arrivals: dict[asyncio.BaseProtocol, float] = {}
+"""When the bytes of the request a connection is receiving began to arrive, by the connection's aiohttp protocol."""
+
+
+def arrival(request: web.Request) -> float | None:
+    """When ``request``'s first bytes arrived (event loop clock), and forget it: call it once the body is read, so
+    that bytes arriving later belong to the connection's next request. ``None`` for a request served elsewhere."""
+    return _arrivals.pop(request.protocol, None)
+
+
+class _Stamping(asyncio.Protocol):
+    """An aiohttp connection protocol that notes when a request's first bytes arrive, in the transport's callback:
+    before the request waits in the event loop's queue. Everything else is the wrapped protocol's."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        _arrivals.setdefault(self.inner, time.monotonic())
+        self.inner.data_received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        _arrivals.pop(self.inner, None)
+        self.inner.connection_lost(exc)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received()
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+
+class _StampingSite(web.SockSite):
+    """A :class:`aiohttp.web.SockSite` whose connections note their requests' arrival (:class:`_Stamping`)."""
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)
+        server = self._runner.server
+        assert server is not None
+        self._server = await asyncio.get_running_loop().create_server(
+            lambda: _Stamping(server()), sock=self._sock, backlog=self._backlog
+        )
+
+
 @contextlib.asynccontextmanager
 async def running(app: web.Application, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
     """Serve ``app`` in the current event loop for the duration of the block; yields its ``http://HOST:PORT`` URL."""
@@ -51,7 +108,7 @@ async def running(app: web.Application, host: str = "127.0.0.1", port: int = 0) 
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0, handler_cancellation=True)
     await runner.setup()
     # A large backlog: a notebook may open hundreds of connections at once.
-    site = web.SockSite(runner, sock, backlog=2048)
+    site = _StampingSite(runner, sock, backlog=2048)
     await site.start()
     bound_host, bound_port = sock.getsockname()[:2]
     try:

@@ -48,18 +48,11 @@ from typing import Any
 
 from aiohttp import web
 
-from ..cassette import canonical_json
+from ..cassette import camel_case, canonical_json
 from ..media import MEDIA_RESOLUTION_TOKENS, media_tokens
 from ..models import CATALOG, PROFILES, LatencyProfile
-from .batches import camel_case
-from .wire import (
-    SSE_CONTENT_TYPE,
-    SYNTHETIC_HEADER,
-    UNSCRIPTED_HEADER,
-    error_response,
-    json_response,
-    sse_event,
-)
+from .pipeline import error_response, json_response
+from .wire import SSE_CONTENT_TYPE, SYNTHETIC_HEADER, UNSCRIPTED_HEADER, sse_event
 
 CHARS_PER_TOKEN = 4
 FIRST_CHUNK_WORDS = 3

@@ -1,5 +1,6 @@
 """Gemini REST wire format: error bodies, JSON replies and server-sent-event framing, as the real API sends them.
 
+Pure data and bytes, no HTTP library: the layer every other module of the server stands on (``docs/server.md``).
 Facts checked against google-genai 3.4.0 (see ``docs/wire.md``): errors are ``{"error": {"code", "message",
 "status", "details"?}}``; a stream is ``text/event-stream`` with one ``data: <json>\\r\\n\\r\\n`` event per chunk and no
 end marker (the connection closing ends it).
@@ -9,8 +10,6 @@ from __future__ import annotations
 
 import json
 from typing import Any
-
-from aiohttp import web
 
 STATUS_NAMES = {
     400: "INVALID_ARGUMENT",
@@ -49,26 +48,47 @@ def error_json(code: int, message: str, status: str | None = None, details: list
     return {"error": error}
 
 
-def error_response(
-    code: int,
-    message: str,
-    status: str | None = None,
-    details: list[Any] | None = None,
-    headers: dict[str, str] | None = None,
-) -> web.Response:
-    """An HTTP error reply in the API's JSON shape; the SDK raises ``errors.ClientError`` (4xx) or ``ServerError``."""
-    return json_response(error_json(code, message, status, details), status=code, headers=headers)
+class ApiError(Exception):
+    """A request the server refuses, raised anywhere below the service that answers it and sent as the API's error.
+
+    Attributes:
+        code: the HTTP status.
+        status: the ``google.rpc.Code`` name (defaults to the canonical one for ``code``).
+        details: the error's ``details`` list, if any.
+        headers: extra response headers (e.g. ``x-goog-upload-status`` on upload errors).
+    """
+
+    def __init__(
+        self,
+        code: int,
+        message: str,
+        status: str | None = None,
+        details: list[Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code, self.message, self.status, self.details = code, message, status, details
+        self.headers = headers or {}
+
+    def to_json(self) -> dict[str, Any]:
+        """The error body, ``{"error": {...}}``."""
+        return error_json(self.code, self.message, self.status, self.details)
 
 
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    """A JSON reply formatted as the API formats it (two-space indent)."""
-    return web.Response(
-        status=status,
-        body=json.dumps(body, indent=2, ensure_ascii=False).encode(),
-        headers={"Content-Type": JSON_CONTENT_TYPE, **(headers or {})},
-    )
+def json_bytes(body: Any) -> bytes:
+    """A JSON reply's bytes, formatted as the API formats them (two-space indent, UTF-8)."""
+    return json.dumps(body, indent=2, ensure_ascii=False).encode()
 
 
 def sse_event(data: Any) -> bytes:
     """One server-sent event carrying one ``GenerateContentResponse`` chunk, framed as the API frames it."""
     return b"data: " + json.dumps(data, ensure_ascii=False, separators=(",", ": ")).encode() + b"\r\n\r\n"
+
+
+def camel(name: str) -> str:
+    """A proto field name in its JSON spelling: ``generation_config`` -> ``generationConfig`` (camelCase stays).
+
+    Proto JSON accepts both spellings; the SDK sends camelCase, except inside ``fileData`` and an upload's metadata.
+    """
+    head, *rest = name.split("_")
+    return head + "".join(word[:1].upper() + word[1:] for word in rest)

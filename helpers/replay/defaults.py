@@ -1,0 +1,13 @@
+"""The replay server's defaults that code outside the server needs too: plain constants, importing nothing.
+
+:mod:`helpers.workbook` reads these without importing the server (a notebook's ``import helpers`` stays light).
+"""
+
+DEFAULT_UPSTREAM = "https://generativelanguage.googleapis.com"
+"""Where ``--record`` forwards requests unless told otherwise: the public Gemini API endpoint."""
+
+PLACEHOLDER_KEY = "workbook-replay-placeholder-key"
+"""The API key the SDK is given where no real one is needed (replay, synthetic authoring). Not a secret."""
+
+FINISH_TIMEOUT_S = 60.0
+"""How long a recorder that is stopping waits for streams it is still recording, before it gives up on them."""

@@ -1,0 +1,180 @@
+"""The request pipeline's first step and its shared types: every API call is parsed here once, into an
+:class:`ApiRequest`, before any service sees it.
+
+Layer 2 of the server (``docs/server.md``). :func:`parse` is the outermost middleware: it notes the arrival time
+(each request's recorded timing counts from it), checks the cassette name, strips nothing from the path but reads
+its version, and parses the JSON body. A request it refuses gets the API's error shape; one it accepts is in
+``request[API]`` for the control middleware (:mod:`.control`), the service that answers it, and the backend
+(:mod:`.playback` or :mod:`.recorder`).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from ..cassette import request_key, strip_version
+from .runner import arrival
+from .store import CASSETTE_NAME
+from .wire import JSON_CONTENT_TYPE, ApiError, error_json, json_bytes
+
+CONTROL_PREFIX = "_control"
+"""The first path segment of control routes; cassette names cannot start with ``_``, so none is shadowed."""
+
+VERSION = re.compile(r"^(?:upload/|download/)?(v\d+(?:alpha|beta)?\d*)/")
+UPLOAD_STATUS = "x-goog-upload-status"
+
+
+class Mode(enum.Enum):
+    """What the server does with an API call: one value, chosen at start."""
+
+    REPLAY = "replay"
+    """Answer from the cassettes."""
+    RECORD = "record"
+    """Forward every call upstream and record it (Files and Batch calls too)."""
+    RECORD_LOCAL = "record-local"
+    """Forward and record model calls; serve the Files and Batch APIs here, as replay does (``--local-files-batches``,
+    for the synthetic upstream, which has neither)."""
+
+    @property
+    def records(self) -> bool:
+        """True in both record modes."""
+        return self is not Mode.REPLAY
+
+    @property
+    def forwards_files_batches(self) -> bool:
+        """True when Files and Batch calls go upstream."""
+        return self is Mode.RECORD
+
+
+@dataclass
+class ApiRequest:
+    """An API call as the server sees it, parsed once.
+
+    Attributes:
+        cassette: the first path segment, a valid cassette name.
+        method: the HTTP method.
+        path: the API path with its version segment, e.g. ``v1/models/gemini-3.8-flash:generateContent``.
+        version: that segment, e.g. ``v1`` (``""`` when the path has none).
+        query: the query parameters (the API key among them, if the client sent it so).
+        headers: the request's headers.
+        raw_body: the body's bytes.
+        body: the parsed JSON body; ``None`` without one, and for an upload's data.
+        start: when the request arrived, seconds of the event loop's clock.
+    """
+
+    cassette: str
+    method: str
+    path: str
+    version: str
+    query: dict[str, str]
+    headers: Mapping[str, str]
+    raw_body: bytes
+    body: Any
+    start: float
+
+    @property
+    def api_path(self) -> str:
+        """The path without its version segment, as cassettes store it."""
+        return strip_version(self.path)
+
+    @cached_property
+    def key(self) -> str:
+        """The request's :func:`helpers.cassette.request_key`."""
+        return request_key(self.method, self.path, self.query, self.body)
+
+
+API = web.RequestKey("workbook_api_request", ApiRequest)
+"""Where :func:`parse` leaves the :class:`ApiRequest`."""
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Backend(Protocol):
+    """Where API calls that no local service answers go: :class:`.playback.Replayer` or :class:`.recorder.Recorder`."""
+
+    async def answer(self, request: web.Request, api: ApiRequest) -> web.StreamResponse:
+        """Answer ``api`` on ``request``'s connection."""
+        ...
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON reply formatted as the API formats it (two-space indent)."""
+    return raw_json_response(json_bytes(body), status, headers)
+
+
+def raw_json_response(data: bytes, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON reply of already-encoded ``data``."""
+    return web.Response(status=status, body=data, headers={"Content-Type": JSON_CONTENT_TYPE, **(headers or {})})
+
+
+def error_response(
+    code: int,
+    message: str,
+    status: str | None = None,
+    details: list[Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    """An HTTP error reply in the API's JSON shape; the SDK raises ``errors.ClientError`` (4xx) or ``ServerError``."""
+    return json_response(error_json(code, message, status, details), status=code, headers=headers)
+
+
+def api_error_response(error: ApiError) -> web.Response:
+    """The reply for an :class:`ApiError`."""
+    return json_response(error.to_json(), status=error.code, headers=error.headers)
+
+
+def is_upload_data(method: str, path: str, headers: Any) -> bool:
+    """True for an upload's chunk of bytes (not JSON): ``POST upload/...`` without ``X-Goog-Upload-Command: start``."""
+    return path.startswith("upload/") and "start" not in headers.get("X-Goog-Upload-Command", "").lower()
+
+
+@web.middleware
+async def parse(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn an API call into ``request[API]`` (see the module docstring); other paths pass through untouched.
+
+    Its ``start`` is when the request's first bytes arrived (:func:`.runner.arrival`), or failing that now.
+    """
+    start = time.monotonic()
+    segments = request.path.split("/", 2)
+    if len(segments) < 3 or segments[1] == CONTROL_PREFIX:
+        try:
+            return await handler(request)
+        finally:
+            arrival(request)  # forgotten, so that the connection's next request gets its own
+    name, path = segments[1], segments[2]
+    upload = path.startswith("upload/")
+    headers = {UPLOAD_STATUS: "final"} if upload else None
+    raw = await request.read()
+    start = arrival(request) or start
+    if not CASSETTE_NAME.match(name):
+        return error_response(
+            404, f"'{name}' is not a cassette name; use http://HOST:PORT/<cassette>/ as base URL.", headers=headers
+        )
+    body = None
+    if raw and not is_upload_data(request.method, path, request.headers):
+        try:
+            body = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            return error_response(400, f"Invalid JSON payload received. {e}.", headers=headers)
+    version = VERSION.match(path)
+    request[API] = ApiRequest(
+        name,
+        request.method,
+        path,
+        version.group(1) if version else "",
+        dict(request.query),
+        request.headers,
+        raw,
+        body,
+        start,
+    )
+    return await handler(request)
