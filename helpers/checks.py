@@ -312,6 +312,10 @@ async def _await_bounded(coro: Coroutine[Any, Any, Any], deadline: float, run: _
     return None
 
 
+LEARNER_THREAD = "check: "
+"""The name prefix of the thread :func:`run_bounded` runs a learner's function in."""
+
+
 def run_bounded(
     fn: Callable[..., Any],
     *args: Any,
@@ -351,7 +355,7 @@ def run_bounded(
         except BaseException as e:  # handed to the calling thread, which raises it
             run.error = e
 
-    thread = threading.Thread(target=work, name=f"check: {getattr(fn, '__name__', 'function')}", daemon=True)
+    thread = threading.Thread(target=work, name=f"{LEARNER_THREAD}{getattr(fn, '__name__', 'function')}", daemon=True)
     thread.start()
     try:
         if nudge is not None:
@@ -457,8 +461,9 @@ class Slept:
 def watching_sleep(
     fn: Callable[..., Any], *, then: Callable[[list[Slept]], None] | None = None
 ) -> Iterator[list[Slept]]:
-    """Record the ``time.sleep`` calls that threads other than this one make inside the block (the learner's function
-    runs in a thread of its own, :func:`run_bounded`), with the seconds each asked for.
+    """Record the ``time.sleep`` calls that the learner's function makes inside the block (it runs in a thread of its
+    own, :func:`run_bounded`), with the seconds each asked for. Other threads' sleeps (a kernel's, the SDK's) are let
+    through unrecorded.
 
     A check judges a poll loop by the delays the learner's code asked for, which no busy machine changes, rather than
     by clock readings. Shadows ``time.sleep`` and every name in ``fn``'s globals bound to it (``from time import
@@ -469,11 +474,10 @@ def watching_sleep(
         The list of :class:`Slept`, filled as the calls are made.
     """
     original = time.sleep
-    caller = threading.get_ident()
     slept: list[Slept] = []
 
     def spy(seconds: float | SupportsIndex) -> None:
-        if threading.get_ident() != caller:
+        if threading.current_thread().name.startswith(LEARNER_THREAD):
             slept.append(Slept(float(seconds)))
             if then is not None:
                 then(slept)

@@ -524,6 +524,9 @@ def test_watching_sleep_records_what_was_asked_for_also_through_an_alias():
     with watching_sleep(ns["naps"]) as slept:
         assert run_bounded(ns["naps"], limit_s=5) == 3
         time.sleep(0)  # this thread's own sleeps are not the learner's
+        kernel = threading.Thread(target=time.sleep, args=(0.03,))  # nor another thread's (a kernel's, the SDK's)
+        kernel.start()
+        kernel.join()
     assert [s.seconds for s in slept] == [0.01, 0.02]
     assert ns["nap"] is time.sleep and time.sleep.__module__ == "time", "both names are restored"
 

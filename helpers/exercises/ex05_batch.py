@@ -33,7 +33,7 @@ CONFIG = types.GenerateContentConfig(
     system_instruction=(
         "Classify the sentiment of the customer review. Answer with one word: positive, negative or mixed."
     ),
-    temperature=0,
+    thinking_config=types.ThinkingConfig(thinking_level="LOW"),
 )
 """The classifier's config, as the notebook builds it (the recordings were made with exactly this)."""
 SAMPLE = ("r01", "r02", "r03")
@@ -171,7 +171,7 @@ def build_requests(reviews: dict[str, str]) -> list[types.InlinedRequest]:
             )
         if item.config is None:
             raise Incorrect(
-                f"the request for {key!r} has no config: without CONFIG's system instruction and temperature the "
+                f"the request for {key!r} has no config: without CONFIG's system instruction and thinking level the "
                 "batch asks a different question from the synchronous calls."
             )
         if item.config != config:
