@@ -120,14 +120,19 @@ def test_missing_and_corrupt_cassettes_say_what_to_do(env: Path) -> None:
         helpers.setup("07_demo")
 
 
-def test_record_from_the_synthetic_upstream_writes_a_labelled_cassette(
-    env: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def record_from_the_synthetic_upstream(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Record mode from the synthetic stand-in, with a one-answer script for ``07_demo``."""
     scripts = env.parent / "scripts"
     scripts.mkdir()
     (scripts / "07_demo.json").write_text(json.dumps({"responses": [{"prompt": "sky", "text": TEXT}]}))
     monkeypatch.setenv("WORKBOOK_MODE", "record")
     monkeypatch.setenv("WORKBOOK_UPSTREAM", "synthetic")
+
+
+def test_record_from_the_synthetic_upstream_writes_a_labelled_cassette(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record_from_the_synthetic_upstream(env, monkeypatch)
     helpers.setup("07_demo")
     client = genai.Client()
     assert client.models.generate_content(model=helpers.FLASH, contents=PROMPT).text == TEXT
@@ -140,11 +145,7 @@ def test_record_from_the_synthetic_upstream_writes_a_labelled_cassette(
 def test_record_mode_checks_the_models_at_the_upstream_once_without_recording_it(
     env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    scripts = env.parent / "scripts"
-    scripts.mkdir()
-    (scripts / "07_demo.json").write_text(json.dumps({"responses": [{"prompt": "sky", "text": TEXT}]}))
-    monkeypatch.setenv("WORKBOOK_MODE", "record")
-    monkeypatch.setenv("WORKBOOK_UPSTREAM", "synthetic")
+    record_from_the_synthetic_upstream(env, monkeypatch)
     monkeypatch.setattr(models, "MODELS", (*models.MODELS, models.MISSING_MODEL))
     helpers.setup("07_demo")
     lines = capsys.readouterr().out.splitlines()
