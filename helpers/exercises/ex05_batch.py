@@ -33,7 +33,7 @@ CONFIG = types.GenerateContentConfig(
     system_instruction=(
         "Classify the sentiment of the customer review. Answer with one word: positive, negative or mixed."
     ),
-    thinking_config=types.ThinkingConfig(thinking_level="LOW"),
+    thinking_config=types.ThinkingConfig(thinking_level=types.ThinkingLevel.LOW),
 )
 """The classifier's config, as the notebook builds it (the recordings were made with exactly this)."""
 SAMPLE = ("r01", "r02", "r03")
