@@ -66,13 +66,13 @@ HEADLINE = f'ask({BRANCHES["headline"]!r}, "headline")'
         (
             q2,
             "async def capitals(questions):\n"
-            '    answers = await llm.abatch(questions, config={"max_concurrency": 5})\n'
+            '    answers = await ChatGoogleGenerativeAI(**LITE).abatch(questions, config={"max_concurrency": 5})\n'
             "    return [a.text for a in answers]",
             "capping concurrency does not cap the rate",
         ),
         (
             q2,
-            "async def capitals(questions):\n    fragile = ChatGoogleGenerativeAI(model=MODEL, max_retries=1)\n"
+            "async def capitals(questions):\n    fragile = ChatGoogleGenerativeAI(**LITE, max_retries=1)\n"
             "    return [a.text for a in await fragile.abatch(questions)]",
             "A 429 escaped as LangChain's GoogleRateLimitError",
         ),
@@ -80,7 +80,7 @@ HEADLINE = f'ask({BRANCHES["headline"]!r}, "headline")'
             q2,
             "async def capitals(questions):\n"
             "    limiter = InMemoryRateLimiter(requests_per_second=RPM / window_s / 1.1, check_every_n_seconds=0.01)\n"
-            "    return await ChatGoogleGenerativeAI(model=MODEL, rate_limiter=limiter).abatch(questions)",
+            "    return await ChatGoogleGenerativeAI(**LITE, rate_limiter=limiter).abatch(questions)",
             "returned messages",
         ),
         (q3, "fan_out = retell // keywords", "no part from the headline branch"),

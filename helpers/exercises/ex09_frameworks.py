@@ -30,7 +30,7 @@ from langchain_google_genai import ChatGoogleGenerativeAI
 
 from .. import control
 from ..checks import Incorrect, Problem, ____, run_coroutine, show
-from ..models import FLASH
+from ..models import FLASH, FLASH_LITE
 from ..replay.limits import WINDOW_S
 from ..workbook import current_session
 
@@ -46,6 +46,9 @@ COUNTRIES = (
 )  # fmt: skip
 QUESTIONS = tuple(f"What is the capital of {country}? Answer in one word." for country in COUNTRIES)
 """The twenty questions of the lesson's batch, which exercise 2's check asks."""
+
+LITE = {"model": FLASH_LITE, "thinking_level": "minimal"}
+"""The lesson's settings for the batch of one-word questions: the cheapest model, with the least thinking it allows."""
 
 RPM = 10
 """The rate limit of the lesson's batch section and of exercise 2: requests per server minute (``60 / speed`` s)."""
@@ -90,9 +93,9 @@ def ask(model: processor.Processor, instruction: str, branch: str) -> processor.
 
 def context() -> dict[str, Any]:
     """What ``09_frameworks``' cells leave in the notebook that the exercises use: ``llm``, ``chain``, ``model``,
-    ``ask`` (taking the instruction and branch name), ``retell``, ``keywords``, ``BEES``, ``RPM``, ``window_s``,
-    ``MODEL``, ``ChatGoogleGenerativeAI``, ``InMemoryRateLimiter``, ``processor``, ``streams``, ``asyncio``,
-    ``errors``, ``types`` and ``____``.
+    ``ask`` (taking the instruction and branch name), ``retell``, ``keywords``, ``BEES``, ``LITE``, ``RPM``,
+    ``window_s``, ``MODEL``, ``ChatGoogleGenerativeAI``, ``InMemoryRateLimiter``, ``processor``, ``streams``,
+    ``asyncio``, ``errors``, ``types`` and ``____``.
 
     Raises:
         helpers.WorkbookError: ``helpers.setup(...)`` has not run in this kernel.
@@ -110,6 +113,7 @@ def context() -> dict[str, Any]:
         "retell": ask(model, BRANCHES["retell"], "retell"),
         "keywords": ask(model, BRANCHES["keywords"], "keywords"),
         "BEES": BEES,
+        "LITE": LITE,
         "RPM": RPM,
         "window_s": WINDOW_S / session.speed,
         "MODEL": FLASH,
@@ -241,10 +245,10 @@ class Capitals(Problem):
 
     title = "Batch under the rate limit"
     variables = ("capitals",)
-    needs = ("RPM", "window_s")
+    needs = ("LITE", "RPM", "window_s")
     hints = (
         "abatch's config={'max_concurrency': n} caps how many requests are in flight, not how many start per "
-        "second. Give the model a rate_limiter instead: ChatGoogleGenerativeAI(model=MODEL, rate_limiter=...).",
+        "second. Give the model a rate_limiter instead: ChatGoogleGenerativeAI(**LITE, rate_limiter=...).",
         "InMemoryRateLimiter(requests_per_second=RPM / window_s / 1.1, check_every_n_seconds=0.01, "
         "max_bucket_size=1) paces one request at a time, a little under the limit. Return [a.text for a in answers].",
     )
@@ -257,7 +261,7 @@ async def capitals(questions: list[str]) -> list[str]:
     limiter = InMemoryRateLimiter(
         requests_per_second=RPM / window_s / 1.1, check_every_n_seconds=0.01, max_bucket_size=1
     )
-    paced = ChatGoogleGenerativeAI(model=MODEL, rate_limiter=limiter)
+    paced = ChatGoogleGenerativeAI(**LITE, rate_limiter=limiter)
     answers = await paced.abatch(questions)
     return [answer.text for answer in answers]
 """
@@ -285,8 +289,8 @@ async def capitals(questions: list[str]) -> list[str]:
         _needs_replay("sets a rate limit and counts the 429s")
         fn = ns["capitals"]
         _expect_async(fn, "capitals")
-        llm = ChatGoogleGenerativeAI(model=FLASH)
-        expected = [llm.invoke(q).text for q in QUESTIONS]
+        lite = ChatGoogleGenerativeAI(**LITE)
+        expected = [lite.invoke(q).text for q in QUESTIONS]
         time.sleep(WINDOW_S / current_session().speed)  # let every earlier request leave the server's window
         control.reset_stats()
         control.set_limits(rpm=RPM)
