@@ -18,8 +18,8 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from genai_processors import processor, streams
-from genai_processors.core import genai_model
+from genai_processors import processor, streams  # type: ignore[import-untyped]
+from genai_processors.core import genai_model  # type: ignore[import-untyped]
 from google.genai import errors, types
 from langchain_core.exceptions import ModelRateLimitError
 from langchain_core.messages import BaseMessage
