@@ -160,6 +160,12 @@ def test_only_turns_of_function_results_are_skipped_when_matching() -> None:
     assert _last_user_text(body) == "And tomorrow?"
 
 
+def test_a_turn_with_a_blank_or_missing_role_is_the_users() -> None:
+    for turn in ({"role": "", "parts": [{"text": WEATHER}]}, {"parts": [{"text": WEATHER}]}):
+        assert _last_user_text({"contents": [turn]}) == WEATHER
+    assert _last_user_text({"contents": [{"role": "model", "parts": [{"text": WEATHER}]}]}) == ""
+
+
 # Thinking and Gemini 3's request rules (01_sync, 03_streaming) -------------------------------------------------------
 
 

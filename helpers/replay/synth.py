@@ -151,9 +151,18 @@ def _texts(contents: list[Any]) -> list[str]:
     return [p["text"] for c in contents if isinstance(c, dict) for p in c.get("parts", []) if "text" in p]
 
 
+def _is_users_words(content: dict[str, Any]) -> bool:
+    """True for a user turn that is not only tools' results sent back.
+
+    A turn whose role is missing or blank is the user's: "If not set, the service will default to 'user'"
+    (``types.Content.role`` in google-genai 3.4.0; a blank string is unset on the wire). GenAI Processors
+    (``09_frameworks``) sends ``"role": ""``."""
+    return (content.get("role") or "user") == "user" and not _answers_calls(content)
+
+
 def _last_user_text(body: dict[str, Any]) -> str:
     """The text of the last user turn; turns that only send tools' results back are skipped (they have none)."""
-    users = [c for c in body.get("contents", []) if c.get("role", "user") == "user" and not _answers_calls(c)]
+    users = [c for c in body.get("contents", []) if _is_users_words(c)]
     return " ".join(_texts(users[-1:]))
 
 
@@ -240,7 +249,7 @@ def invalid_request(model: str, body: dict[str, Any]) -> str | None:
 def _missing_signature(contents: list[dict[str, Any]]) -> str | None:
     """The API's complaint when a model turn of the current turn (since the last user text) sends a function call
     back without the ``thoughtSignature`` the model gave it; ``None`` when every call carries one."""
-    starts = [i for i, c in enumerate(contents) if c.get("role", "user") == "user" and not _answers_calls(c)]
+    starts = [i for i, c in enumerate(contents) if _is_users_words(c)]
     for position, content in enumerate(contents[starts[-1] if starts else 0 :]):
         calls = [p for p in content.get("parts", []) if isinstance(p, dict) and "functionCall" in p]
         if content.get("role") == "model" and calls and "thoughtSignature" not in calls[0]:
