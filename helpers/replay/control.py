@@ -42,8 +42,9 @@ from .pipeline import API, CONTROL_PREFIX, Handler, error_response, json_respons
 from .store import CASSETTE_NAME
 from .wire import STATUS_NAMES, error_json, sse_event
 
-FAULT_STATUSES = tuple(sorted(code for code in STATUS_NAMES if code >= 429))
-"""Statuses a fault can inject: 429 and the 5xx ones the API sends (their names come from ``STATUS_NAMES``)."""
+FAULT_STATUSES = tuple(sorted(code for code in STATUS_NAMES if code >= 429 and code != 501))
+"""Statuses a fault can inject: 429 and the 5xx ones the API sends (their names come from ``STATUS_NAMES``; 501
+``UNIMPLEMENTED`` is only the synthetic upstream's answer to a route it does not model)."""
 
 
 def carries_text(chunk: dict[str, Any]) -> bool:
@@ -228,9 +229,10 @@ class ControlPanel:
         state.in_flight += 1
         counters.peak_in_flight = max(counters.peak_in_flight, state.in_flight)
         try:
-            if state.latency_s:
-                await asyncio.sleep(state.latency_s)
-                api.start += state.latency_s  # the recorded timing starts after the injected delay
+            latency_s = state.latency_s  # a call already waiting keeps its latency if the fault changes meanwhile
+            if latency_s:
+                await asyncio.sleep(latency_s)
+                api.start += latency_s  # the recorded timing starts after the injected delay
             if state.fail_next:
                 state.fail_next -= 1
                 response: web.StreamResponse = error_response(
