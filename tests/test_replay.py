@@ -13,12 +13,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+import uvloop
 from google import genai
 from google.genai import errors, types
 
 from helpers import control
 from helpers.cassette import Cassette, CassetteError, strip_version
 from helpers.models import FLASH
+from helpers.replay.pipeline import sleep_until
 
 from .conftest import PROMPT, TEXT, Server, start_server
 
@@ -250,3 +252,18 @@ def test_the_server_raises_its_open_file_limit(server: Server) -> None:
     limits = Path(f"/proc/{server.proc.pid}/limits").read_text()
     soft, hard = re.search(r"Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)", limits).groups()
     assert soft == hard or int(soft) >= 65_536, limits
+
+
+def test_sleep_until_never_wakes_before_its_deadline_on_uvloop() -> None:
+    """uvloop's timers run on a whole-millisecond clock and fire up to a millisecond early; recorded delays are lower
+    bounds, so the server's sleep must re-sleep what is left (a single ``asyncio.sleep`` fails this)."""
+
+    async def earliest() -> float:
+        worst = 1.0
+        for i in range(100):
+            deadline = time.monotonic() + 0.0104 + (i % 10) / 10_000  # fractions of a millisecond, as recordings have
+            await sleep_until(deadline)
+            worst = min(worst, time.monotonic() - deadline)
+        return worst
+
+    assert uvloop.run(earliest()) >= 0.0

@@ -10,6 +10,7 @@ its version, and parses the JSON body. A request it refuses gets the API's error
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import json
 import re
@@ -104,6 +105,17 @@ class Backend(Protocol):
     async def answer(self, request: web.Request, api: ApiRequest) -> web.StreamResponse:
         """Answer ``api`` on ``request``'s connection."""
         ...
+
+
+async def sleep_until(deadline: float) -> None:
+    """Sleep until ``time.monotonic()`` reaches ``deadline`` (seconds of that clock); return at once if it has.
+
+    One ``asyncio.sleep`` is not enough: uvloop (libuv) schedules a timer from the loop's cached clock, which is
+    as stale as the current loop iteration is long, in whole milliseconds, so on a busy machine the timer fires early.
+    Sleeping again for what is left keeps every recorded delay a lower bound, which is what replay promises.
+    """
+    while (delay := deadline - time.monotonic()) > 0:
+        await asyncio.sleep(delay)
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

@@ -16,7 +16,7 @@ from aiohttp import web
 from ..cassette import CassetteError, Exchange, MissingCassetteError
 from .control import TIMING, ControlPanel, carries_text
 from .match import Matcher, unmatched_message
-from .pipeline import ApiRequest, error_response, raw_json_response
+from .pipeline import ApiRequest, error_response, raw_json_response, sleep_until
 from .store import CassetteStore
 from .wire import SSE_CONTENT_TYPE
 
@@ -61,7 +61,7 @@ class Replayer:
         """
         response = exchange.response
         if "chunks" not in response:
-            await self._sleep_until(api.start + response["offset_s"] / self.speed)
+            await sleep_until(api.start + response["offset_s"] / self.speed)
             return raw_json_response(exchange.body_bytes, status=response["status"])
         stream = web.StreamResponse(status=response["status"], headers={"Content-Type": SSE_CONTENT_TYPE})
         fault = self.control.take_stream_fault(api.cassette)
@@ -69,7 +69,7 @@ class Replayer:
         texts = 0
         try:
             for i, ((offset, frame), chunk) in enumerate(zip(exchange.frames, response["chunks"], strict=True)):
-                await self._sleep_until(api.start + offset / self.speed)
+                await sleep_until(api.start + offset / self.speed)
                 if not stream.prepared:
                     await stream.prepare(request)
                 if fault is not None and fault.due(i, texts):
@@ -88,10 +88,3 @@ class Replayer:
             # The client went away mid-stream (a cancelled cell, a timeout): nothing left to send.
             pass
         return stream
-
-    @staticmethod
-    async def _sleep_until(deadline: float) -> None:
-        # Sleeping to an absolute deadline keeps chunk gaps from drifting as the stream goes on.
-        delay = deadline - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)

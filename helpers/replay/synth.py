@@ -33,7 +33,6 @@ What is modelled, and how (assumptions, not measurements):
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
 import hashlib
@@ -41,6 +40,7 @@ import json
 import math
 import random
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +51,7 @@ from aiohttp import web
 from ..cassette import camel_case, canonical_json
 from ..media import MEDIA_RESOLUTION_TOKENS, media_tokens
 from ..models import CATALOG, PROFILES, LatencyProfile
-from .pipeline import error_response, json_response
+from .pipeline import error_response, json_response, sleep_until
 from .wire import SSE_CONTENT_TYPE, SYNTHETIC_HEADER, UNSCRIPTED_HEADER, sse_event
 
 CHARS_PER_TOKEN = 4
@@ -328,7 +328,7 @@ class SyntheticUpstream:
         return json_response(model_resource(model))
 
     async def generate(self, request: web.Request) -> web.StreamResponse:
-        start = asyncio.get_running_loop().time()
+        start = time.monotonic()
         model, method = request.match_info["model"], request.match_info["method"]
         body = camel_case(await request.json())  # the SDK sends some nested fields (thinking_level) in snake_case
         if model not in self.profiles:
@@ -369,13 +369,12 @@ class SyntheticUpstream:
         if entry.function_call is not None and body.get("tools") and not _answers_calls(contents[-1]):
             timeline = as_function_call(timeline, entry.function_call)
         headers = {SYNTHETIC_HEADER: json.dumps(provenance(self.profiles[model]))}
-        loop = asyncio.get_running_loop()
         if method == "generateContent":
-            await asyncio.sleep(max(0.0, start + timeline[-1][0] - loop.time()))
+            await sleep_until(start + timeline[-1][0])
             return json_response(merge_chunks([data for _, data in timeline]), headers=headers)
         stream = web.StreamResponse(headers={"Content-Type": SSE_CONTENT_TYPE, **headers})
         for offset, data in timeline:
-            await asyncio.sleep(max(0.0, start + offset - loop.time()))
+            await sleep_until(start + offset)
             if not stream.prepared:
                 await stream.prepare(request)
             await stream.write(sse_event(data))
