@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, TypedDict, final
+from typing import Any, NotRequired, TypedDict, final
 
 from .replay.wire import camel, json_bytes, sse_event
 
@@ -53,11 +53,14 @@ class RecordedRequest(TypedDict):
 
 @final
 class Chunk(TypedDict):
-    """One server-sent event of a stream: its ``GenerateContentResponse`` and when it was sent (seconds after the
-    request arrived)."""
+    """One server-sent event of a stream: its data (a ``GenerateContentResponse`` for generateContent) and when it was
+    sent (seconds after the request arrived). ``event`` is the SSE event type, for APIs that send one; ``raw`` marks
+    ``data`` as the event's text rather than JSON (the ``[DONE]`` that ends an OpenAI-style stream)."""
 
     offset_s: float
     data: Any
+    event: NotRequired[str]
+    raw: NotRequired[bool]
 
 
 @final
@@ -192,7 +195,10 @@ class Exchange:
         response = self.response
         if "chunks" not in response:
             return []
-        return [(chunk["offset_s"], sse_event(chunk["data"])) for chunk in response["chunks"]]
+        return [
+            (chunk["offset_s"], sse_event(chunk["data"], event=chunk.get("event"), raw=chunk.get("raw", False)))
+            for chunk in response["chunks"]
+        ]
 
     @cached_property
     def body_bytes(self) -> bytes:
@@ -300,6 +306,13 @@ class Cassette:
                         raise bad(
                             f"{where}.response.chunks[{j}]",
                             'expected {"offset_s": seconds, not before the previous chunk, "data": {...}}',
+                        )
+                    as_text = chunk.get("raw", False)
+                    raw_ok = as_text is False or (as_text is True and isinstance(chunk["data"], str))
+                    if not isinstance(chunk.get("event", ""), str) or not raw_ok:
+                        raise bad(
+                            f"{where}.response.chunks[{j}]",
+                            'expected "event" to be a string and "raw": true only with a string "data"',
                         )
                     last = offset
             elif not isinstance(resp.get("offset_s"), (int, float)) or resp["offset_s"] < 0 or "body" not in resp:

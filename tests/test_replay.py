@@ -21,6 +21,7 @@ from helpers import control
 from helpers.cassette import Cassette, CassetteError, strip_version
 from helpers.models import FLASH
 from helpers.replay.pipeline import sleep_until
+from helpers.replay.wire import parse_sse_event, sse_event
 
 from .conftest import PROMPT, TEXT, Server, start_server
 
@@ -237,6 +238,26 @@ def test_malformed_exchange_is_named(tmp_path: Path) -> None:
         )
     )
     with pytest.raises(CassetteError, match=r"malformed at exchanges\[0\]\.response\.chunks: expected a non-empty"):
+        Cassette.load(path)
+
+
+@pytest.mark.parametrize(
+    ("data", "event", "raw"),
+    [({"text": "é, \\n"}, None, False), ({"delta": 1}, "content.delta", False), ("[DONE]", None, True)],
+)
+def test_sse_events_round_trip_with_event_type_and_raw_text(data: object, event: str | None, raw: bool) -> None:
+    frame = sse_event(data, event=event, raw=raw)
+    assert frame.endswith(b"\r\n\r\n") and frame.count(b"\r\n\r\n") == 1
+    assert parse_sse_event(frame.strip().split(b"\r\n")) == (event, data, raw)
+
+
+@pytest.mark.parametrize("chunk", [{"data": 5, "raw": True}, {"data": "x", "raw": 1}, {"data": {}, "event": 7}])
+def test_malformed_chunk_fields_are_named(tmp_path: Path, chunk: dict) -> None:
+    path = tmp_path / "x.json"
+    exchange = {"request": {"method": "POST", "path": "p"}, "response": {"status": 200, "chunks": [chunk]}}
+    chunk["offset_s"] = 0.1
+    path.write_text(json.dumps({"format": 1, "exchanges": [exchange]}))
+    with pytest.raises(CassetteError, match=r"chunks\[0\]: expected \"event\" to be a string"):
         Cassette.load(path)
 
 

@@ -47,8 +47,10 @@ FAULT_STATUSES = tuple(sorted(code for code in STATUS_NAMES if code >= 429 and c
 ``UNIMPLEMENTED`` is only the synthetic upstream's answer to a route it does not model)."""
 
 
-def carries_text(chunk: dict[str, Any]) -> bool:
+def carries_text(chunk: Any) -> bool:
     """Whether a ``GenerateContentResponse`` chunk carries answer text (a part with text that is not a thought)."""
+    if not isinstance(chunk, dict):
+        return False
     candidates = chunk.get("candidates") or [{}]
     parts = (candidates[0].get("content") or {}).get("parts") or []
     return any(part.get("text") and not part.get("thought") for part in parts)

@@ -36,7 +36,15 @@ from .control import TIMING, ControlPanel, StreamFault
 from .defaults import FINISH_TIMEOUT_S
 from .pipeline import ApiRequest, error_response, json_response
 from .store import CassetteStore, FolderLock, SaveError
-from .wire import FILE_NOT_ACTIVE, SSE_CONTENT_TYPE, SYNTHETIC_HEADER, UNSCRIPTED_HEADER, error_json, sse_event
+from .wire import (
+    FILE_NOT_ACTIVE,
+    SSE_CONTENT_TYPE,
+    SYNTHETIC_HEADER,
+    UNSCRIPTED_HEADER,
+    error_json,
+    parse_sse_event,
+    sse_event,
+)
 
 FORWARDED_HEADERS = ("content-type", "x-goog-api-key", "user-agent", "x-goog-api-client", "x-server-timeout")
 """Request headers passed upstream. Only the first, third and fourth can reach a cassette (as provenance)."""
@@ -220,7 +228,7 @@ class Recorder:
             fault = None
         timing = request.get(TIMING)
         chunks: list[Chunk] = []
-        data_lines: list[bytes] = []
+        lines: list[bytes] = []
         sending = True
 
         async def send(line: bytes) -> None:
@@ -247,15 +255,13 @@ class Recorder:
             stripped = line.strip()
             if sending:
                 await send(line)
-            if stripped.startswith(b"data:"):
-                data_lines.append(stripped[5:].strip())
-            elif not stripped and data_lines:
-                offset = round(time.monotonic() - start, 4)
-                chunks.append(Chunk(offset_s=offset, data=json.loads(b"\n".join(data_lines))))
-                data_lines = []
-        if data_lines:
-            offset = round(time.monotonic() - start, 4)
-            chunks.append(Chunk(offset_s=offset, data=json.loads(b"\n".join(data_lines))))
+            if stripped:
+                lines.append(stripped)
+            elif lines:
+                chunks.append(received_chunk(lines, round(time.monotonic() - start, 4)))
+                lines = []
+        if lines:
+            chunks.append(received_chunk(lines, round(time.monotonic() - start, 4)))
         return chunks, sending
 
     async def keep(self, api: ApiRequest, request: RecordedRequest, response: Reply, source: dict[str, Any]) -> None:
@@ -271,6 +277,17 @@ class Recorder:
             print("record: an exchange contained the API key and was not written", file=sys.stderr, flush=True)
             return
         await self.store.record(api.cassette, exchange)
+
+
+def received_chunk(lines: list[bytes], offset_s: float) -> Chunk:
+    """One upstream SSE event (its non-empty lines) as a cassette chunk that arrived ``offset_s`` seconds in."""
+    event, data, raw = parse_sse_event(lines)
+    chunk = Chunk(offset_s=offset_s, data=data)
+    if event is not None:
+        chunk["event"] = event
+    if raw:
+        chunk["raw"] = True
+    return chunk
 
 
 def api_key(api: ApiRequest) -> str:

@@ -80,9 +80,40 @@ def json_bytes(body: Any) -> bytes:
     return json.dumps(body, indent=2, ensure_ascii=False).encode()
 
 
-def sse_event(data: Any) -> bytes:
-    """One server-sent event carrying one ``GenerateContentResponse`` chunk, framed as the API frames it."""
-    return b"data: " + json.dumps(data, ensure_ascii=False, separators=(",", ": ")).encode() + b"\r\n\r\n"
+def sse_event(data: Any, *, event: str | None = None, raw: bool = False) -> bytes:
+    """One server-sent event, framed as Gemini frames a ``GenerateContentResponse``: ``data: <json>\\r\\n\\r\\n``.
+
+    Args:
+        data: the event's JSON value; with ``raw``, its text as sent (a ``str``, such as the ``[DONE]`` that ends an
+            OpenAI-style stream).
+        event: the SSE ``event:`` field (an event type), sent on its own line before the data when given.
+    """
+    head = f"event: {event}\r\n".encode() if event is not None else b""
+    text = data if raw else json.dumps(data, ensure_ascii=False, separators=(",", ": "))
+    return head + b"data: " + text.encode() + b"\r\n\r\n"
+
+
+def parse_sse_event(lines: list[bytes]) -> tuple[str | None, Any, bool]:
+    """One received server-sent event's ``(event, data, raw)`` from its lines (line endings stripped).
+
+    ``data`` is the JSON value of the event's joined ``data:`` lines; when that text is not JSON (``[DONE]``) it is
+    the text itself and ``raw`` is True. ``event`` is the ``event:`` field, or None. Comments and ``id:``/``retry:``
+    lines are ignored (no API this server speaks sends them).
+    """
+    event: str | None = None
+    data: list[bytes] = []
+    for line in lines:
+        field, _, value = line.partition(b":")
+        value = value[1:] if value.startswith(b" ") else value
+        if field == b"event":
+            event = value.decode()
+        elif field == b"data":
+            data.append(value)
+    text = b"\n".join(data).decode()
+    try:
+        return event, json.loads(text), False
+    except json.JSONDecodeError:
+        return event, text, True
 
 
 def camel(name: str) -> str:
