@@ -2,7 +2,7 @@
 
 A service (layer 4 of the server, ``docs/server.md``), introduced in ``08_protocols``. Gemini serves the OpenAI Chat
 Completions protocol at ``https://generativelanguage.googleapis.com/v1beta/openai/``
-(ai.google.dev/gemini-api/docs/openai, read 2026-12-01), used as
+(ai.google.dev/gemini-api/docs/openai, a stored copy read 2026-12-01), used as
 ``OpenAI(base_url=".../v1beta/openai/", api_key=GEMINI_API_KEY)``; the key travels as ``Authorization: Bearer``.
 A streamed answer (``"stream": true``) is ``data: <chat.completion.chunk>`` events ended by ``data: [DONE]``;
 with ``stream_options: {"include_usage": true}`` the last chunk before ``[DONE]`` has empty ``choices`` and the

@@ -2,8 +2,9 @@
 same latency model as :mod:`.synth`, in the OpenAI protocol. Introduced for ``08_protocols``.
 
 ``POST /v1beta/openai/chat/completions`` and ``GET /v1beta/openai/models``, as Gemini serves them
-(ai.google.dev/gemini-api/docs/openai, read 2026-12-01). A request is translated to the native one it stands for and
-drawn by :meth:`.SyntheticUpstream.timeline`, so a prompt gets the same text, thinking and timing model either way:
+(ai.google.dev/gemini-api/docs/openai, a stored copy read 2026-12-01). A request is translated to the native one it
+stands for and drawn by :meth:`.SyntheticUpstream.timeline`, so a prompt gets the same text, thinking and timing
+model either way:
 
 - the last ``"role": "user"`` message's text picks the script entry; ``stop`` (a string or list) is
   ``stopSequences``, ``max_completion_tokens`` or ``max_tokens`` is ``maxOutputTokens``, ``seed`` is ``seed``;
