@@ -18,8 +18,10 @@ from aiohttp import web
 from helpers import control
 from helpers.cassette import Cassette
 from helpers.models import FLASH, MODELS
+from helpers.replay.control import carries_text
 from helpers.replay.runner import running
 from helpers.replay.wire import SSE_CONTENT_TYPE, sse_event
+from helpers.workbook import Session
 
 from .conftest import start_server, write_cassette
 
@@ -216,3 +218,19 @@ async def test_refusals_come_in_the_endpoints_list_shape_and_name_the_last_user_
     assert error["error"]["status"] == "NOT_FOUND" and '"What is SSE?"' in error["error"]["message"]
     assert "non-empty list" in bad.value.body[0]["error"]["message"]
     assert listed == [f"models/{m}" for m in MODELS]
+
+
+def test_the_session_gives_the_compatible_endpoints_base_url_in_every_mode() -> None:
+    replay = Session("replay", "08_protocols", "http://127.0.0.1:9/08_protocols/", "http://127.0.0.1:9", 1.0, "x")
+    live = Session("live", "08_protocols", None, None, 1.0, "live")
+    assert replay.openai_base_url == "http://127.0.0.1:9/08_protocols/v1beta/openai/"
+    assert live.openai_base_url == "https://generativelanguage.googleapis.com/v1beta/openai/"
+    assert live.rest_base_url == "https://generativelanguage.googleapis.com/v1beta/"
+
+
+def test_holds_and_stats_count_openai_chunks_with_text_only() -> None:
+    def delta(content: str | None) -> dict:
+        return {"choices": [{"index": 0, "delta": {"content": content}, "finish_reason": None}]}
+
+    assert carries_text(delta("Hello")) and not carries_text(delta(None)) and not carries_text(delta(""))
+    assert not carries_text({"choices": [], "usage": {"total_tokens": 3}}) and not carries_text("[DONE]")
