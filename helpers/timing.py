@@ -35,9 +35,14 @@ def seconds(value: float) -> str:
 def _text_chars(chunk: Any) -> int:
     """Characters of answer text in a stream chunk: a ``GenerateContentResponse``'s non-thought text parts of its
     first candidate (what ``chunk.text`` joins, read directly: ``.text`` dumps every part and may log warnings),
-    or the length of a ``str``/``bytes`` chunk; 0 for anything else."""
+    or the length of a ``str``/``bytes`` chunk, or an ``openai`` ``ChatCompletionChunk``'s ``delta.content``
+    (``08_protocols``); 0 for anything else."""
     if isinstance(chunk, (str, bytes)):
         return len(chunk)
+    choices = getattr(chunk, "choices", None)
+    if isinstance(choices, list):
+        delta = getattr(choices[0], "delta", None) if choices else None
+        return len(getattr(delta, "content", None) or "")
     candidates = getattr(chunk, "candidates", None)
     content = candidates[0].content if candidates else None
     parts = (content.parts if content is not None else None) or []

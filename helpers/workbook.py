@@ -71,6 +71,18 @@ class Session:
     sources: str
     models: tuple[str, ...] = ()
 
+    @property
+    def rest_base_url(self) -> str:
+        """The REST root the ``google-genai`` SDK calls, ending in ``v1beta/``: the replay server's for this
+        notebook, or Gemini's own in live mode. For raw HTTP clients (``httpx``, ``08_protocols``)."""
+        return f"{self.base_url or DEFAULT_UPSTREAM + '/'}v1beta/"
+
+    @property
+    def openai_base_url(self) -> str:
+        """The base URL of Gemini's OpenAI-compatible endpoint, for ``OpenAI(base_url=...)``: ``.../v1beta/openai/``
+        on the replay server (or Gemini's own in live mode). Introduced in ``08_protocols``."""
+        return f"{self.rest_base_url}openai/"
+
     def describe(self) -> str:
         """The one deterministic line the setup cell prints."""
         if self.mode == "live":

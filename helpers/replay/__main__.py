@@ -28,6 +28,7 @@ from .limits import Limits
 from .runner import PortInUseError, serve_forever
 from .server import CassetteStore, Mode, ReplayServer
 from .synth import Script, ScriptEntry, SyntheticUpstream
+from .synth_openai import OpenAIUpstream
 
 
 def _positive(text: str) -> float:
@@ -112,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             uvloop.run(serve_forever(server.app(), args.host, args.port, watch_stdin=args.watch_stdin))
         elif args.command == "synth":
             upstream = SyntheticUpstream(Script.load(args.script))
-            asyncio.run(serve_forever(upstream.app(), args.host, args.port, watch_stdin=args.watch_stdin))
+            app = upstream.app(OpenAIUpstream(upstream).install)
+            asyncio.run(serve_forever(app, args.host, args.port, watch_stdin=args.watch_stdin))
         elif args.command == "author-notebook":
             from .author import author_notebook
 

@@ -48,9 +48,13 @@ FAULT_STATUSES = tuple(sorted(code for code in STATUS_NAMES if code >= 429 and c
 
 
 def carries_text(chunk: Any) -> bool:
-    """Whether a ``GenerateContentResponse`` chunk carries answer text (a part with text that is not a thought)."""
+    """Whether a ``GenerateContentResponse`` chunk carries answer text (a part with text that is not a thought), or
+    a ``chat.completion.chunk`` of the OpenAI-compatible endpoint does (``choices[0].delta.content``)."""
     if not isinstance(chunk, dict):
         return False
+    if "choices" in chunk:
+        choices = chunk.get("choices") or [{}]
+        return bool((choices[0].get("delta") or {}).get("content"))
     candidates = chunk.get("candidates") or [{}]
     parts = (candidates[0].get("content") or {}).get("parts") or []
     return any(part.get("text") and not part.get("thought") for part in parts)

@@ -65,12 +65,29 @@ def summary(method: str, path: str, body: Any) -> str:
 
 
 def _first_text(body: Any) -> str:
-    """The last user turn's first text part of a generate/countTokens body, or ``""``."""
+    """The last user turn's first text part of a generate/countTokens body, or the last user message's text of a
+    chat-completions body (the OpenAI-compatible endpoint), or ``""``."""
     if not isinstance(body, dict):
         return ""
+    if isinstance(body.get("messages"), list):
+        return _last_user_message(body["messages"])
     contents = body.get("contents") or body.get("generateContentRequest", {}).get("contents") or []
     for content in reversed(contents):
         for part in content.get("parts", []) if isinstance(content, dict) else []:
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                return part["text"]
+    return ""
+
+
+def _last_user_message(messages: list[Any]) -> str:
+    """The text of the last ``"role": "user"`` message: its ``content`` string, or its first text part."""
+    for message in reversed(messages):
+        if not isinstance(message, dict) or message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            return content
+        for part in content if isinstance(content, list) else []:
             if isinstance(part, dict) and isinstance(part.get("text"), str):
                 return part["text"]
     return ""

@@ -46,8 +46,16 @@ from .wire import (
     sse_event,
 )
 
-FORWARDED_HEADERS = ("content-type", "x-goog-api-key", "user-agent", "x-goog-api-client", "x-server-timeout")
-"""Request headers passed upstream. Only the first, third and fourth can reach a cassette (as provenance)."""
+FORWARDED_HEADERS = (
+    "content-type",
+    "x-goog-api-key",
+    "user-agent",
+    "x-goog-api-client",
+    "x-server-timeout",
+    "authorization",
+)
+"""Request headers passed upstream. Only the first, third and fourth can reach a cassette (as provenance); the
+``openai`` SDK sends its key as ``Authorization: Bearer`` (``08_protocols``), passed on and never stored."""
 
 MIN_KEY_LENGTH = 20
 """Keys shorter than this are test placeholders (a real Gemini API key is 39 characters) and may occur anywhere."""

@@ -7,7 +7,8 @@ names the cassette, the rest is the API path with its version segment (``v1`` an
 Started by ``python -m helpers.replay serve``; introduced in ``00_setup``.
 
 A request goes: :func:`.pipeline.parse` (parsed once, cassette name checked) -> :meth:`.ControlPanel.middleware`
-(stats, injected latency and failures) -> the service whose route matches (:mod:`.files`, :mod:`.batches`, else
+(stats, injected latency and failures) -> the service whose route matches (:mod:`.files`, :mod:`.batches`,
+:mod:`.openai_compat`, else
 :mod:`.generate`) -> for model calls, the backend (:mod:`.playback` or :mod:`.recorder`) -> :mod:`.wire` framing.
 """
 
@@ -24,6 +25,7 @@ from .files import FileService
 from .generate import ModelService
 from .limits import Limits
 from .match import Matcher
+from .openai_compat import OpenAICompatService
 from .pipeline import Backend, Mode, parse
 from .playback import Replayer
 from .recorder import Recorder
@@ -68,6 +70,7 @@ class ReplayServer:
         files.install(app)
         BatchService(self.mode, self.speed, self.store, matcher, files).install(app)
         control.install(app)
+        OpenAICompatService(self.mode, backend).install(app)
         ModelService(backend, None if self.mode.forwards_files_batches else files).install(app)
         if recorder is not None:
             app.on_startup.append(lambda _app: recorder.start())

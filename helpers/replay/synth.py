@@ -41,7 +41,7 @@ import math
 import random
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -292,11 +292,15 @@ class SyntheticUpstream:
     """Latency profile per model id it answers for; any other model gets the API's 404."""
     _calls: dict[str, int] = field(default_factory=dict)
 
-    def app(self) -> web.Application:
+    def app(self, *services: Callable[[web.Application], None]) -> web.Application:
+        """The aiohttp app; each of ``services`` adds its routes before the catch-all (e.g.
+        :meth:`.synth_openai.OpenAIUpstream.install`)."""
         app = web.Application(client_max_size=64 * 1024**2, middlewares=[self.label])
         app.router.add_get("/{version}/models", self.list_models)
         app.router.add_get("/{version}/models/{model}", self.get_model)
         app.router.add_post("/{version}/models/{model}:{method}", self.generate)
+        for install in services:
+            install(app)
         app.router.add_route("*", "/{tail:.*}", self.not_implemented)  # last: only what no route above answers
         return app
 
@@ -354,17 +358,8 @@ class SyntheticUpstream:
                 "to the notebook's script (see docs/cassettes.md).",
                 headers={UNSCRIPTED_HEADER: "1"},
             )
-        calls_key = canonical_json([model, body])
-        call = self._calls.get(calls_key, 0)
-        self._calls[calls_key] = call + 1
         config = body.get("generationConfig", {})
-        seed = config.get("seed")
-        text = entry.variants[(seed if seed is not None else call) % len(entry.variants)]
-        # A seed pins the sampling: the same seeded request gets the same thinking, tokens and timing every time.
-        draw = "seeded" if seed is not None else call
-        rng = random.Random(int(hashlib.sha256(f"{calls_key}|{draw}".encode()).hexdigest(), 16))
-        thoughts = thoughts_tokens(model, config, rng) if model in CATALOG else 0
-        timeline = synthesize(model, text, config, prompt_token_details(body), self.profiles[model], rng, thoughts)
+        timeline = self.timeline(model, body, config, entry, prompt_token_details(body))
         contents = body.get("contents") or [{}]
         if entry.function_call is not None and body.get("tools") and not _answers_calls(contents[-1]):
             timeline = as_function_call(timeline, entry.function_call)
@@ -380,6 +375,32 @@ class SyntheticUpstream:
             await stream.write(sse_event(data))
         await stream.write_eof()
         return stream
+
+    def timeline(
+        self,
+        model: str,
+        request: Any,
+        config: dict[str, Any],
+        entry: ScriptEntry,
+        input_tokens: int | Mapping[str, int],
+    ) -> list[tuple[float, dict[str, Any]]]:
+        """One answer's chunks with their offsets (:func:`synthesize`), drawn for this call of ``request``.
+
+        ``request`` (any JSON) identifies the call: identical ones count as retries, each drawing afresh (a
+        variant of the text, the thinking tokens, the timing), unless ``config`` has a ``seed``, which pins all of
+        them. ``config`` is in the native spelling (``generationConfig``: ``seed``, ``stopSequences``,
+        ``maxOutputTokens``, ``thinkingConfig``).
+        """
+        calls_key = canonical_json([model, request])
+        call = self._calls.get(calls_key, 0)
+        self._calls[calls_key] = call + 1
+        seed = config.get("seed")
+        text = entry.variants[(seed if seed is not None else call) % len(entry.variants)]
+        # A seed pins the sampling: the same seeded request gets the same thinking, tokens and timing every time.
+        draw = "seeded" if seed is not None else call
+        rng = random.Random(int(hashlib.sha256(f"{calls_key}|{draw}".encode()).hexdigest(), 16))
+        thoughts = thoughts_tokens(model, config, rng) if model in CATALOG else 0
+        return synthesize(model, text, config, input_tokens, self.profiles[model], rng, thoughts)
 
 
 def provenance(profile: LatencyProfile | None) -> dict[str, Any]:
