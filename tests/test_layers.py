@@ -23,8 +23,20 @@ LAYERS: list[tuple[str, set[str]]] = [
         {"helpers.replay.pipeline", "helpers.replay.limits", "helpers.replay.control", "helpers.replay.runner"},
     ),
     ("backends", {"helpers.replay.playback", "helpers.replay.recorder"}),
-    ("services", {"helpers.replay.generate", "helpers.replay.files", "helpers.replay.batches"}),
-    ("app", {"helpers.replay.server", "helpers.replay.__main__", "helpers.replay.author", "helpers.replay.synth"}),
+    (
+        "services",
+        {"helpers.replay.generate", "helpers.replay.files", "helpers.replay.batches", "helpers.replay.interactions"},
+    ),
+    (
+        "app",
+        {
+            "helpers.replay.server",
+            "helpers.replay.__main__",
+            "helpers.replay.author",
+            "helpers.replay.synth",
+            "helpers.replay.synth_interactions",
+        },
+    ),
 ]
 """Each layer's modules; a module may import its own layer's (without a cycle) and lower ones'."""
 

@@ -7,8 +7,9 @@ names the cassette, the rest is the API path with its version segment (``v1`` an
 Started by ``python -m helpers.replay serve``; introduced in ``00_setup``.
 
 A request goes: :func:`.pipeline.parse` (parsed once, cassette name checked) -> :meth:`.ControlPanel.middleware`
-(stats, injected latency and failures) -> the service whose route matches (:mod:`.files`, :mod:`.batches`, else
-:mod:`.generate`) -> for model calls, the backend (:mod:`.playback` or :mod:`.recorder`) -> :mod:`.wire` framing.
+(stats, injected latency and failures) -> the service whose route matches (:mod:`.files`, :mod:`.batches`,
+:mod:`.interactions`, else :mod:`.generate`) -> for model calls, the backend (:mod:`.playback` or
+:mod:`.recorder`) -> :mod:`.wire` framing.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .control import ControlPanel
 from .defaults import DEFAULT_UPSTREAM
 from .files import FileService
 from .generate import ModelService
+from .interactions import InteractionService
 from .limits import Limits
 from .match import Matcher
 from .pipeline import Backend, Mode, parse
@@ -67,6 +69,7 @@ class ReplayServer:
         files = FileService(self.mode, self.speed, self.store, matcher, recorder)
         files.install(app)
         BatchService(self.mode, self.speed, self.store, matcher, files).install(app)
+        InteractionService(self.mode, self.store, backend).install(app)
         control.install(app)
         ModelService(backend, None if self.mode.forwards_files_batches else files).install(app)
         if recorder is not None:
