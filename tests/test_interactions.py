@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,6 +19,7 @@ from helpers import control, plots
 from helpers.cassette import Cassette
 from helpers.models import FLASH, PROFILES
 from helpers.replay.control import carries_text
+from helpers.replay.interactions import BACKGROUND_S, Background
 from helpers.replay.runner import running
 from helpers.replay.synth import Script, ScriptEntry, SyntheticUpstream
 from helpers.replay.wire import SSE_CONTENT_TYPE, sse_event
@@ -25,6 +27,9 @@ from helpers.timing import atimed, timed
 
 from .conftest import start_server
 
+SPEED = 4
+"""The synthetic cassette's replay speed: a background interaction runs BACKGROUND_S / SPEED (2 s), long enough for
+a create, a get and a cancel on a busy machine."""
 EARLY_S = 0.001
 """The clock granularity allowed when a time is compared with an offset: nothing is read or sent earlier."""
 PIECES = ["Hash ", "tables ", "find keys fast."]
@@ -142,12 +147,15 @@ def synthetic_replay(tmp_path_factory: pytest.TempPathFactory):
                 c = client_for(recorder.url, "syn")
                 first = await c.aio.interactions.create(model=FLASH, input="Hi")
                 await c.aio.interactions.create(model=FLASH, input="Go on", previous_interaction_id=first.id)
+                waiting = await c.aio.interactions.create(model=FLASH, input="Hi", background=True)
+                while (await c.aio.interactions.get(waiting.id)).status == "in_progress":
+                    await asyncio.sleep(0.05)  # the stand-in completes it when its answer's timeline ends
             finally:
                 recorder.stop()
         return first.id
 
     first_id = asyncio.run(author())
-    server = start_server("--port", "0", "--cassettes", str(folder))
+    server = start_server("--port", "0", "--cassettes", str(folder), "--speed", str(SPEED))
     yield server, first_id
     server.stop()
 
@@ -163,10 +171,40 @@ def test_replay_continues_by_recorded_id_and_explains_an_unknown_one(synthetic_r
     with pytest.raises(Exception, match="v1_typed-by-hand") as caught:
         client.interactions.create(model=FLASH, input="Go on", previous_interaction_id="v1_typed-by-hand")
     assert type(caught.value).__name__ == "NotFoundError" and caught.value.status_code == 404
-    assert "cassette 'syn' knows the 2 interaction ids" in str(caught.value)
+    assert "cassette 'syn' knows the 3 interaction ids" in str(caught.value)
     with pytest.raises(Exception, match="was not found") as missing:
         client.interactions.get("v1_nope")
     assert missing.value.status_code == 404
+
+
+def test_replay_runs_a_background_interactions_lifecycle_divided_by_speed(synthetic_replay) -> None:
+    server, _ = synthetic_replay
+    client = client_for(server.url, "syn")
+    waiting = client.interactions.create(model=FLASH, input="Hi", background=True)
+    assert waiting.status == "in_progress" and client.interactions.get(waiting.id).status == "in_progress"
+    cancelled = client.interactions.cancel(waiting.id)
+    assert cancelled.status == "cancelled" and client.interactions.get(waiting.id).status == "cancelled"
+    with pytest.raises(Exception, match="is cancelled") as refused:
+        client.interactions.create(model=FLASH, input="Go on", previous_interaction_id=waiting.id)
+    assert refused.value.status_code == 400
+    with pytest.raises(Exception, match="still running"):
+        client.interactions.cancel(waiting.id)
+
+    again = client.interactions.create(model=FLASH, input="Hi", background=True)
+    polls = 0
+    while (polled := client.interactions.get(again.id)).status == "in_progress":
+        polls += 1
+        assert polls < 200, "still in progress after 10 s"
+        time.sleep(0.05)
+    assert polled.status == "completed" and polled.output_text == "Hello there."
+
+
+def test_a_background_interactions_lifecycle_is_divided_by_speed() -> None:
+    running = Background({"id": "v1_x", "status": "in_progress"}, created=100.0)
+    assert running.status(100.0 + 0.9 * BACKGROUND_S / 10, speed=10) == "in_progress"
+    assert running.status(100.0 + 1.1 * BACKGROUND_S / 10, speed=10) == "completed"
+    running.ended = ("cancelled", 100.1)
+    assert running.status(1e9, speed=10) == "cancelled"
 
 
 def test_an_unrecorded_interaction_is_named_by_its_input_and_what_it_continues(synthetic_replay) -> None:

@@ -39,7 +39,7 @@ class ReplayServer:
     Attributes:
         store: the cassettes.
         speed: every recorded delay is divided by this (2.0 replays twice as fast); the server's own clocks (rate
-            limit window, batch and file timelines) run this much faster.
+            limit window, batch, file and background-interaction timelines) run this much faster.
         mode: replay, record, or record with the Files and Batch APIs served here (:class:`.pipeline.Mode`).
         upstream: where a record mode forwards calls.
         limits: ``--rpm``/``--tpm`` for every cassette, until one gets its own through the control endpoint.
@@ -69,7 +69,7 @@ class ReplayServer:
         files = FileService(self.mode, self.speed, self.store, matcher, recorder)
         files.install(app)
         BatchService(self.mode, self.speed, self.store, matcher, files).install(app)
-        InteractionService(self.mode, self.store, backend).install(app)
+        InteractionService(self.mode, self.speed, self.store, backend).install(app)
         control.install(app)
         ModelService(backend, None if self.mode.forwards_files_batches else files).install(app)
         if recorder is not None:
