@@ -43,6 +43,10 @@ def _text_chars(chunk: Any) -> int:
     if isinstance(choices, list):
         delta = getattr(choices[0], "delta", None) if choices else None
         return len(getattr(delta, "content", None) or "")
+    delta = getattr(chunk, "delta", None)  # an Interactions stream event: only a ``text`` step.delta carries text
+    if delta is not None or getattr(chunk, "event_type", None) is not None:
+        text = getattr(delta, "text", None)
+        return len(text) if getattr(delta, "type", None) == "text" and isinstance(text, str) else 0
     candidates = getattr(chunk, "candidates", None)
     content = candidates[0].content if candidates else None
     parts = (content.parts if content is not None else None) or []
@@ -50,8 +54,13 @@ def _text_chars(chunk: Any) -> int:
 
 
 def _output_tokens(chunk: Any) -> int | None:
+    """Output tokens a stream's last chunk reports: ``usage_metadata.candidates_token_count``, or an interaction's
+    ``usage.total_output_tokens`` (its ``interaction.completed`` event)."""
     usage = getattr(chunk, "usage_metadata", None)
-    return usage.candidates_token_count if usage is not None else None
+    if usage is not None:
+        return usage.candidates_token_count
+    usage = getattr(getattr(chunk, "interaction", None), "usage", None)
+    return getattr(usage, "total_output_tokens", None)
 
 
 class _OneLine:
@@ -238,14 +247,15 @@ class _TimedBase:
 class TimedStream(_TimedBase, Generic[T]):
     """A sync stream that records when each chunk arrives; iterate it exactly like the stream it wraps."""
 
-    def __init__(self, stream: Iterable[T]) -> None:
+    def __init__(self, stream: Iterable[T] | Callable[[], Iterable[T]]) -> None:
         super().__init__()
         self._stream = stream
 
     def __iter__(self) -> Iterator[T]:
         self._begin()
         times, chunks, clock = self._times, self._chunks, time.perf_counter
-        for chunk in self._stream:
+        stream = self._stream
+        for chunk in stream if isinstance(stream, Iterable) else stream():
             times.append(clock())
             chunks.append(chunk)
             if len(times) == 1:
@@ -262,14 +272,15 @@ class TimedStream(_TimedBase, Generic[T]):
 class AsyncTimedStream(_TimedBase, Generic[T]):
     """An async stream that records when each chunk arrives; ``async for`` over it like the stream it wraps."""
 
-    def __init__(self, stream: AsyncIterable[T]) -> None:
+    def __init__(self, stream: AsyncIterable[T] | Awaitable[AsyncIterable[T]]) -> None:
         super().__init__()
         self._stream = stream
 
     async def __aiter__(self) -> AsyncIterator[T]:
         self._begin()
         times, chunks, clock = self._times, self._chunks, time.perf_counter
-        async for chunk in self._stream:
+        stream = self._stream
+        async for chunk in stream if isinstance(stream, AsyncIterable) else await stream:
             times.append(clock())
             chunks.append(chunk)
             if len(times) == 1:
@@ -283,7 +294,7 @@ class AsyncTimedStream(_TimedBase, Generic[T]):
         return self.timing
 
 
-def timed(stream: Iterable[T]) -> TimedStream[T]:
+def timed(stream: Iterable[T] | Callable[[], Iterable[T]]) -> TimedStream[T]:
     """Wrap a sync stream so its timing is recorded while you iterate it as usual::
 
         stream = timed(client.models.generate_content_stream(model=MODEL, contents=prompt))
@@ -292,12 +303,25 @@ def timed(stream: Iterable[T]) -> TimedStream[T]:
         print(stream.timing)   # TTFT 0.41 s · TTLT 0.93 s · 7 chunks · 212 tokens/s
 
     The clock starts when iteration starts: the SDK sends the request then, not when the stream is created.
+    An interaction stream is different: ``client.interactions.create(..., stream=True)`` sends the request and waits
+    for the reply's headers (which come with the first event) before it returns, so pass a function that opens it
+    and the clock starts before the request goes out (introduced in ``06_interactions``)::
+
+        stream = timed(lambda: client.interactions.create(model=MODEL, input=prompt, stream=True))
+        for event in stream:
+            if event.event_type == "step.delta" and event.delta.type == "text":
+                print(event.delta.text, end="")
+        print(stream.timing)   # first chunk 0.30 s · TTFT 1.40 s · TTLT 1.70 s · 11 chunks · 196 tokens/s
+
+    There each SSE event is a chunk: TTFT is the first ``text`` delta, TTLT the last event
+    (``interaction.completed``), the output tokens its ``usage.total_output_tokens``.
     Inside :meth:`Timeline.track` or :meth:`Timeline.call`, the first chunk is also that request's first byte.
     Introduced in ``03_streaming``.
 
     Args:
-        stream: any iterable; chunk sizes are read from ``GenerateContentResponse`` text parts, or ``len`` of
-            ``str``/``bytes`` chunks.
+        stream: any iterable, or a function of no arguments returning one (called when iteration starts); chunk
+            sizes are read from ``GenerateContentResponse`` text parts, an Interactions event's ``text`` delta, or
+            ``len`` of ``str``/``bytes`` chunks.
 
     Returns:
         A :class:`TimedStream`; after the loop, ``.timing`` is the :class:`StreamTiming`.
@@ -305,7 +329,7 @@ def timed(stream: Iterable[T]) -> TimedStream[T]:
     return TimedStream(stream)
 
 
-def atimed(stream: AsyncIterable[T]) -> AsyncTimedStream[T]:
+def atimed(stream: AsyncIterable[T] | Awaitable[AsyncIterable[T]]) -> AsyncTimedStream[T]:
     """The async twin of :func:`timed`::
 
         stream = atimed(await client.aio.models.generate_content_stream(model=MODEL, contents=prompt))
@@ -314,7 +338,11 @@ def atimed(stream: AsyncIterable[T]) -> AsyncTimedStream[T]:
         print(stream.timing)
 
     The awaited SDK call only builds the stream; the request goes out when ``async for`` starts, and so does the
-    clock. Introduced in ``03_streaming``.
+    clock. Introduced in ``03_streaming``. An interaction stream's call sends the request and returns with the
+    first event, so pass the call *without* ``await``; it is awaited when ``async for`` starts, clock running
+    (``06_interactions``)::
+
+        stream = atimed(client.aio.interactions.create(model=MODEL, input=prompt, stream=True))
 
     Returns:
         An :class:`AsyncTimedStream`; after the loop, ``.timing`` is the :class:`StreamTiming`.

@@ -25,7 +25,13 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("backends", {"helpers.replay.playback", "helpers.replay.recorder"}),
     (
         "services",
-        {"helpers.replay.generate", "helpers.replay.files", "helpers.replay.batches", "helpers.replay.openai_compat"},
+        {
+            "helpers.replay.generate",
+            "helpers.replay.files",
+            "helpers.replay.batches",
+            "helpers.replay.openai_compat",
+            "helpers.replay.interactions",
+        },
     ),
     (
         "app",
@@ -35,6 +41,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "helpers.replay.author",
             "helpers.replay.synth",
             "helpers.replay.synth_openai",
+            "helpers.replay.synth_interactions",
         },
     ),
 ]

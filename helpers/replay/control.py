@@ -49,12 +49,16 @@ FAULT_STATUSES = tuple(sorted(code for code in STATUS_NAMES if code >= 429 and c
 
 def carries_text(chunk: Any) -> bool:
     """Whether a ``GenerateContentResponse`` chunk carries answer text (a part with text that is not a thought), or
-    a ``chat.completion.chunk`` of the OpenAI-compatible endpoint does (``choices[0].delta.content``)."""
+    a ``chat.completion.chunk`` of the OpenAI-compatible endpoint does (``choices[0].delta.content``), or an
+    Interactions stream event does (a ``step.delta`` whose delta is ``text``)."""
     if not isinstance(chunk, dict):
         return False
     if "choices" in chunk:
         choices = chunk.get("choices") or [{}]
         return bool((choices[0].get("delta") or {}).get("content"))
+    if "event_type" in chunk:
+        delta = chunk.get("delta") or {}
+        return chunk["event_type"] == "step.delta" and delta.get("type") == "text" and bool(delta.get("text"))
     candidates = chunk.get("candidates") or [{}]
     parts = (candidates[0].get("content") or {}).get("parts") or []
     return any(part.get("text") and not part.get("thought") for part in parts)

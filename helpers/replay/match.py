@@ -58,10 +58,30 @@ class Matcher:
 
 
 def summary(method: str, path: str, body: Any) -> str:
-    """``POST models/m:generateContent ("first words of the prompt...")``, for error messages."""
-    text = _first_text(body)
-    prompt = f" ({json.dumps(text[:60] + ('...' if len(text) > 60 else ''))})" if text else ""
-    return f"{method} {strip_version(path)}{prompt}"
+    """``POST models/m:generateContent ("first words of the prompt...")``, for error messages; an interaction also
+    names the interaction it continues (``POST interactions ("...", continuing v1_...)``)."""
+    text = _first_text(body) or _input_text(body)
+    prompt = json.dumps(text[:60] + ("..." if len(text) > 60 else "")) if text else ""
+    previous = body.get("previous_interaction_id") if isinstance(body, dict) else None
+    details = [d for d in (prompt, f"continuing {previous}" if previous else "") if d]
+    return f"{method} {strip_version(path)}" + (f" ({', '.join(details)})" if details else "")
+
+
+def _input_text(body: Any) -> str:
+    """The first text of an interaction's ``input`` (a string, a content, or a list of contents or steps), or ``""``."""
+    value = body.get("input") if isinstance(body, dict) else None
+    for item in value if isinstance(value, list) else [value]:
+        if isinstance(item, str):
+            return item
+        if isinstance(item, dict):
+            if isinstance(item.get("text"), str):
+                return item["text"]
+            if item.get("type") == "function_result":
+                return f"function_result for {item.get('name') or item.get('call_id')}"
+            found = _input_text({"input": item.get("content")})
+            if found:
+                return found
+    return ""
 
 
 def _first_text(body: Any) -> str:

@@ -8,8 +8,8 @@ Started by ``python -m helpers.replay serve``; introduced in ``00_setup``.
 
 A request goes: :func:`.pipeline.parse` (parsed once, cassette name checked) -> :meth:`.ControlPanel.middleware`
 (stats, injected latency and failures) -> the service whose route matches (:mod:`.files`, :mod:`.batches`,
-:mod:`.openai_compat`, else
-:mod:`.generate`) -> for model calls, the backend (:mod:`.playback` or :mod:`.recorder`) -> :mod:`.wire` framing.
+:mod:`.interactions`, :mod:`.openai_compat`, else :mod:`.generate`) -> for model calls, the backend (:mod:`.playback`
+or :mod:`.recorder`) -> :mod:`.wire` framing.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from .control import ControlPanel
 from .defaults import DEFAULT_UPSTREAM
 from .files import FileService
 from .generate import ModelService
+from .interactions import InteractionService
 from .limits import Limits
 from .match import Matcher
 from .openai_compat import OpenAICompatService
@@ -39,7 +40,7 @@ class ReplayServer:
     Attributes:
         store: the cassettes.
         speed: every recorded delay is divided by this (2.0 replays twice as fast); the server's own clocks (rate
-            limit window, batch and file timelines) run this much faster.
+            limit window, batch, file and background-interaction timelines) run this much faster.
         mode: replay, record, or record with the Files and Batch APIs served here (:class:`.pipeline.Mode`).
         upstream: where a record mode forwards calls.
         limits: ``--rpm``/``--tpm`` for every cassette, until one gets its own through the control endpoint.
@@ -69,6 +70,7 @@ class ReplayServer:
         files = FileService(self.mode, self.speed, self.store, matcher, recorder)
         files.install(app)
         BatchService(self.mode, self.speed, self.store, matcher, files).install(app)
+        InteractionService(self.mode, self.speed, self.store, backend).install(app)
         control.install(app)
         OpenAICompatService(self.mode, backend).install(app)
         ModelService(backend, None if self.mode.forwards_files_batches else files).install(app)

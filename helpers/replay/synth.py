@@ -52,6 +52,7 @@ from ..cassette import camel_case, canonical_json
 from ..media import MEDIA_RESOLUTION_TOKENS, media_tokens
 from ..models import CATALOG, PROFILES, LatencyProfile
 from .pipeline import error_response, json_response, sleep_until
+from .synth_interactions import InteractionsUpstream
 from .wire import SSE_CONTENT_TYPE, SYNTHETIC_HEADER, UNSCRIPTED_HEADER, sse_event
 
 CHARS_PER_TOKEN = 4
@@ -299,6 +300,7 @@ class SyntheticUpstream:
         app.router.add_get("/{version}/models", self.list_models)
         app.router.add_get("/{version}/models/{model}", self.get_model)
         app.router.add_post("/{version}/models/{model}:{method}", self.generate)
+        InteractionsUpstream(self.plan).install(app)
         for install in services:
             install(app)
         app.router.add_route("*", "/{tail:.*}", self.not_implemented)  # last: only what no route above answers
@@ -335,10 +337,31 @@ class SyntheticUpstream:
         start = time.monotonic()
         model, method = request.match_info["model"], request.match_info["method"]
         body = camel_case(await request.json())  # the SDK sends some nested fields (thinking_level) in snake_case
+        answer = self.plan(model, method, body, request.match_info["version"])
+        if isinstance(answer, web.Response):
+            return answer
+        timeline, headers = answer.timeline, answer.headers
+        if method == "generateContent":
+            await sleep_until(start + timeline[-1][0])
+            return json_response(merge_chunks([data for _, data in timeline]), headers=headers)
+        stream = web.StreamResponse(headers={"Content-Type": SSE_CONTENT_TYPE, **headers})
+        for offset, data in timeline:
+            await sleep_until(start + offset)
+            if not stream.prepared:
+                await stream.prepare(request)
+            await stream.write(sse_event(data))
+        await stream.write_eof()
+        return stream
+
+    def plan(self, model: str, method: str, body: dict[str, Any], version: str) -> web.Response | Answer:
+        """The answer to one ``generateContent`` (or ``streamGenerateContent``, ``countTokens``) request with a
+        camelCase ``body``: an :class:`Answer` to send, or the API's error (or a ``countTokens`` reply) to send at
+        once. The Interactions stand-in (:mod:`.synth_interactions`) answers through it too, so both APIs share one
+        script, latency model and thinking."""
         if model not in self.profiles:
             return error_response(
                 404,
-                f"models/{model} is not found for API version {request.match_info['version']}, or is not "
+                f"models/{model} is not found for API version {version}, or is not "
                 f"supported for {method}. Call ListModels to see the list of available models and their "
                 "supported methods.",
             )
@@ -360,21 +383,11 @@ class SyntheticUpstream:
             )
         config = body.get("generationConfig", {})
         timeline = self.timeline(model, body, config, entry, prompt_token_details(body))
+        thoughts = timeline[-1][1].get("usageMetadata", {}).get("thoughtsTokenCount", 0)
         contents = body.get("contents") or [{}]
         if entry.function_call is not None and body.get("tools") and not _answers_calls(contents[-1]):
             timeline = as_function_call(timeline, entry.function_call)
-        headers = {SYNTHETIC_HEADER: json.dumps(provenance(self.profiles[model]))}
-        if method == "generateContent":
-            await sleep_until(start + timeline[-1][0])
-            return json_response(merge_chunks([data for _, data in timeline]), headers=headers)
-        stream = web.StreamResponse(headers={"Content-Type": SSE_CONTENT_TYPE, **headers})
-        for offset, data in timeline:
-            await sleep_until(start + offset)
-            if not stream.prepared:
-                await stream.prepare(request)
-            await stream.write(sse_event(data))
-        await stream.write_eof()
-        return stream
+        return Answer(timeline, self.profiles[model], thoughts)
 
     def timeline(
         self,
@@ -401,6 +414,26 @@ class SyntheticUpstream:
         rng = random.Random(int(hashlib.sha256(f"{calls_key}|{draw}".encode()).hexdigest(), 16))
         thoughts = thoughts_tokens(model, config, rng) if model in CATALOG else 0
         return synthesize(model, text, config, input_tokens, self.profiles[model], rng, thoughts)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One planned synthetic answer (:meth:`SyntheticUpstream.plan`).
+
+    Attributes:
+        timeline: ``(offset_s, GenerateContentResponse chunk)`` pairs, offsets in seconds from the request.
+        profile: the latency profile that timed it (its ``tokens_per_s`` also paced the thinking).
+        thoughts: thinking tokens, generated before the first chunk.
+    """
+
+    timeline: list[tuple[float, dict[str, Any]]]
+    profile: LatencyProfile
+    thoughts: int
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The response headers that label the answer synthetic, with its provenance."""
+        return {SYNTHETIC_HEADER: json.dumps(provenance(self.profile))}
 
 
 def provenance(profile: LatencyProfile | None) -> dict[str, Any]:
