@@ -500,6 +500,14 @@ def batch_saving_usd(responses: list[types.GenerateContentResponse]) -> float:
 
         if near(standard - batch):
             return
+        visible = [r.usage_metadata.model_copy(update={"thoughts_token_count": None}) for r in responses]
+        unthinking = sum(prices.cost_usd(u, model) - prices.cost_usd(u, model, batch=True) for u in visible)
+        if near(unthinking):
+            thoughts = sum(r.usage_metadata.thoughts_token_count or 0 for r in responses)
+            raise Incorrect(
+                f"{call} left out the {thoughts} thinking tokens (thoughts_token_count), which are billed as output, "
+                "in a batch too: price each response's whole usage_metadata."
+            )
         if near(standard):
             raise Incorrect(f"{call} returned the standard cost; subtract what the same calls cost in a batch.")
         if near(batch - standard):
