@@ -343,12 +343,15 @@ class CliRun:
         streamed: whether it printed part of the answer while the check held the stream back after its first text
             (``None``: the stream was not held).
         took_s: seconds from starting the process to its exit.
+        joined: what its last line holds before the first figure, stripped (``""`` when the figures start it):
+            the answer's end, when no newline separates it from the figures.
     """
 
     text: str
     figures: dict[str, float]
     streamed: bool | None
     took_s: float
+    joined: str = ""
 
 
 class StreamingCli(Problem):
@@ -431,8 +434,9 @@ if __name__ == "__main__":
 '''
     correct_message = (
         "The script streams with flush=True, so text appears as it arrives even through a pipe; the seed makes two "
-        "runs print the same answer; and the figures agree with what the server saw. Try it in a terminal: "
-        f'python stream_cli.py "{CLI_PROMPT}"'
+        "runs printed the same answer; and the figures agree with what the server saw. Try it in a terminal, from "
+        "the repository's folder and offline: .venv/bin/python -m helpers.offline 03_streaming -- .venv/bin/python "
+        f'notebooks/stream_cli.py "{CLI_PROMPT}"'
     )
 
     # --- where the script is ----------------------------------------------------------------------------------
@@ -532,7 +536,7 @@ if __name__ == "__main__":
         lines = out.rstrip().splitlines()
         if not lines:
             raise Incorrect(f"{self.script} printed nothing: stream the answer to stdout, then the figures.")
-        figures = {}
+        figures, first = {}, len(lines[-1])
         for name, pattern in CLI_FIGURES.items():
             found = pattern.search(lines[-1])
             if found is None:
@@ -541,7 +545,8 @@ if __name__ == "__main__":
                     "'tokens 143 · wall 1.21 s · TTFT 0.42 s · TTLT 1.18 s'."
                 )
             figures[name] = float(found.group(1))
-        return CliRun("\n".join(lines[:-1]).strip(), figures, streamed, took)
+            first = min(first, found.start())
+        return CliRun("\n".join(lines[:-1]).strip(), figures, streamed, took, lines[-1][:first].strip())
 
     def _printed_while_held(self, proc: subprocess.Popen[bytes], pieces: list[bytes], started: float) -> bool:
         """Wait until the script prints, exits, or has had its first chunks for ``HOLD_S``; whether it printed.
@@ -593,6 +598,11 @@ if __name__ == "__main__":
     def judge(self, run: CliRun, answer: str, usage: types.GenerateContentResponseUsageMetadata) -> None:
         """Judge one run's text and figures against the answer and usage the API gave for the same request."""
         f, name = run.figures, self.script
+        if run.joined and answer.endswith(run.joined) and answer.startswith(run.text):
+            raise Incorrect(
+                f"{name} printed the figures on the same line as the end of the answer: the streamed text ends "
+                "without a newline, so print one before the figures (print(f'\\n...'))."
+            )
         if not run.text:
             raise Incorrect(f"{name} printed only the figures: print each chunk's text as it arrives.")
         if run.text != answer:
