@@ -219,7 +219,7 @@ def show(value: Any, limit: int = 60) -> str:
         return repr(value)
     if isinstance(value, str):
         text = repr(value)
-        return text if len(text) <= limit else text[: limit - 4] + "...'"
+        return text if len(text) <= limit else text[: limit - 4] + "..." + text[0]  # closed by the quote it opened
     return f"a {type(value).__name__}"
 
 

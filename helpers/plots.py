@@ -188,9 +188,10 @@ def timeline(
         if keyed
         else f"{_plural(len(done), 'request')} the server received"
     )
+    at_speed = _speed_note(speed).split(" (")[0].strip()
     fig.suptitle(
-        f"Concurrency timeline: {what} in {wall:.2f} s{_speed_note(speed).split(' (')[0]} · "
-        f"peak {int(counts.max())} in flight{rejected}"
+        f"Concurrency timeline: {what} in {wall:.2f} s · peak {int(counts.max())} in flight{rejected}"
+        + (f"\n(times {at_speed})" if at_speed else "")
     )
     return fig
 

@@ -110,8 +110,8 @@ def test_timeline_draws_server_stats_and_skips_requests_in_flight():
     assert min(r.get_width() for r in rects) == pytest.approx(plots.MIN_BAR_FRACTION * 0.5)
     assert fig.axes[0].get_ylabel() == "request, as the server saw it"
     assert fig._suptitle.get_text() == (
-        "Concurrency timeline: 3 requests the server received in 0.50 s at 60x replay speed · peak 2 in flight · "
-        "1 × 429"
+        "Concurrency timeline: 3 requests the server received in 0.50 s · peak 2 in flight · 1 × 429\n"
+        "(times at 60x replay speed)"
     )
     assert fig.axes[1].get_xlabel().endswith("(s) at 60x replay speed (×60 for recorded time)")
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["0", "1", "2"]
