@@ -107,6 +107,21 @@ STREAM = "client.models.generate_content_stream(model=MODEL, contents=prompt)"
             "            return ''.join(pieces)\n        except httpx2.TransportError:\n            pass",
             "starts with the broken attempt's text",
         ),
+        (
+            q3,
+            "def robust_text(prompt):\n    while True:\n        try:\n"
+            f"            return ''.join(c.text or '' for c in {STREAM})\n"
+            "        except httpx2.TransportError:\n            pass",
+            "when every stream broke, robust_text('Explain why the ocean is salty, in one paragraph.') tried 6 times",
+        ),
+        (
+            q3,
+            "def robust_text(prompt):\n    for _ in range(3):\n        pieces = []\n        try:\n"
+            f"            for c in {STREAM}:\n                pieces.append(c.text or '')\n"
+            "            return ''.join(pieces)\n        except httpx2.TransportError:\n            pass\n"
+            "    return ''.join(pieces)",
+            "after 3 attempts: raise an error instead",
+        ),
     ],
 )
 def test_typical_wrong_answers_fail_with_their_message(problem, code: str, expected: str) -> None:
