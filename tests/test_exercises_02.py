@@ -12,7 +12,7 @@ from .conftest import lesson_replay
 
 @pytest.fixture(scope="module", autouse=True)
 def replay():
-    with lesson_replay("02_async", speed=60):
+    with lesson_replay("02_async", speed=120):
         yield
 
 
