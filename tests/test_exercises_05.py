@@ -119,6 +119,12 @@ BATCH = "prices.cost_usd(r.usage_metadata, MODEL, batch=True)"
         (q4, saving(f"{BATCH} - {STANDARD}"), "negative saving"),
         (q4, saving(f"1_000_000 * ({STANDARD} - {BATCH})"), "a million times too big"),
         (q4, "def batch_saving_usd(responses):\n    return '$0.01'", "wants a number of US dollars"),
+        (
+            q1,
+            "def build_requests(reviews):\n    return [types.InlinedRequest(contents=t, config=CONFIG, "
+            "metadata={'custom_id': k}) for k, t in reviews.items()]",
+            "custom_id is the field of OpenAI's and Anthropic's batch APIs",
+        ),
         (q4, FORGETS_THINKING, "left out the"),
         (q4, FORGETS_THINKING, "thinking tokens (thoughts_token_count), which are billed as output"),
     ],

@@ -161,6 +161,12 @@ def build_requests(reviews: dict[str, str]) -> list[types.InlinedRequest]:
                 f"the request for {key!r} has no metadata: give it {{'key': {key!r}}}, or you cannot tell which "
                 "answer belongs to which review."
             )
+        if "custom_id" in item.metadata:
+            raise Incorrect(
+                f"the request for {key!r} has metadata {item.metadata}: custom_id is the field of OpenAI's and "
+                f"Anthropic's batch APIs. Gemini's names it key (a JSONL line's \"key\"), and this lesson's inline "
+                f"requests carry {{'key': {key!r}}}."
+            )
         if item.metadata != {"key": key}:
             raise Incorrect(
                 f"the request for {key!r} has metadata {item.metadata}; the exercise wants {{'key': {key!r}}}."
