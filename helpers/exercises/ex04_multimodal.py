@@ -104,6 +104,12 @@ contents = [before, after, {DOTS_QUESTION!r}]
                     "contents holds raw bytes; wrap them in types.Part.from_bytes(data=..., mime_type=...) so the "
                     "SDK knows what they are."
                 )
+            if isinstance(item, dict) and {"mime_type", "data"} <= item.keys():
+                raise Incorrect(
+                    "contents holds a dict {'mime_type': ..., 'data': ...}, the old google-generativeai SDK's part: "
+                    "google-genai 3.4 refuses it (a pydantic ValidationError, 'Extra inputs are not permitted'). "
+                    "Use types.Part.from_bytes(data=..., mime_type=...)."
+                )
             if isinstance(item, Path):
                 raise Incorrect(f"contents holds the path of {item.name}: the SDK does not open files. Send its bytes.")
             if isinstance(item, str) and item.strip().endswith(".png"):
