@@ -19,6 +19,7 @@ import contextlib
 import ctypes
 import inspect
 import linecache
+import re
 import sys
 import sysconfig
 import threading
@@ -29,9 +30,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, ClassVar, SupportsIndex
 
+from google import genai
 from google.genai import errors
 
 from . import control
+from .models import FLASH
 from .workbook import WorkbookError, current_session
 
 
@@ -175,6 +178,38 @@ def uses_placeholder(value: Any) -> bool:
     return value is ____ or (code is not None and PLACEHOLDER_NAME in code_names(code))
 
 
+def global_values(fn: Any) -> dict[str, Any]:
+    """The module globals that ``fn``'s code (and the functions and comprehensions inside it) refers to, by name:
+    e.g. a ``semaphore`` made outside the function, or the helper function it calls. Empty for a non-function."""
+    code, namespace = getattr(fn, "__code__", None), getattr(fn, "__globals__", {})
+    if code is None:
+        return {}
+    return {name: namespace[name] for name in code_names(code) if name in namespace}
+
+
+def lesson_context(
+    fresh: Mapping[str, Callable[[dict[str, Any]], Any]] | None = None, **names: Any
+) -> Callable[[], dict[str, Any]]:
+    """Declare what a lesson's setup cells leave in the notebook; returns the ``context`` for its problems.
+
+    Each namespace it builds has ``client`` (a new ``genai.Client()``, which the current session points at its
+    server), ``MODEL`` (:data:`helpers.models.FLASH`), ``genai``, the blank :data:`____`, then ``names`` as given
+    (modules, constants) and ``fresh``'s values, each computed anew from the namespace so far (a first response).
+
+    Raises (when called):
+        helpers.WorkbookError: ``helpers.setup(...)`` has not run in this kernel.
+    """
+
+    def context() -> dict[str, Any]:
+        current_session()
+        ns: dict[str, Any] = {"client": genai.Client(), "MODEL": FLASH, "genai": genai, "____": ____, **names}
+        for name, make in (fresh or {}).items():
+            ns[name] = make(ns)
+        return ns
+
+    return context
+
+
 def show(value: Any, limit: int = 60) -> str:
     """A value as a message shows it: short literals as ``repr`` (long strings cut), anything else by type.
 
@@ -184,8 +219,13 @@ def show(value: Any, limit: int = 60) -> str:
         return repr(value)
     if isinstance(value, str):
         text = repr(value)
-        return text if len(text) <= limit else text[: limit - 4] + "...'"
+        return text if len(text) <= limit else text[: limit - 4] + "..." + text[0]  # closed by the quote it opened
     return f"a {type(value).__name__}"
+
+
+ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+"""A memory address in an object's repr (``<asyncio.locks.Semaphore object at 0x7f...>``): never in a message, which
+must read the same on every run."""
 
 
 def describe_error(error: BaseException, limit: int = 200) -> str:
@@ -195,7 +235,7 @@ def describe_error(error: BaseException, limit: int = 200) -> str:
         text = f"{type(error).__name__} {error.code} {error.status}: {(error.message or '').split('. ')[0]}"
     else:
         text = f"{type(error).__name__}: {error}"
-    text = " ".join(text.split()).rstrip(".")
+    text = ADDRESS.sub("", " ".join(text.split())).rstrip(".")
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -660,6 +700,11 @@ class Problem:
 
 def _names(names: list[str]) -> str:
     return ", ".join(f"`{n}`" for n in names)
+
+
+def lesson(context: Callable[[], dict[str, Any]], *problems: type[Problem]) -> tuple[Problem, ...]:
+    """A lesson's exercises, in order, named ``q1``, ``q2``, ...: ``PROBLEMS = q1, q2 = lesson(context, A, B)``."""
+    return tuple(problem(f"q{i}", context) for i, problem in enumerate(problems, start=1))
 
 
 def assert_check_passed(problem: Problem, code: str) -> Outcome:

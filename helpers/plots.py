@@ -8,6 +8,7 @@ for the same data (no randomness, no global pyplot state). A notebook cell that 
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -46,8 +47,15 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+def min_samples(q: float) -> int:
+    """The fewest samples whose ``q``-th percentile is more than an interpolation between the largest two: one
+    sample in ``100 - q`` lies above it (p90: 10, p99: 100)."""
+    return math.ceil(100 / (100 - q) - 1e-9)
+
+
 def distribution(series: Mapping[str, Sequence[float] | Summary], *, metric: str = "TTFT") -> Figure:
-    """Histogram and ECDF of a timing, one panel per series side by side, p50/p90/p99 marked.
+    """Histogram and ECDF of a timing, one panel per series side by side, p50/p90/p99 marked (a percentile the
+    sample is too small for, :func:`min_samples`, is labelled as about the maximum).
 
     Every panel uses the same bins and axes, so series compare at a glance (models, concurrency levels, live vs
     replay). Introduced in ``03_streaming``.
@@ -79,7 +87,8 @@ def distribution(series: Mapping[str, Sequence[float] | Summary], *, metric: str
         else:
             ecdf.tick_params(labelright=False)
         for q, value in zip(PERCENTILES, np.percentile(values, PERCENTILES), strict=True):
-            ax.axvline(value, color="black", linestyle=PERCENTILE_STYLES[q], linewidth=1, label=f"p{q} {value:.2f} s")
+            name = f"p{q}" if len(values) >= min_samples(q) else f"p{q} (n < {min_samples(q)}: about the max)"
+            ax.axvline(value, color="black", linestyle=PERCENTILE_STYLES[q], linewidth=1, label=f"{name} {value:.2f} s")
         ax.set_title(f"{label} (n={len(values)})")
         ax.set_xlabel(f"{metric} (s)")
         handles = [*ax.get_legend_handles_labels()[0], line]
@@ -98,17 +107,32 @@ def _status_kind(status: int | None) -> int | str | None:
     return 200 if 200 <= status < 300 else "error"
 
 
-def timeline(calls: ConcurrencyTiming | Sequence[Any], *, limit: int | None = None) -> Figure:
+MIN_BAR_FRACTION = 0.004
+"""A timeline bar is drawn at least this fraction of the time axis wide, so a 429 answered in a millisecond shows."""
+
+
+def _speed_note(speed: float | None) -> str:
+    """What a replay speed means for a time axis: ``""`` at recorded speed (or live), else the factor."""
+    return "" if not speed or speed == 1 else f" at {speed:g}x replay speed (×{speed:g} for recorded time)"
+
+
+def timeline(
+    calls: ConcurrencyTiming | Sequence[Any], *, limit: int | None = None, speed: float | None = None
+) -> Figure:
     """One bar per request from start to end, its first byte marked, with requests in flight over time below.
 
-    Bars are coloured by status (429 orange, other errors red); a request's retries share its row and are
-    hatched. The picture that shows why async is faster and what a semaphore does. Introduced in ``02_async``.
+    Bars are coloured by status (429 orange, other errors red) and drawn at least :data:`MIN_BAR_FRACTION` of the
+    axis wide, so an instant refusal still shows; a request's retries share its row, joined by a dotted line for the
+    wait before each retry. The picture that shows why async is faster and what a semaphore does. Introduced in
+    ``02_async``.
 
     Args:
         calls: a :class:`~helpers.timing.ConcurrencyTiming`, or anything with ``start_s``, ``end_s``,
-            ``first_byte_s`` and ``status`` (the replay server's per-request stats); ``key`` and ``attempt`` group
-            retries when present. Requests still in flight (``end_s`` is ``None``) are left out.
+            ``first_byte_s`` and ``status`` (the replay server's per-request stats, each request its own row: the
+            title then counts the requests the server received); ``key`` groups retries when present. Requests
+            still in flight (``end_s`` is ``None``) are left out.
         limit: draw this concurrency limit (e.g. the semaphore size) on the in-flight panel.
+        speed: the replay speed the times were measured at (``session.speed``); the axis and title say so.
 
     Returns:
         The figure: time in seconds since the first request on the shared x axis.
@@ -121,33 +145,31 @@ def timeline(calls: ConcurrencyTiming | Sequence[Any], *, limit: int | None = No
         raise ValueError("timeline() needs at least one finished request")
     done.sort(key=lambda c: c.start_s)
     origin = done[0].start_s
-    keys = [getattr(c, "key", i) for i, c in enumerate(done)]
+    keyed = all(hasattr(c, "key") for c in done)
+    keys = [c.key if keyed else i for i, c in enumerate(done)]
     rows: dict[Any, int] = {}
     for key in keys:
         rows.setdefault(key, len(rows))
+    wall = max(c.end_s for c in done) - origin
     fig = _figure(9.0, 2.6 + min(0.22 * len(rows), 7.0))
     bars, flight = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
+    last_end: dict[Any, float] = {}
     for c, key in zip(done, keys, strict=True):
         row = rows[key]
-        retry = getattr(c, "attempt", 0) > 0
-        bars.barh(
-            row,
-            c.end_s - c.start_s,
-            left=c.start_s - origin,
-            height=0.7,
-            color=STATUS_COLORS[_status_kind(c.status)],
-            edgecolor="white" if retry else None,
-            hatch="///" if retry else None,
-        )
-        if c.first_byte_s is not None:
+        if key in last_end:
+            bars.plot([last_end[key] - origin, c.start_s - origin], [row, row], color="#555555", linestyle=":", lw=1)
+        last_end[key] = c.end_s
+        width = max(c.end_s - c.start_s, MIN_BAR_FRACTION * wall)
+        bars.barh(row, width, left=c.start_s - origin, height=0.7, color=STATUS_COLORS[_status_kind(c.status)])
+        if c.first_byte_s is not None and c.status is not None and 200 <= c.status < 300:
             bars.plot(c.first_byte_s - origin, row, marker="|", color="black", markersize=9)
     bars.set_ylim(len(rows) - 0.5, -0.5)
     if len(rows) <= 25:
         bars.set_yticks(range(len(rows)), [str(k) for k in rows])
     else:
         bars.set_yticks([])
-    bars.set_ylabel("request")
-    bars.legend(handles=_timeline_legend(done), loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+    bars.set_ylabel("request" if keyed else "request, as the server saw it")
+    bars.legend(handles=_timeline_legend(done, keys), loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
 
     times, counts = in_flight(done)
     flight.step(np.concatenate([[0.0], times - origin]), np.concatenate([[0], counts]), where="post", color="black")
@@ -157,25 +179,30 @@ def timeline(calls: ConcurrencyTiming | Sequence[Any], *, limit: int | None = No
     flight.set_ylim(0, max(int(counts.max()), limit or 0) * 1.15 + 0.5)
     flight.yaxis.set_major_locator(MaxNLocator(integer=True))
     flight.set_ylabel("in flight")
-    flight.set_xlabel("time since the first request started (s)")
+    flight.set_xlabel(f"time since the first request started (s){_speed_note(speed)}")
 
     statuses = [c.status for c in done]
     rejected = f" · {statuses.count(429)} × 429" if 429 in statuses else ""
-    wall = max(c.end_s for c in done) - origin
+    what = (
+        f"{_plural(len(rows), 'request')}, {_plural(len(done), 'attempt')}"
+        if keyed
+        else f"{_plural(len(done), 'request')} the server received"
+    )
+    at_speed = _speed_note(speed).split(" (")[0].strip()
     fig.suptitle(
-        f"Concurrency timeline: {_plural(len(rows), 'request')}, {_plural(len(done), 'attempt')} in {wall:.2f} s · "
-        f"peak {int(counts.max())} in flight{rejected}"
+        f"Concurrency timeline: {what} in {wall:.2f} s · peak {int(counts.max())} in flight{rejected}"
+        + (f"\n(times {at_speed})" if at_speed else "")
     )
     return fig
 
 
-def _timeline_legend(done: Sequence[Any]) -> list[Any]:
+def _timeline_legend(done: Sequence[Any], keys: Sequence[Any]) -> list[Any]:
     labels = {200: "success", 429: "429 rate limited", "error": "other HTTP error", None: "no HTTP status"}
     present = {_status_kind(c.status) for c in done}
     handles: list[Any] = [Patch(color=STATUS_COLORS[k], label=labels[k]) for k in labels if k in present]
-    if any(getattr(c, "attempt", 0) > 0 for c in done):
-        handles.append(Patch(facecolor=STATUS_COLORS[None], edgecolor="white", hatch="///", label="retry"))
-    if any(c.first_byte_s is not None for c in done):
+    if len(set(keys)) < len(keys):
+        handles.append(Line2D([], [], color="#555555", linestyle=":", label="waiting to retry"))
+    if any(c.first_byte_s is not None and c.status is not None and 200 <= c.status < 300 for c in done):
         handles.append(Line2D([], [], marker="|", color="black", linestyle="none", markersize=9, label="first byte"))
     return handles
 

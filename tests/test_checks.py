@@ -541,6 +541,15 @@ def test_placeholders_and_messages_helpers():
     assert show("x" * 100).endswith("...'") and len(show("x" * 100)) == 60
     assert show(object()) == "a object" and show(None) == "None"
     assert describe_error(ValueError("a\n  b.")) == "ValueError: a b"
+    assert show("it's " * 20).endswith('..."'), "a cut string closes with the quote it opened"
+    bound = RuntimeError("<asyncio.locks.Semaphore object at 0x7f3a2c1d9e50 [unlocked]> is bound to a different loop")
+    assert (
+        describe_error(bound)
+        == "RuntimeError: <asyncio.locks.Semaphore object [unlocked]> is bound to a different loop"
+    )
+    cell: dict = {"asyncio": asyncio}
+    exec("semaphore = asyncio.Semaphore(2)\n\ndef f():\n    return [semaphore for _ in range(2)], len\n", cell)
+    assert list(checks.global_values(cell["f"])) == ["semaphore"]  # globals of the cell, nested code included
     assert len(describe_error(ValueError("x" * 500))) == 200
 
 

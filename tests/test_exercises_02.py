@@ -12,7 +12,7 @@ from .conftest import lesson_replay
 
 @pytest.fixture(scope="module", autouse=True)
 def replay():
-    with lesson_replay("02_async", speed=60):
+    with lesson_replay("02_async", speed=120):
         yield
 
 
@@ -78,6 +78,73 @@ async def ask_patiently(prompt):
 
 ON_500_ONLY = IMPATIENT.replace("e.code != 429", "e.code != 500")
 
+HALF_AND_HALF = """\
+async def ask_all(prompts):
+    half = len(prompts) // 2
+    first = await asyncio.gather(*(client.aio.models.generate_content(model=MODEL, contents=p) for p in prompts[:half]))
+    rest = await asyncio.gather(*(client.aio.models.generate_content(model=MODEL, contents=p) for p in prompts[half:]))
+    return [r.text for r in first + rest]
+"""
+
+CHUNKS_OF_TWO = """\
+async def ask_two_at_a_time(prompts):
+    answers = []
+    for i in range(0, len(prompts), 2):
+        pair = prompts[i : i + 2]
+        responses = await asyncio.gather(*(client.aio.models.generate_content(model=MODEL, contents=p) for p in pair))
+        answers += [r.text for r in responses]
+    return answers
+"""
+
+SEMAPHORE_OUTSIDE = """\
+semaphore = asyncio.Semaphore(2)
+
+
+async def ask_two_at_a_time(prompts):
+    async def one(prompt):
+        async with semaphore:
+            return (await client.aio.models.generate_content(model=MODEL, contents=prompt)).text
+
+    return await asyncio.gather(*(one(p) for p in prompts))
+"""
+
+REFERENCE = q3.solution_code
+
+SDK_RETRY_OPTIONS = """\
+async def ask_patiently(prompt):
+    options = types.HttpOptions(retry_options=types.HttpRetryOptions(attempts=8))
+    response = await client.aio.models.generate_content(
+        model=MODEL, contents=prompt, config=types.GenerateContentConfig(http_options=options)
+    )
+    return response.text
+"""
+
+SDK_RETRYING_CLIENT = """\
+retrying = types.HttpRetryOptions(attempts=4, initial_delay=0.1, max_delay=0.5)
+client = genai.Client(http_options=types.HttpOptions(retry_options=retrying))
+
+
+async def ask_patiently(prompt):
+    return (await client.aio.models.generate_content(model=MODEL, contents=prompt)).text
+"""
+
+BLOCKING_SLEEP = "import time\n\n" + REFERENCE.replace("await asyncio.sleep(", "time.sleep(")
+
+RETRIES_EVERY_ERROR = """\
+async def ask_patiently(prompt):
+    for attempt in range(10):
+        try:
+            return (await client.aio.models.generate_content(model=MODEL, contents=prompt)).text
+        except errors.APIError as e:
+            delay = 0.05
+            if e.code == 429:
+                info = [d for d in e.details["error"]["details"] if d["@type"].endswith("RetryInfo")]
+                delay = float(info[0]["retryDelay"].rstrip("s"))
+            await asyncio.sleep(delay)
+"""
+
+READS_RETRY_INFO_OF_EVERY_ERROR = REFERENCE.replace("e.code != 429 or attempt == 9", "attempt == 9")
+
 
 @pytest.mark.parametrize(
     ("problem", "code", "expected"),
@@ -95,6 +162,15 @@ ON_500_ONLY = IMPATIENT.replace("e.code != 429", "e.code != 500")
         (q3, NO_RETRY, "not google.api_core's ResourceExhausted"),
         (q3, IMPATIENT, "retried sooner than the server asked"),
         (q3, ON_500_ONLY, "A 429 escaped"),
+        (q1, HALF_AND_HALF, "had at most 3 of the 6 requests in flight at once"),
+        (q2, CHUNKS_OF_TWO, "the prompts went in groups of two"),
+        (q2, SEMAPHORE_OUTSIDE, "uses `semaphore`, a semaphore made outside the function works once"),
+        (q2, SEMAPHORE_OUTSIDE, "'bound to a different event loop'"),
+        (q3, SDK_RETRY_OPTIONS, "the SDK's HttpRetryOptions, which waits on its own exponential schedule"),
+        (q3, SDK_RETRYING_CLIENT, "for your 6 calls: ask_patiently leaves the retries to the SDK's HttpRetryOptions"),
+        (q3, BLOCKING_SLEEP, "called time.sleep, which blocks the event loop"),
+        (q3, RETRIES_EVERY_ERROR, "returned an answer although the server answered 503 3 times: it retried a"),
+        (q3, READS_RETRY_INFO_OF_EVERY_ERROR, "check e.code == 429 before reading RetryInfo"),
     ],
 )
 def test_typical_wrong_answers_fail_with_their_message(problem, code: str, expected: str) -> None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from helpers.checks import assert_check_failed, assert_check_passed, assert_check_unattempted
-from helpers.exercises.ex03_streaming import PROBLEMS, q1, q2, q3, q4
+from helpers.exercises.ex03_streaming import CLI_PROMPT, PROBLEMS, q1, q2, q3, q4
 
 from .conftest import lesson_replay
 
@@ -103,6 +107,21 @@ STREAM = "client.models.generate_content_stream(model=MODEL, contents=prompt)"
             "            return ''.join(pieces)\n        except httpx2.TransportError:\n            pass",
             "starts with the broken attempt's text",
         ),
+        (
+            q3,
+            "def robust_text(prompt):\n    while True:\n        try:\n"
+            f"            return ''.join(c.text or '' for c in {STREAM})\n"
+            "        except httpx2.TransportError:\n            pass",
+            "when every stream broke, robust_text('Explain why the ocean is salty, in one paragraph.') tried 6 times",
+        ),
+        (
+            q3,
+            "def robust_text(prompt):\n    for _ in range(3):\n        pieces = []\n        try:\n"
+            f"            for c in {STREAM}:\n                pieces.append(c.text or '')\n"
+            "            return ''.join(pieces)\n        except httpx2.TransportError:\n            pass\n"
+            "    return ''.join(pieces)",
+            "after 3 attempts: raise an error instead",
+        ),
     ],
 )
 def test_typical_wrong_answers_fail_with_their_message(problem, code: str, expected: str) -> None:
@@ -130,6 +149,7 @@ def cli(change: str, to: str) -> str:
         ),
         (cli(" · TTLT {ttlt:.2f} s", ""), "last line has no TTLT figure"),
         (cli('prompt = " ".join(argv[1:])', "prompt = argv[5]"), "IndexError: list index out of range"),
+        (cli('print(f"\\ntokens', 'print(f"tokens'), "printed the figures on the same line as the end of the answer"),
     ],
 )
 def test_typical_wrong_cli_scripts_fail_with_their_message(code: str, expected: str) -> None:
@@ -155,3 +175,24 @@ def test_typical_wrong_cli_scripts_fail_with_their_message(code: str, expected: 
 )
 def test_other_correct_answers_pass(problem, code: str) -> None:
     assert_check_passed(problem, code)
+
+
+def test_the_cli_script_runs_offline_in_a_terminal_with_the_documented_command(tmp_path) -> None:
+    script = tmp_path / "stream_cli.py"
+    script.write_text(q4.solution_code.split("\n", 1)[1], encoding="utf-8")  # without its %%writefile line
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("WORKBOOK_MODE", "GOOGLE_GEMINI_BASE_URL", "GEMINI_API_KEY")
+    }
+    command = [sys.executable, "-m", "helpers.offline", "03_streaming", "--speed", "20", "--"]
+    done = subprocess.run(
+        [*command, sys.executable, str(script), CLI_PROMPT], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    setup_line, *answer, figures = done.stdout.strip().splitlines()
+    assert setup_line.startswith("mode: replay · cassette: 03_streaming")
+    assert answer and figures.startswith("tokens ")
+
+
+def test_the_offline_runner_says_what_is_missing_without_a_command() -> None:
+    done = subprocess.run([sys.executable, "-m", "helpers.offline", "03_streaming"], capture_output=True, text=True)
+    assert done.returncode == 2 and "give the command to run after --" in done.stderr

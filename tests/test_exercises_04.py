@@ -44,6 +44,11 @@ QUESTION = "'How many dots are in each picture?'"
         (f"contents = [{BEFORE}, {AFTER}, 'Count the dots.']", "ends with 'Count the dots.'"),
         (f"contents = [{BEFORE}, {AFTER}]", "does not end with the question"),
         (f"contents = ({BEFORE}, {AFTER}, {QUESTION})", "the exercise wants a list"),
+        (
+            "before = {'mime_type': 'image/png', 'data': (DATA / 'dots_before.png').read_bytes()}\n"
+            f"contents = [before, {AFTER}, {QUESTION}]",
+            "the old google-generativeai SDK's part: google-genai 3.4 refuses it",
+        ),
     ],
 )
 def test_q1_wrong_orders_and_parts_fail_with_their_message(code: str, expected: str) -> None:

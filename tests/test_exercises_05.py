@@ -56,6 +56,19 @@ def join(value: str, condition: str = "") -> str:
     return f"def join(job):\n    return {{r.metadata['key']: {value} for r in job.dest.inlined_responses {condition}}}"
 
 
+FORGETS_THINKING = """\
+def batch_saving_usd(responses):
+    total = 0.0
+    for r in responses:
+        u = r.usage_metadata
+        seen = types.GenerateContentResponseUsageMetadata(
+            prompt_token_count=u.prompt_token_count, candidates_token_count=u.candidates_token_count
+        )
+        total += prices.cost_usd(seen, MODEL) - prices.cost_usd(seen, MODEL, batch=True)
+    return total
+"""
+
+
 def saving(expression: str) -> str:
     body = f"sum({expression} for r in responses)"
     return f"def batch_saving_usd(responses):\n    return {body}"
@@ -106,6 +119,14 @@ BATCH = "prices.cost_usd(r.usage_metadata, MODEL, batch=True)"
         (q4, saving(f"{BATCH} - {STANDARD}"), "negative saving"),
         (q4, saving(f"1_000_000 * ({STANDARD} - {BATCH})"), "a million times too big"),
         (q4, "def batch_saving_usd(responses):\n    return '$0.01'", "wants a number of US dollars"),
+        (
+            q1,
+            "def build_requests(reviews):\n    return [types.InlinedRequest(contents=t, config=CONFIG, "
+            "metadata={'custom_id': k}) for k, t in reviews.items()]",
+            "custom_id is the field of OpenAI's and Anthropic's batch APIs",
+        ),
+        (q4, FORGETS_THINKING, "left out the"),
+        (q4, FORGETS_THINKING, "thinking tokens (thoughts_token_count), which are billed as output"),
     ],
 )
 def test_typical_wrong_answers_fail_with_their_message(problem, code: str, expected: str) -> None:

@@ -51,6 +51,14 @@ def test_distribution_marks_percentiles_and_counts_samples(tmp_path):
         assert sum(p.get_height() for p in _bars(ax)) == len(samples)
     assert panels[0].get_shared_x_axes().joined(panels[0], panels[1])
     assert (tmp_path / "distribution.png").stat().st_size > 0
+    labels = [t.get_text() for t in panels[1].get_legend().get_texts()]
+    assert labels[1].startswith("p50 ") and labels[2].startswith("p90 (n < 10: about the max) ")  # n=5
+    assert labels[3].startswith("p99 (n < 100: about the max) ")
+    assert [t.get_text() for t in panels[0].get_legend().get_texts()][2].startswith("p90 0.")  # n=10 supports p90
+
+
+def test_min_samples_is_how_many_runs_a_percentile_needs():
+    assert [plots.min_samples(q) for q in (50, 90, 99)] == [2, 10, 100]
 
 
 def test_distribution_refuses_empty_series():
@@ -70,14 +78,15 @@ def test_timeline_draws_every_attempt_by_status_with_retries_on_their_request_ro
     colors = {(r.get_x(), r.get_y() + r.get_height() / 2): matplotlib.colors.to_hex(r.get_facecolor()) for r in rects}
     assert colors[(0.0, 1)] == plots.STATUS_COLORS[429].lower()
     assert colors[(0.1, 2)] == plots.STATUS_COLORS["error"].lower()
-    assert [r.get_hatch() for r in rects if r.get_x() == 0.6] == ["///"]
-    first_bytes = [line.get_xdata()[0] for line in bars.get_lines()]
-    assert sorted(first_bytes) == [0.2, 0.3, 0.8]
+    waits = [line for line in bars.get_lines() if line.get_linestyle() == ":"]
+    assert [(list(w.get_xdata()), list(w.get_ydata())) for w in waits] == [([0.1, 0.6], [1, 1])]  # b's wait to retry
+    first_bytes = [line.get_xdata()[0] for line in bars.get_lines() if line.get_marker() == "|"]
+    assert sorted(first_bytes) == [0.2, 0.8]  # a failure's first byte is its whole answer: no tick over its colour
     assert [t.get_text() for t in bars.get_legend().get_texts()] == [
         "success",
         "429 rate limited",
         "other HTTP error",
-        "retry",
+        "waiting to retry",
         "first byte",
     ]
     assert flight.get_xlabel() == "time since the first request started (s)"
@@ -93,10 +102,19 @@ def test_timeline_draws_server_stats_and_skips_requests_in_flight():
         def __init__(self, start_s, first_byte_s, end_s, status):
             self.start_s, self.first_byte_s, self.end_s, self.status = start_s, first_byte_s, end_s, status
 
-    fig = plots.timeline([Stat(10.0, 10.1, 10.5, 200), Stat(10.2, 10.3, 10.4, 200), Stat(10.3, None, None, None)])
+    stats = [Stat(10.0, 10.1, 10.5, 200), Stat(10.2, 10.3, 10.4, 200), Stat(10.3, None, None, None)]
+    stats.append(Stat(10.4, 10.4, 10.4, 429))  # refused at once: still drawn, a sliver made visible
+    fig = plots.timeline(stats, speed=60)
     rects = _bars(fig.axes[0])
-    assert sorted(r.get_x() for r in rects) == pytest.approx([0.0, 0.2])
-    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["0", "1"]
+    assert sorted(r.get_x() for r in rects) == pytest.approx([0.0, 0.2, 0.4])
+    assert min(r.get_width() for r in rects) == pytest.approx(plots.MIN_BAR_FRACTION * 0.5)
+    assert fig.axes[0].get_ylabel() == "request, as the server saw it"
+    assert fig._suptitle.get_text() == (
+        "Concurrency timeline: 3 requests the server received in 0.50 s · peak 2 in flight · 1 × 429\n"
+        "(times at 60x replay speed)"
+    )
+    assert fig.axes[1].get_xlabel().endswith("(s) at 60x replay speed (×60 for recorded time)")
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["0", "1", "2"]
     with pytest.raises(ValueError, match="finished request"):
         plots.timeline([Stat(0.0, None, None, None)])
 

@@ -9,10 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from google import genai
-
-from ..checks import Incorrect, Problem, ____, show
-from ..models import FLASH
+from ..checks import Incorrect, Problem, ____, lesson, lesson_context, show
 from ..workbook import current_session
 
 FIRST_PROMPT = "Say hello to a new learner in two sentences."
@@ -20,17 +17,13 @@ FIRST_PROMPT = "Say hello to a new learner in two sentences."
 
 __all__ = ["PROBLEMS", "____", "context", "q1", "q2", "q3"]
 
-
-def context() -> dict[str, Any]:
-    """What ``00_setup``'s cells leave in the notebook: ``session``, ``client``, ``MODEL``, ``response``, ``____``.
-
-    Raises:
-        helpers.WorkbookError: ``helpers.setup(...)`` has not run in this kernel.
-    """
-    session = current_session()
-    client = genai.Client()
-    response = client.models.generate_content(model=FLASH, contents=FIRST_PROMPT)
-    return {"session": session, "client": client, "MODEL": FLASH, "response": response, "____": ____}
+context = lesson_context(
+    fresh={
+        "session": lambda ns: current_session(),
+        "response": lambda ns: ns["client"].models.generate_content(model=ns["MODEL"], contents=FIRST_PROMPT),
+    }
+)
+"""What ``00_setup``'s cells leave in the notebook: ``session``, ``client``, ``MODEL``, ``response``, ``____``."""
 
 
 class NameTheMode(Problem):
@@ -73,6 +66,12 @@ class ReadTheModelVersion(Problem):
         version, response = ns["version"], ns["response"]
         if version is response:
             raise Incorrect("version is the whole response; the exercise wants one attribute of it.")
+        if version is ns.get("MODEL") and version is not response.model_version:
+            raise Incorrect(
+                "version is MODEL, the model you asked for. The exercise wants the one that answered, which the "
+                "response reports: they are named alike here, but an alias such as gemini-flash-latest is answered "
+                "by a dated model, and that name is what you would log."
+            )
         if version == response.text:
             raise Incorrect("version is the answer's text; the model's version is another attribute of the response.")
         if version != response.model_version:
@@ -103,6 +102,9 @@ def mask(key: str) -> str:
         ("AIzaFAKE-0123456789-wxyz", "AIza...wxyz"),
         ("sk-0123456789abcdef", "sk-0...cdef"),
         ("short-key", "***"),
+        ("AIza-8chars", "***"),
+        ("AIzaFAKE1234", "***"),
+        ("AIzaFAKE12345", "AIza...2345"),
         ("", "***"),
     )
 
@@ -117,16 +119,12 @@ def mask(key: str) -> str:
             if key and key in got:
                 raise Incorrect(f"{call} returned the whole key: exactly what must never reach a log.")
             if got != expected:
-                shown = "a key of 12 characters or fewer" if len(key) <= 12 else "a long key"
+                want = "'***'" if len(key) <= 12 else "its first 4 characters, '...', then its last 4"
                 raise Incorrect(
-                    f"{call} returned {got!r}; for {shown} the exercise wants "
-                    + ("'***'." if len(key) <= 12 else "its first 4 characters, '...', then its last 4.")
+                    f"{call} returned {got!r}; for a key of {len(key)} characters the exercise wants {want} (a key "
+                    "of 12 characters or fewer gives '***', a longer one is shown in part)."
                 )
 
 
-q1 = NameTheMode("q1", context)
-q2 = ReadTheModelVersion("q2", context)
-q3 = MaskTheKey("q3", context)
-
-PROBLEMS = (q1, q2, q3)
+PROBLEMS = q1, q2, q3 = lesson(context, NameTheMode, ReadTheModelVersion, MaskTheKey)
 """Every problem of the lesson, in order: for pytest and for recording the checks' requests into the cassette."""

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from google import genai
 from google.genai import errors, types
 
-from ..checks import Incorrect, Problem, Watched, ____, code_names, show, watching
-from ..models import FLASH, MISSING_MODEL
+from .. import control
+from ..checks import Incorrect, Problem, Watched, ____, code_names, lesson, lesson_context, show, watching
+from ..models import MISSING_MODEL
 from ..workbook import current_session
 
 COLOURS_PROMPT = "Name three primary colours."
@@ -25,15 +25,8 @@ INSTRUCTION = "Answer in one sentence."
 
 __all__ = ["PROBLEMS", "____", "context", "q1", "q2", "q3", "q4"]
 
-
-def context() -> dict[str, Any]:
-    """What ``01_sync``'s setup cells leave in the notebook: ``client``, ``MODEL``, ``genai``, ``types``, ``____``.
-
-    Raises:
-        helpers.WorkbookError: ``helpers.setup("01_sync")`` (or another notebook's setup) has not run.
-    """
-    current_session()
-    return {"client": genai.Client(), "MODEL": FLASH, "genai": genai, "types": types, "____": ____}
+context = lesson_context(types=types)
+"""What ``01_sync``'s setup cells leave in the notebook: ``client``, ``MODEL``, ``genai``, ``types``, ``____``."""
 
 
 def expect_text(call: str, result: Any, seen: list[Watched]) -> None:
@@ -166,7 +159,8 @@ def safe_ask(model: str, prompt: str) -> str:
     return response.text
 """
     correct_message = (
-        "google-genai raises google.genai.errors.APIError (ClientError for 4xx, ServerError for 5xx) with the HTTP "
+        "safe_ask() gave 'error 404' for a missing model, 'error 503' when the server was unavailable, and the text "
+        "otherwise: google-genai raises errors.APIError (ClientError for 4xx, ServerError for 5xx) with the HTTP "
         "status in e.code, the status name in e.status and the message in e.message."
     )
 
@@ -175,6 +169,11 @@ def safe_ask(model: str, prompt: str) -> str:
             return (
                 "safe_ask() catches google.api_core.exceptions, which google-genai never raises: catch "
                 "google.genai.errors.APIError instead."
+            )
+        if isinstance(error, errors.ServerError):
+            return (
+                f"The check's server answered {error.code}, a ServerError (5xx), which is not a ClientError (4xx): "
+                "catch errors.APIError, the base of both."
             )
         if isinstance(error, errors.APIError):
             return "safe_ask() let the API's error escape: catch google.genai.errors.APIError and use its code."
@@ -198,6 +197,18 @@ def safe_ask(model: str, prompt: str) -> str:
         with watching(ns["client"].models, "generate_content") as seen:
             result = self.call("safe_ask", fn, ns["MODEL"], FRENCH_PROMPT)
         expect_text(f"safe_ask(MODEL, {FRENCH_PROMPT!r})", result, seen)
+        if current_session().server_url is None:
+            return  # live: there is no server to answer 503 on purpose
+        control.fail_next(1, 503)
+        try:
+            unavailable = self.call("safe_ask", fn, ns["MODEL"], FRENCH_PROMPT)
+        finally:
+            control.clear_faults()
+        if unavailable != "error 503":
+            raise Incorrect(
+                f"when the server answered 503 (unavailable), safe_ask(MODEL, {FRENCH_PROMPT!r}) returned "
+                f"{show(unavailable)}; the exercise wants 'error 503' for a server error too."
+            )
 
 
 def _refers_to(fn: Callable[..., Any], module: str) -> bool:
@@ -297,10 +308,5 @@ config = types.GenerateContentConfig(
             raise Incorrect(f"config.system_instruction should be {INSTRUCTION!r} (it is {show(instruction)}).")
 
 
-q1 = ReturnTheText("q1", context)
-q2 = CountTokens("q2", context)
-q3 = CatchTheRightError("q3", context)
-q4 = RepeatableConfig("q4", context)
-
-PROBLEMS = (q1, q2, q3, q4)
+PROBLEMS = q1, q2, q3, q4 = lesson(context, ReturnTheText, CountTokens, CatchTheRightError, RepeatableConfig)
 """Every problem of the lesson, in order: for pytest and for recording the checks' requests into the cassette."""

@@ -16,14 +16,30 @@ import contextlib
 import inspect
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from google import genai
 from google.genai import errors, types
 
 from .. import control
-from ..checks import Incorrect, Problem, ____, counting_calls, show
-from ..models import FLASH
+from ..checks import (
+    Incorrect,
+    InFlight,
+    Problem,
+    Slept,
+    StoppedByCheck,
+    TimeLimitExceeded,
+    ____,
+    code_names,
+    counting_calls,
+    describe_error,
+    global_values,
+    lesson,
+    lesson_context,
+    run_bounded,
+    show,
+    watching_sleep,
+)
 from ..replay.limits import WINDOW_S
 from ..workbook import current_session
 
@@ -51,26 +67,16 @@ OVERLAP_S = 0.05
 """Exercises 1 and 2 delay every answer by this many seconds (wall clock) while the learner's code runs, so that the
 server's peak of requests in flight (the fallback for a learner's own client) shows requests that overlap."""
 
+REFILL_WAIT_S = 2.0
+"""Exercise 2 holds the first request back until another one starts after a request has finished, at most this many
+seconds: a semaphore starts the next request as soon as a slot frees, chunks of two do not until both are done. The
+decision is causal (did a request start while the first was held?); the wait only bounds a wrong answer's check."""
+
 __all__ = ["PROBLEMS", "____", "context", "q1", "q2", "q3"]
 
-
-def context() -> dict[str, Any]:
-    """What ``02_async``'s setup cells leave in the notebook: ``client``, ``MODEL``, ``asyncio``, ``errors``,
-    ``types``, ``genai``, ``____``.
-
-    Raises:
-        helpers.WorkbookError: ``helpers.setup(...)`` has not run in this kernel.
-    """
-    current_session()
-    return {
-        "client": genai.Client(),
-        "MODEL": FLASH,
-        "asyncio": asyncio,
-        "errors": errors,
-        "types": types,
-        "genai": genai,
-        "____": ____,
-    }
+context = lesson_context(asyncio=asyncio, errors=errors, types=types)
+"""What ``02_async``'s setup cells leave in the notebook: ``client``, ``MODEL``, ``asyncio``, ``errors``, ``types``,
+``genai``, ``____``."""
 
 
 def answers_to(ns: Mapping[str, Any], prompts: Sequence[str]) -> list[str]:
@@ -78,22 +84,77 @@ def answers_to(ns: Mapping[str, Any], prompts: Sequence[str]) -> list[str]:
     return [ns["client"].models.generate_content(model=ns["MODEL"], contents=p).text for p in prompts]
 
 
-@contextlib.contextmanager
-def overlapping(ns: Mapping[str, Any]) -> Iterator[Callable[[], int]]:
-    """Count the learner's requests in flight for the block; yields a function that gives their peak afterwards.
+@dataclass
+class Overlap:
+    """What :func:`overlapping` saw of the learner's requests.
 
-    The peak is the most ``client.aio.models.generate_content`` calls of the notebook's ``client`` in progress at
-    once: a count, whatever the machine's speed. For a learner who made a client of their own, it is the replay
-    server's ``peak_in_flight``, with every answer slowed by :data:`OVERLAP_S` so that overlapping requests overlap
-    there too.
+    Attributes:
+        counted: the notebook client's ``client.aio.models.generate_content`` calls (none if the learner made a
+            client of their own).
+        server_peak: the replay server's peak of requests in flight, read when the block ends.
+        refilled: with ``hold_first``: whether a request started while the first was held back after another had
+            finished (``None``: not judged, no call of the notebook's client).
+    """
+
+    counted: InFlight
+    server_peak: int = 0
+    refilled: bool | None = None
+
+    @property
+    def peak(self) -> int:
+        """The most requests in flight at once: the client's count, or the server's for a client of their own."""
+        return self.counted.peak if self.counted.calls else self.server_peak
+
+
+@contextlib.contextmanager
+def overlapping(ns: Mapping[str, Any], *, hold_first: bool = False) -> Iterator[Overlap]:
+    """Count the learner's requests in flight for the block (:class:`Overlap`, filled when the block ends).
+
+    The count is of ``client.aio.models.generate_content`` calls of the notebook's ``client`` in progress at once,
+    whatever the machine's speed; for a learner's own client, the replay server's ``peak_in_flight``, with every
+    answer slowed by :data:`OVERLAP_S` so that overlapping requests overlap there too. ``hold_first`` holds the first
+    call back until a later call starts after an earlier one has ended (at most :data:`REFILL_WAIT_S`), and records
+    whether one did: a semaphore refills its free slot at once, chunked gathers wait for the whole chunk.
     """
     control.reset_stats()
     control.add_latency(OVERLAP_S)
+    models = ns["client"].aio.models
+    seen = Overlap(InFlight())
+    if hold_first:
+        _hold_first(models, seen)
     try:
-        with counting_calls(ns["client"].aio.models, "generate_content") as counted:
-            yield lambda: counted.peak if counted.calls else control.stats().peak_in_flight
+        with counting_calls(models, "generate_content") as counted:
+            seen.counted = counted
+            yield seen
     finally:
+        if hold_first:
+            del models.generate_content
         control.add_latency(0)
+        seen.server_peak = control.stats().peak_in_flight
+
+
+def _hold_first(models: Any, seen: Overlap) -> None:
+    """Shadow ``models.generate_content`` so that its first call waits until a call starts after another has ended
+    (at most :data:`REFILL_WAIT_S`); sets ``seen.refilled`` to whether one did."""
+    original = models.generate_content
+    state: dict[str, Any] = {"started": 0, "ended": 0}
+
+    async def holding(*args: Any, **kwargs: Any) -> Any:
+        state["started"] += 1
+        if state["started"] == 1:
+            state["go"] = asyncio.Event()  # made on the learner's loop, by its first call
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(state["go"].wait(), REFILL_WAIT_S)
+            seen.refilled = state.get("refilled", False)
+        elif state["ended"] or state["started"] - state["ended"] > 2:
+            state.setdefault("refilled", state["ended"] > 0)
+            state["go"].set()  # a refill, or more than two in flight: either way the verdict is in
+        try:
+            return await original(*args, **kwargs)
+        finally:
+            state["ended"] += 1
+
+    models.generate_content = holding
 
 
 def expect_answers(call: str, result: Any, expected: list[str]) -> None:
@@ -156,27 +217,39 @@ async def ask_all(prompts: list[str]) -> list[str]:
     return [r.text for r in responses]
 """
     correct_message = (
-        "every request was in flight at once, and asyncio.gather returned the answers in the order of the prompts, "
-        "whatever order they finished in."
+        f"all {len(PROMPTS)} requests were in flight at once, and the answers came back in the order of the prompts."
     )
 
     def verify(self, ns: Mapping[str, Any]) -> None:
         expect_async(ns["ask_all"], "ask_all")
         expected = answers_to(ns, PROMPTS)
-        with overlapping(ns) as peak_in_flight:
+        with overlapping(ns) as seen:
             result = self.call("ask_all", ns["ask_all"], list(PROMPTS))
-        peak = peak_in_flight()
-        call = "ask_all(prompts)"
+        call, peak = "ask_all(prompts)", seen.peak
         if peak <= 1 and result is not None:
             raise Incorrect(
                 f"{call} sent the requests one at a time (never more than 1 in flight): create every coroutine "
                 "first, then await them together with asyncio.gather."
             )
+        if peak < len(PROMPTS) and result is not None:
+            raise Incorrect(
+                f"{call} had at most {peak} of the {len(PROMPTS)} requests in flight at once: one asyncio.gather of "
+                "every coroutine sends them all together; several smaller gathers, one after another, wait for each "
+                "group to finish."
+            )
         expect_answers(call, result, expected)
 
 
+SEMAPHORE_OUTSIDE = (
+    "a semaphore made outside the function works once, then the next run (this check's, or your own when you "
+    "re-run the cell) fails with 'bound to a different event loop': an asyncio.Semaphore belongs to the event loop "
+    "that first waits on it, and each asyncio.run, like each check, has a new loop. Create it inside the function."
+)
+
+
 class CapAtTwo(Problem):
-    """q2: ``async def ask_two_at_a_time(prompts) -> list[str]``: two requests in flight at a time, never more."""
+    """q2: ``async def ask_two_at_a_time(prompts) -> list[str]``: two requests in flight at a time, never more, each
+    freed slot refilled at once (a semaphore, not chunks of two)."""
 
     title = "Cap concurrency at 2 with a semaphore"
     variables = ("ask_two_at_a_time",)
@@ -202,22 +275,37 @@ async def ask_two_at_a_time(prompts: list[str]) -> list[str]:
     return await asyncio.gather(*(one(p) for p in prompts))
 """
     correct_message = (
-        "the semaphore let two requests run at a time and queued the rest; asyncio.gather still returned the answers "
-        "in order. Create the semaphore inside the function, on the loop that uses it."
+        "never more than two requests were in flight, a new one started as soon as one finished (while the check "
+        "held the first back), and the answers came back in the order of the prompts."
     )
 
+    def explain(self, error: Exception, fn: Callable[..., Any]) -> str:
+        if isinstance(error, RuntimeError) and "different event loop" in str(error):
+            return SEMAPHORE_OUTSIDE[0].upper() + SEMAPHORE_OUTSIDE[1:]
+        return ""
+
     def verify(self, ns: Mapping[str, Any]) -> None:
-        expect_async(ns["ask_two_at_a_time"], "ask_two_at_a_time")
+        fn = ns["ask_two_at_a_time"]
+        expect_async(fn, "ask_two_at_a_time")
+        outside = [n for n, v in global_values(fn).items() if isinstance(v, asyncio.Semaphore)]
+        if outside:
+            raise Incorrect(f"ask_two_at_a_time uses `{outside[0]}`, {SEMAPHORE_OUTSIDE}")
         expected = answers_to(ns, PROMPTS)
-        with overlapping(ns) as peak_in_flight:
-            result = self.call("ask_two_at_a_time", ns["ask_two_at_a_time"], list(PROMPTS))
-        peak = peak_in_flight()
+        with overlapping(ns, hold_first=True) as seen:
+            result = self.call("ask_two_at_a_time", fn, list(PROMPTS))
+        peak = seen.peak
         if peak > 2:
             raise Incorrect(f"{peak} requests were in flight at once; the limit was 2.")
         if peak < 2 and result is not None:
             raise Incorrect(
                 "never more than 1 request was in flight: a semaphore of 2 lets two run at once (are the requests "
                 "awaited one after another?)."
+            )
+        if seen.refilled is False and result is not None:
+            raise Incorrect(
+                "while the check held the first request back, the other finished and no new request started: the "
+                "prompts went in groups of two, each group waiting for its slowest request. A semaphore starts the "
+                "next request as soon as a slot is free; create asyncio.Semaphore(2) and gather every prompt."
             )
         expect_answers("ask_two_at_a_time(prompts)", result, expected)
 
@@ -227,16 +315,20 @@ async def _all_at_once(fn: Callable[[str], Any], prompts: Sequence[str]) -> list
     return await asyncio.gather(*(fn(p) for p in prompts))
 
 
+FAILING_503 = 3
+"""The check's 503 case answers this many requests in a row with 503: a function that retries it gets an answer."""
+
+
 class RetryPolitely(Problem):
-    """q3: ``async def ask_patiently(prompt) -> str`` retries a 429 after the server's ``retryDelay``; checked with six
-    concurrent calls under a limit of two requests a minute."""
+    """q3: ``async def ask_patiently(prompt) -> str`` retries a 429 after the server's ``retryDelay`` and raises any
+    other error; checked with six concurrent calls under a limit of two requests a minute, then a 503."""
 
     title = "Retry a 429 when the server says"
     variables = ("ask_patiently",)
     needs = ("client", "MODEL")
     hints = (
-        "Loop: try the request; on errors.APIError with e.code == 429, sleep, then try again. Any other error, "
-        "raise it.",
+        "Loop: try the request; on errors.APIError with e.code == 429, sleep with `await asyncio.sleep(...)`, then "
+        "try again. Any other error, raise it.",
         "How long to sleep is in the error: e.details['error']['details'] holds a "
         "'type.googleapis.com/google.rpc.RetryInfo' entry whose 'retryDelay' reads like '0.734s'.",
     )
@@ -260,9 +352,10 @@ async def ask_patiently(prompt: str) -> str:
             await asyncio.sleep(float(delays[0].removesuffix("s")))
 """
     correct_message = (
-        "every call got its answer: each 429 waited exactly as long as the server's RetryInfo said, so few requests "
-        "were refused. google-genai raises errors.APIError (a ClientError with code 429), never "
-        "google.api_core's ResourceExhausted."
+        f"all {len(PROMPTS)} calls got their answers with no more 429s than waiting out each retryDelay causes, "
+        "every retry was a call of yours (no hidden SDK retries), nothing blocked the event loop, and a 503 was "
+        "raised at once. google-genai raises errors.APIError (a ClientError with code 429), never google.api_core's "
+        "ResourceExhausted."
     )
 
     def explain(self, error: Exception, fn: Callable[..., Any]) -> str:
@@ -276,15 +369,35 @@ async def ask_patiently(prompt: str) -> str:
     def verify(self, ns: Mapping[str, Any]) -> None:
         fn = ns["ask_patiently"]
         expect_async(fn, "ask_patiently")
+        if {"HttpRetryOptions", "retry_options"} & code_names(fn.__code__):
+            raise Incorrect(SDK_RETRIES)
         expected = answers_to(ns, PROMPTS)
         time.sleep(WINDOW_S / current_session().speed)  # let every earlier request leave the server's window
         control.reset_stats()
         control.set_limits(rpm=LIMIT)
+        failure = None
         try:
-            result = self.call("ask_patiently", lambda: _all_at_once(fn, PROMPTS))
+            with (
+                counting_calls(ns["client"].aio.models, "generate_content") as counted,
+                watching_sleep(fn, then=_stop) as slept,
+            ):
+                result = self.call("ask_patiently", lambda: _all_at_once(fn, PROMPTS))
+        except StoppedByCheck:
+            pass  # at its first time.sleep, judged below
+        except Incorrect as e:
+            failure = e
         finally:
             control.set_limits(rpm=None)
         stats = control.stats()
+        if slept:
+            raise Incorrect(
+                "ask_patiently called time.sleep, which blocks the event loop: while one call sleeps, no other call "
+                "can send, wait or read anything. Wait with `await asyncio.sleep(seconds)`."
+            )
+        if counted.calls and stats.received > counted.calls:
+            raise Incorrect(f"the server saw {stats.received} requests for your {counted.calls} calls: {SDK_RETRIES}")
+        if failure is not None:
+            raise failure
         rejected = stats.rejected.get(429, 0)
         if rejected > MAX_REJECTIONS:
             raise Incorrect(
@@ -294,11 +407,45 @@ async def ask_patiently(prompt: str) -> str:
         expect_answers(f"{len(PROMPTS)} concurrent calls of ask_patiently", result, expected)
         if not rejected:
             raise Incorrect("the server refused nothing, so the check could not see a retry: run the check again.")
+        self.verify_raises_503(fn)
+
+    def verify_raises_503(self, fn: Callable[..., Any]) -> None:
+        """Judge ``fn`` on a request the server answers 503 (:data:`FAILING_503` times): it must raise, once."""
+        call = f"ask_patiently({PROMPTS[0]!r})"
+        control.reset_stats()
+        control.fail_next(FAILING_503, 503)
+        try:
+            run_bounded(fn, PROMPTS[0], limit_s=self.limit_s())
+        except TimeLimitExceeded:
+            raise Incorrect(f"{call} kept retrying a 503 until the check stopped it: {ONLY_429}") from None
+        except errors.APIError as e:
+            if e.code != 503:
+                raise Incorrect(f"{call} raised {describe_error(e)} for a 503: re-raise the error you caught.") from e
+            if (tries := control.stats().received) > 1:
+                raise Incorrect(f"{call} sent the request {tries} times before raising the 503: {ONLY_429}") from e
+            return
+        except Exception as e:
+            raise Incorrect(
+                f"the server answered {call} with 503, and it raised {describe_error(e)}: check e.code == 429 before "
+                "reading RetryInfo (a 503 has none), and re-raise any other error as it is."
+            ) from e
+        finally:
+            control.clear_faults()
+        raise Incorrect(f"{call} returned an answer although the server answered 503 {FAILING_503} times: {ONLY_429}")
 
 
-q1 = GatherInOrder("q1", context)
-q2 = CapAtTwo("q2", context)
-q3 = RetryPolitely("q3", context)
+def _stop(slept: list[Slept]) -> None:
+    """Stop the learner's code at its first blocking ``time.sleep`` (:func:`~helpers.checks.watching_sleep`)."""
+    raise StoppedByCheck
 
-PROBLEMS = (q1, q2, q3)
+
+SDK_RETRIES = (
+    "ask_patiently leaves the retries to the SDK's HttpRetryOptions, which waits on its own exponential schedule "
+    "with jitter and never reads RetryInfo. The exercise asks you to catch the 429 and wait as long as its "
+    "retryDelay says."
+)
+ONLY_429 = "it retried a ServerError. Retry only 429, whose RetryInfo says when to come back; raise any other error."
+
+
+PROBLEMS = q1, q2, q3 = lesson(context, GatherInOrder, CapAtTwo, RetryPolitely)
 """Every problem of the lesson, in order: for pytest and for recording the checks' requests into the cassette."""

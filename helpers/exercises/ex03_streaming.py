@@ -32,13 +32,30 @@ from google import genai
 from google.genai import errors, types
 
 from .. import control
-from ..checks import HOLD_S, Incorrect, Outcome, Problem, ____, code_names, holding_stream, show
+from ..checks import (
+    HOLD_S,
+    Incorrect,
+    Outcome,
+    Problem,
+    TimeLimitExceeded,
+    Watched,
+    ____,
+    code_names,
+    holding_stream,
+    lesson,
+    lesson_context,
+    run_bounded,
+    show,
+    watching,
+)
 from ..models import FLASH
 from ..workbook import current_session
 
 USES_PROMPT = "Name three uses of streaming, in one sentence each."
 STAR_PROMPT = "Describe the life cycle of a star, in one paragraph."
 OCEAN_PROMPT = "Explain why the ocean is salty, in one paragraph."
+ATTEMPTS = 3
+"""Exercise 3's retry budget: up to this many attempts, then raise."""
 CLI_PROMPT = "Explain what a token is, in one short paragraph."
 THOUGHT = "Planning the answer: three uses, one sentence each."
 
@@ -50,25 +67,9 @@ sees the request and stops after the server sent what it waited for, so only low
 __all__ = ["PROBLEMS", "____", "context", "q1", "q2", "q3", "q4"]
 
 
-def context() -> dict[str, Any]:
-    """What ``03_streaming``'s setup cells leave in the notebook that the exercises use: ``client``, ``MODEL``,
-    ``genai``, ``types``, ``errors``, ``time``, ``httpx2``, ``aiohttp`` and ``____``.
-
-    Raises:
-        helpers.WorkbookError: ``helpers.setup("03_streaming")`` (or another notebook's setup) has not run.
-    """
-    current_session()
-    return {
-        "client": genai.Client(),
-        "MODEL": FLASH,
-        "genai": genai,
-        "types": types,
-        "errors": errors,
-        "time": time,
-        "httpx2": httpx2,
-        "aiohttp": aiohttp,
-        "____": ____,
-    }
+context = lesson_context(types=types, errors=errors, time=time, httpx2=httpx2, aiohttp=aiohttp)
+"""What ``03_streaming``'s setup cells leave in the notebook that the exercises use: ``client``, ``MODEL``,
+``genai``, ``types``, ``errors``, ``time``, ``httpx2``, ``aiohttp`` and ``____``."""
 
 
 def _returned(call: str, result: Any, kind: type | tuple[type, ...], what: str) -> None:
@@ -280,7 +281,9 @@ def robust_text(prompt: str) -> str:
     raise RuntimeError("the stream broke 3 times")
 """
     correct_message = (
-        "A started stream is never retried by the SDK, so you catch the break and ask again. Starting from nothing "
+        "robust_text() returned the whole answer after a break, and raised when every stream broke, after at most "
+        f"{ATTEMPTS} attempts. A started stream is never retried by the SDK, so you catch the break and ask again. "
+        "Starting from nothing "
         "keeps the answer coherent; resuming from the partial text (lesson 03) saves output tokens."
     )
 
@@ -311,6 +314,7 @@ def robust_text(prompt: str) -> str:
         call = f"robust_text({OCEAN_PROMPT!r})"
         _returned(call, result, str, "the whole answer as one str")
         if result == answer:
+            self.verify_gives_up(ns)
             return
         if result and answer.startswith(result):
             raise Incorrect(
@@ -322,6 +326,39 @@ def robust_text(prompt: str) -> str:
                 "empty list of pieces."
             )
         raise Incorrect(f"{call} returned {show(result)}, which is not the answer the stream sends.")
+
+    def verify_gives_up(self, ns: Mapping[str, Any]) -> None:
+        """Break every stream the learner's function starts (up to :data:`ATTEMPTS` + 2 of them): it must raise
+        after at most :data:`ATTEMPTS`, not return a partial answer nor keep trying."""
+        call = f"robust_text({OCEAN_PROMPT!r})"
+
+        def break_it(seen: list[Watched]) -> None:  # runs when a stream is made, before its request goes out
+            if len(seen) <= ATTEMPTS + 2:
+                control.cut_stream(after_chunks=2)
+
+        raised = False
+        try:
+            with watching(ns["client"].models, "generate_content_stream", then=break_it) as seen:
+                result = run_bounded(ns["robust_text"], OCEAN_PROMPT, limit_s=self.limit_s())
+        except TimeLimitExceeded:
+            raise Incorrect(
+                f"when every stream broke, {call} kept retrying until the check stopped it: give up after "
+                f"{ATTEMPTS} attempts and raise."
+            ) from None
+        except Exception:
+            raised = True
+        finally:
+            control.clear_faults()
+        if len(seen) > ATTEMPTS:
+            raise Incorrect(
+                f"when every stream broke, {call} tried {len(seen)} times; the exercise allows up to {ATTEMPTS} "
+                "attempts, then raise."
+            )
+        if not raised:
+            raise Incorrect(
+                f"when every stream broke, {call} returned {show(result)} after {len(seen)} attempts: raise an error "
+                "instead, so the caller knows there is no answer."
+            )
 
 
 CLI_FIGURES = {
@@ -343,12 +380,15 @@ class CliRun:
         streamed: whether it printed part of the answer while the check held the stream back after its first text
             (``None``: the stream was not held).
         took_s: seconds from starting the process to its exit.
+        joined: what its last line holds before the first figure, stripped (``""`` when the figures start it):
+            the answer's end, when no newline separates it from the figures.
     """
 
     text: str
     figures: dict[str, float]
     streamed: bool | None
     took_s: float
+    joined: str = ""
 
 
 class StreamingCli(Problem):
@@ -431,8 +471,9 @@ if __name__ == "__main__":
 '''
     correct_message = (
         "The script streams with flush=True, so text appears as it arrives even through a pipe; the seed makes two "
-        "runs print the same answer; and the figures agree with what the server saw. Try it in a terminal: "
-        f'python stream_cli.py "{CLI_PROMPT}"'
+        "runs printed the same answer; and the figures agree with what the server saw. Try it in a terminal, from "
+        "the repository's folder and offline: .venv/bin/python -m helpers.offline 03_streaming -- .venv/bin/python "
+        f'notebooks/stream_cli.py "{CLI_PROMPT}"'
     )
 
     # --- where the script is ----------------------------------------------------------------------------------
@@ -532,7 +573,7 @@ if __name__ == "__main__":
         lines = out.rstrip().splitlines()
         if not lines:
             raise Incorrect(f"{self.script} printed nothing: stream the answer to stdout, then the figures.")
-        figures = {}
+        figures, first = {}, len(lines[-1])
         for name, pattern in CLI_FIGURES.items():
             found = pattern.search(lines[-1])
             if found is None:
@@ -541,7 +582,8 @@ if __name__ == "__main__":
                     "'tokens 143 · wall 1.21 s · TTFT 0.42 s · TTLT 1.18 s'."
                 )
             figures[name] = float(found.group(1))
-        return CliRun("\n".join(lines[:-1]).strip(), figures, streamed, took)
+            first = min(first, found.start())
+        return CliRun("\n".join(lines[:-1]).strip(), figures, streamed, took, lines[-1][:first].strip())
 
     def _printed_while_held(self, proc: subprocess.Popen[bytes], pieces: list[bytes], started: float) -> bool:
         """Wait until the script prints, exits, or has had its first chunks for ``HOLD_S``; whether it printed.
@@ -593,6 +635,11 @@ if __name__ == "__main__":
     def judge(self, run: CliRun, answer: str, usage: types.GenerateContentResponseUsageMetadata) -> None:
         """Judge one run's text and figures against the answer and usage the API gave for the same request."""
         f, name = run.figures, self.script
+        if run.joined and answer.endswith(run.joined) and answer.startswith(run.text):
+            raise Incorrect(
+                f"{name} printed the figures on the same line as the end of the answer: the streamed text ends "
+                "without a newline, so print one before the figures (print(f'\\n...'))."
+            )
         if not run.text:
             raise Incorrect(f"{name} printed only the figures: print each chunk's text as it arrives.")
         if run.text != answer:
@@ -639,10 +686,5 @@ if __name__ == "__main__":
             )
 
 
-q1 = CollectText("q1", context)
-q2 = TimeToFirstToken("q2", context)
-q3 = SurviveABrokenStream("q3", context)
-q4 = StreamingCli("q4", context)
-
-PROBLEMS = (q1, q2, q3, q4)
+PROBLEMS = q1, q2, q3, q4 = lesson(context, CollectText, TimeToFirstToken, SurviveABrokenStream, StreamingCli)
 """Every problem of the lesson, in order: for pytest and for recording the checks' requests into the cassette."""

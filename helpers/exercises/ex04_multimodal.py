@@ -20,9 +20,8 @@ from google import genai
 from google.genai import errors, types
 
 from .. import control
-from ..checks import Incorrect, Problem, Slept, ____, show, watching, watching_sleep
+from ..checks import Incorrect, Problem, Slept, ____, lesson, lesson_context, show, watching, watching_sleep
 from ..media import INLINE_LIMIT_BYTES
-from ..models import FLASH
 from ..replay.files import PROCESSING_S
 from ..workbook import current_session
 from .ex01_sync import expect_text
@@ -39,24 +38,9 @@ CLIP_PROMPT = "Describe what happens in this clip."
 __all__ = ["PROBLEMS", "____", "context", "q1", "q2", "q3"]
 
 
-def context() -> dict[str, Any]:
-    """What ``04_multimodal``'s setup cell leaves in the notebook: ``client``, ``MODEL``, ``DATA``,
-    ``INLINE_LIMIT_BYTES``, ``types``, ``time``, ``Path`` and ``____``.
-
-    Raises:
-        helpers.WorkbookError: ``helpers.setup("04_multimodal")`` (or another notebook's setup) has not run.
-    """
-    current_session()
-    return {
-        "client": genai.Client(),
-        "MODEL": FLASH,
-        "DATA": DATA,
-        "INLINE_LIMIT_BYTES": INLINE_LIMIT_BYTES,
-        "types": types,
-        "time": time,
-        "Path": Path,
-        "____": ____,
-    }
+context = lesson_context(DATA=DATA, INLINE_LIMIT_BYTES=INLINE_LIMIT_BYTES, types=types, time=time, Path=Path)
+"""What ``04_multimodal``'s setup cell leaves in the notebook: ``client``, ``MODEL``, ``DATA``,
+``INLINE_LIMIT_BYTES``, ``types``, ``time``, ``Path``, ``genai`` and ``____``."""
 
 
 def _image(item: Any) -> tuple[str, bytes] | None:
@@ -119,6 +103,12 @@ contents = [before, after, {DOTS_QUESTION!r}]
                 raise Incorrect(
                     "contents holds raw bytes; wrap them in types.Part.from_bytes(data=..., mime_type=...) so the "
                     "SDK knows what they are."
+                )
+            if isinstance(item, dict) and {"mime_type", "data"} <= item.keys():
+                raise Incorrect(
+                    "contents holds a dict {'mime_type': ..., 'data': ...}, the old google-generativeai SDK's part: "
+                    "google-genai 3.4 refuses it (a pydantic ValidationError, 'Extra inputs are not permitted'). "
+                    "Use types.Part.from_bytes(data=..., mime_type=...)."
                 )
             if isinstance(item, Path):
                 raise Incorrect(f"contents holds the path of {item.name}: the SDK does not open files. Send its bytes.")
@@ -327,9 +317,5 @@ def send_as(sizes: list[int]) -> str:
                 raise Incorrect(f"send_as({sizes}) returned {result!r} for {what}, which is wrong. {advice}".rstrip())
 
 
-q1 = TwoImagesThenTheQuestion("q1", context)
-q2 = WaitUntilActive("q2", context)
-q3 = InlineOrUpload("q3", context)
-
-PROBLEMS = (q1, q2, q3)
+PROBLEMS = q1, q2, q3 = lesson(context, TwoImagesThenTheQuestion, WaitUntilActive, InlineOrUpload)
 """Every problem of the lesson, in order: for pytest and for recording the checks' requests into the cassette."""

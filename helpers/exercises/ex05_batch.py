@@ -23,8 +23,18 @@ from google.genai import types
 from pydantic import ValidationError
 
 from .. import control, prices
-from ..checks import Incorrect, Problem, Slept, Watched, ____, show, watching, watching_sleep
-from ..models import FLASH
+from ..checks import (
+    Incorrect,
+    Problem,
+    Slept,
+    Watched,
+    ____,
+    lesson,
+    lesson_context,
+    show,
+    watching,
+    watching_sleep,
+)
 from ..replay.batches import PENDING_S, RUNNING_S
 from ..workbook import current_session
 
@@ -54,24 +64,10 @@ def load_reviews() -> dict[str, str]:
     return json.loads(REVIEWS_PATH.read_text(encoding="utf-8"))
 
 
-def context() -> dict[str, Any]:
-    """What ``05_batch``'s setup cells leave: ``client``, ``MODEL``, ``CONFIG``, ``REVIEWS`` and the modules.
-
-    Raises:
-        helpers.WorkbookError: ``helpers.setup("05_batch")`` (or another notebook's setup) has not run.
-    """
-    current_session()
-    return {
-        "client": genai.Client(),
-        "MODEL": FLASH,
-        "CONFIG": CONFIG,
-        "REVIEWS": load_reviews(),
-        "genai": genai,
-        "prices": prices,
-        "time": time,
-        "types": types,
-        "____": ____,
-    }
+context = lesson_context(
+    fresh={"REVIEWS": lambda ns: load_reviews()}, CONFIG=CONFIG, prices=prices, time=time, types=types
+)
+"""What ``05_batch``'s setup cells leave: ``client``, ``MODEL``, ``CONFIG``, ``REVIEWS`` and the modules."""
 
 
 def _texts(contents: Any) -> list[str]:
@@ -164,6 +160,12 @@ def build_requests(reviews: dict[str, str]) -> list[types.InlinedRequest]:
             raise Incorrect(
                 f"the request for {key!r} has no metadata: give it {{'key': {key!r}}}, or you cannot tell which "
                 "answer belongs to which review."
+            )
+        if "custom_id" in item.metadata:
+            raise Incorrect(
+                f"the request for {key!r} has metadata {item.metadata}: custom_id is the field of OpenAI's and "
+                f"Anthropic's batch APIs. Gemini's names it key (a JSONL line's \"key\"), and this lesson's inline "
+                f"requests carry {{'key': {key!r}}}."
             )
         if item.metadata != {"key": key}:
             raise Incorrect(
@@ -500,6 +502,14 @@ def batch_saving_usd(responses: list[types.GenerateContentResponse]) -> float:
 
         if near(standard - batch):
             return
+        visible = [r.usage_metadata.model_copy(update={"thoughts_token_count": None}) for r in responses]
+        unthinking = sum(prices.cost_usd(u, model) - prices.cost_usd(u, model, batch=True) for u in visible)
+        if near(unthinking):
+            thoughts = sum(r.usage_metadata.thoughts_token_count or 0 for r in responses)
+            raise Incorrect(
+                f"{call} left out the {thoughts} thinking tokens (thoughts_token_count), which are billed as output, "
+                "in a batch too: price each response's whole usage_metadata."
+            )
         if near(standard):
             raise Incorrect(f"{call} returned the standard cost; subtract what the same calls cost in a batch.")
         if near(batch - standard):
@@ -509,10 +519,5 @@ def batch_saving_usd(responses: list[types.GenerateContentResponse]) -> float:
         raise Incorrect(f"{call} returned {result:.3g}, which is not the standard cost minus the batch cost.")
 
 
-q1 = BuildRequests("q1", context)
-q2 = PollWithBackoff("q2", context)
-q3 = JoinByKey("q3", context)
-q4 = BatchSaving("q4", context)
-
-PROBLEMS = (q1, q2, q3, q4)
+PROBLEMS = q1, q2, q3, q4 = lesson(context, BuildRequests, PollWithBackoff, JoinByKey, BatchSaving)
 """Every problem of the lesson, in order: for pytest and for recording the checks' requests into the cassette."""
