@@ -2,7 +2,8 @@
 
     python -m helpers.replay serve [--host 127.0.0.1] [--port N] [--cassettes DIR] [--speed S]
                                    [--record] [--upstream URL] [--local-files-batches] [--rpm N] [--tpm N]
-    python -m helpers.replay synth --script FILE [--host H] [--port N]
+                                   [--idle-timeout S] [--upload-ttl S] [--max-stored-bytes N]
+    python -m helpers.replay synth --script FILE [--host H] [--port N] [--idle-timeout S]
     python -m helpers.replay author CASSETTE --prompt P --text T [--model M] [--stream] [--repeat N] ...
     python -m helpers.replay author-notebook notebooks/NN_name.ipynb [--keep]
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -25,16 +27,19 @@ from ..cassette import CassetteError, default_dir
 from ..models import FLASH, PROFILES
 from .defaults import DEFAULT_UPSTREAM
 from .limits import Limits
-from .runner import PortInUseError, serve_forever
+from .runner import IDLE_TIMEOUT_S, PortInUseError, serve_forever
 from .server import CassetteStore, Mode, ReplayServer
 from .synth import Script, ScriptEntry, SyntheticUpstream
 from .synth_openai import OpenAIUpstream
 
 
 def _positive(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number greater than 0, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:  # NaN compares false with everything: test finiteness first
+        raise argparse.ArgumentTypeError(f"must be a finite number greater than 0, got {text!r}")
     return value
 
 
@@ -53,6 +58,12 @@ def parser() -> argparse.ArgumentParser:
         cmd.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
         cmd.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one (default)")
         cmd.add_argument("--watch-stdin", action="store_true", help="also stop when standard input closes")
+        cmd.add_argument(
+            "--idle-timeout",
+            type=_positive,
+            default=IDLE_TIMEOUT_S,
+            help=f"close a connection without a complete request head after S seconds (default {IDLE_TIMEOUT_S:g})",
+        )
 
     serve = sub.add_parser("serve", help="replay cassettes (or record them) over Gemini's REST protocol")
     network(serve)
@@ -110,11 +121,12 @@ def main(argv: list[str] | None = None) -> int:
             server = ReplayServer(store, args.speed, mode, args.upstream, Limits(args.rpm, args.tpm))
             # uvloop: a burst of 500 simultaneous streams replays with a third of asyncio's loop's TTFT error at the
             # 95th percentile (bench/pipeline_bench.py, bench/RESULTS.md).
-            uvloop.run(serve_forever(server.app(), args.host, args.port, watch_stdin=args.watch_stdin))
+            app = server.app()
+            uvloop.run(serve_forever(app, args.host, args.port, args.watch_stdin, args.idle_timeout))
         elif args.command == "synth":
             upstream = SyntheticUpstream(Script.load(args.script))
             app = upstream.app(OpenAIUpstream(upstream).install)
-            asyncio.run(serve_forever(app, args.host, args.port, watch_stdin=args.watch_stdin))
+            asyncio.run(serve_forever(app, args.host, args.port, args.watch_stdin, args.idle_timeout))
         elif args.command == "author-notebook":
             from .author import author_notebook
 

@@ -39,7 +39,7 @@ from aiohttp import web
 from ..cassette import CassetteError, Exchange
 from .limits import WINDOW_S, Limits, RateLimiter
 from .pipeline import API, CONTROL_PREFIX, Handler, error_response, json_response
-from .store import CASSETTE_NAME
+from .store import name_problem
 from .wire import STATUS_NAMES, error_json, sse_event
 
 FAULT_STATUSES = tuple(sorted(code for code in STATUS_NAMES if code >= 429 and code != 501))
@@ -311,8 +311,9 @@ class ControlPanel:
         return json_response({})
 
     def _check(self, name: str) -> None:
-        if not CASSETTE_NAME.match(name):
-            raise ControlError(f"'{name}' is not a cassette name: pass the notebook's name, e.g. '02_async'.")
+        problem = name_problem(name)
+        if problem is not None:
+            raise ControlError(f"{problem} Pass the notebook's name, e.g. '02_async'.")
         try:
             self._lookup(name)
         except CassetteError as e:

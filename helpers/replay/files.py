@@ -62,7 +62,7 @@ from .match import Matcher
 from .pipeline import API, UPLOAD_STATUS, ApiRequest, Mode, api_error_response, json_response
 from .recorder import FORWARDED_HEADERS, Recorder, not_saved, provenance
 from .store import CassetteStore, SaveError
-from .wire import FILE_NOT_ACTIVE, ApiError, camel, error_json
+from .wire import FILE_NOT_ACTIVE, ApiError, camel, error_json, expect
 
 FILE_TTL_S = 48 * 3600.0
 """How long the real API keeps a file: 48 hours (ai.google.dev/gemini-api/docs/files, read 2026-11-22)."""
@@ -356,7 +356,7 @@ class FileService:
         upload.mime_type = request.headers.get("X-Goog-Upload-Header-Content-Type") or _field(meta, "mime_type") or ""
         if not upload.mime_type:
             raise ApiError(400, "The upload has no MIME type: pass config={'mime_type': ...} to files.upload().")
-        size = request.headers.get("X-Goog-Upload-Header-Content-Length", _field(meta, "size_bytes"))
+        size = request.headers.get("X-Goog-Upload-Header-Content-Length", _field(meta, "size_bytes", (int, str)))
         try:
             upload.size = int(size)
         except (TypeError, ValueError):
@@ -580,7 +580,21 @@ def _upload_headers(api: ApiRequest) -> dict[str, str]:
     }
 
 
-def _field(meta: Any, snake: str) -> Any:
-    """A field of the start body's ``file`` object, spelt ``snake_case`` (as the SDK sends it) or ``camelCase``."""
-    file = (meta if isinstance(meta, dict) else {}).get("file") or {}
-    return file.get(snake, file.get(camel(snake)))
+def _field(meta: Any, snake: str, kind: type | tuple[type, ...] = str) -> Any:
+    """A field of the start body's ``file`` object, spelt ``snake_case`` (as the SDK sends it) or ``camelCase``;
+    ``None`` when absent.
+
+    Raises:
+        ApiError: 400 naming the field when the body is not ``{"file": {...}}`` or the field is not a ``kind``.
+    """
+    if meta is None:
+        return None
+    expect(meta, dict, "", 'upload metadata {"file": {"mime_type": ..., "display_name": ...}}')
+    file = meta.get("file")
+    if file is None:
+        return None
+    expect(file, dict, "file", 'a File object ({"mime_type": ..., "display_name": ...})')
+    value = file.get(snake, file.get(camel(snake)))
+    if value is not None:
+        expect(value, kind, f"file.{snake}", "a string" if kind is str else "a size in bytes")
+    return value

@@ -24,11 +24,15 @@ from aiohttp import web
 
 from ..cassette import request_key, strip_version
 from .runner import arrival
-from .store import CASSETTE_NAME
-from .wire import JSON_CONTENT_TYPE, ApiError, error_json, json_bytes
+from .store import MAX_NAME_LENGTH, name_problem
+from .wire import JSON_CONTENT_TYPE, ApiError, check_request_body, error_json, json_bytes
 
 CONTROL_PREFIX = "_control"
 """The first path segment of control routes; cassette names cannot start with ``_``, so none is shadowed."""
+
+MAX_JSON_DEPTH = 100
+"""The deepest nesting of a JSON body the server reads (protobuf's default recursion limit, which bounds the real
+API's requests too); deeper bodies get a 400 rather than a ``RecursionError`` somewhere below."""
 
 VERSION = re.compile(r"^(?:upload/|download/)?(v\d+(?:alpha|beta)?\d*)/")
 UPLOAD_STATUS = "x-goog-upload-status"
@@ -144,6 +148,38 @@ def api_error_response(error: ApiError) -> web.Response:
     return json_response(error.to_json(), status=error.code, headers=error.headers)
 
 
+def parse_json(raw: bytes) -> Any:
+    """A request body's JSON value.
+
+    Raises:
+        ApiError: 400 for bytes that are not UTF-8 JSON, an integer too long to read (over 4300 digits), or nesting
+            deeper than :data:`MAX_JSON_DEPTH`; the message says which.
+    """
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        raise ApiError(400, f"Invalid JSON payload received. It nests deeper than {MAX_JSON_DEPTH} levels.") from None
+    except (UnicodeDecodeError, ValueError) as e:  # ValueError: JSONDecodeError, or an int past the digit limit
+        raise ApiError(400, f"Invalid JSON payload received. {e}.") from None
+    if _depth_exceeds(value, MAX_JSON_DEPTH):
+        raise ApiError(400, f"Invalid JSON payload received. It nests deeper than {MAX_JSON_DEPTH} levels.")
+    return value
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests lists and objects more than ``limit`` deep (iteratively: no recursion to exhaust)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
 def is_upload_data(method: str, path: str, headers: Any) -> bool:
     """True for an upload's chunk of bytes (not JSON): ``POST upload/...`` without ``X-Goog-Upload-Command: start``."""
     return path.startswith("upload/") and "start" not in headers.get("X-Goog-Upload-Command", "").lower()
@@ -167,17 +203,18 @@ async def parse(request: web.Request, handler: Handler) -> web.StreamResponse:
     headers = {UPLOAD_STATUS: "final"} if upload else None
     raw = await request.read()
     start = arrival(request) or start
-    if not CASSETTE_NAME.match(name):
-        return error_response(
-            404, f"'{name}' is not a cassette name; use http://HOST:PORT/<cassette>/ as base URL.", headers=headers
-        )
+    problem = name_problem(name)
+    if problem is not None:  # an over-long name is a 400 (the SDK's base URL is wrong), a malformed one a 404
+        return error_response(400 if len(name) > MAX_NAME_LENGTH else 404, problem, headers=headers)
     body = None
+    version = VERSION.match(path)
     if raw and not is_upload_data(request.method, path, request.headers):
         try:
-            body = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            return error_response(400, f"Invalid JSON payload received. {e}.", headers=headers)
-    version = VERSION.match(path)
+            body = parse_json(raw)
+            check_request_body(strip_version(path), body)
+        except ApiError as e:
+            e.headers.update(headers or {})
+            return api_error_response(e)
     request[API] = ApiRequest(
         name,
         request.method,

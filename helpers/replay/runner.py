@@ -3,6 +3,11 @@
 Layer 2 of the server (``docs/server.md``). It also notes when each request's first bytes arrived
 (:func:`arrival`): under a burst, hundreds of requests wait in the event loop's queue before their handlers run, and
 a request's recorded timing must count from its arrival, not from when its turn came.
+
+Its connections are bounded (``SECURITY.md``, "Limits"): a connection without a complete request head for
+:data:`IDLE_TIMEOUT_S` is closed (idle keep-alive connections and slow-header clients alike), and the accept loop
+(:class:`_GuardedServer`) survives running out of file descriptors: it says so in one log line, waits, and accepts
+again once descriptors are free.
 """
 
 from __future__ import annotations
@@ -17,10 +22,22 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
+
+IDLE_TIMEOUT_S = 30.0
+"""Seconds a connection may go without a complete request head before it is closed: from when it opened, and after
+each response. It bounds idle keep-alive connections and slow-header ("slowloris") clients, which would otherwise hold
+a file descriptor each for ever (aiohttp's ``keepalive_timeout``, which also runs while a request head trickles in).
+``serve --idle-timeout`` changes it."""
+ACCEPT_RETRY_S = 0.25
+"""Seconds the accept loop waits before it tries again when the process is out of file descriptors."""
+ACCEPT_LOG_INTERVAL_S = 60.0
+"""The accept loop says it is out of file descriptors at most once per this many seconds (one line, not one per try)."""
+OUT_OF_DESCRIPTORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+"""``accept()`` errors that mean "no resources now, try again later", as asyncio's own accept loop treats them."""
 
 
 class PortInUseError(OSError):
@@ -87,25 +104,101 @@ class _Stamping(asyncio.Protocol):
         self.inner.resume_writing()
 
 
+class _GuardedServer:
+    """Accepts connections on a listening socket and hands each to ``factory``'s protocol; what aiohttp's site needs
+    of an :class:`asyncio.Server` (``close``, ``sockets``).
+
+    Out of file descriptors (``EMFILE``), uvloop's own accept loop retries at once and logs every failure (hundreds of
+    megabytes in seconds) while every client waits. This one writes one line to stderr (at most one per
+    :data:`ACCEPT_LOG_INTERVAL_S`), retries every :data:`ACCEPT_RETRY_S`, and serves again as soon as descriptors are
+    free; connections that arrive meanwhile wait in the listen backlog.
+    """
+
+    def __init__(self, sock: socket.socket, factory: Callable[[], asyncio.Protocol], backlog: int) -> None:
+        self.sock, self._factory = sock, factory
+        sock.listen(backlog)
+        sock.setblocking(False)
+        self._connecting: set[asyncio.Task[Any]] = set()
+        self._task = asyncio.ensure_future(self._accept_loop())
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        return (self.sock,)
+
+    def close(self) -> None:
+        """Stop accepting; connections already made are aiohttp's to close."""
+        self._task.cancel()
+
+    async def _accept_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        logged_at: float | None = None
+        while True:
+            try:
+                conn, _ = await loop.sock_accept(self.sock)
+                self._connect(loop, conn)
+                while True:  # take what else is waiting now, without a trip through the event loop for each
+                    conn, _ = self.sock.accept()
+                    self._connect(loop, conn)
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                continue
+            except OSError as e:
+                if e.errno not in OUT_OF_DESCRIPTORS:
+                    raise
+                now = time.monotonic()
+                if logged_at is None or now - logged_at >= ACCEPT_LOG_INTERVAL_S:
+                    logged_at = now
+                    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+                    print(
+                        f"replay server: out of file descriptors ({os.strerror(e.errno)}; limit {soft}): new "
+                        "connections wait until open ones close (idle ones do after serve --idle-timeout seconds). "
+                        "Close clients you no longer use.",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                await asyncio.sleep(ACCEPT_RETRY_S)
+
+    def _connect(self, loop: asyncio.AbstractEventLoop, conn: socket.socket) -> None:
+        conn.setblocking(False)
+        task = asyncio.ensure_future(loop.connect_accepted_socket(self._factory, conn))
+        self._connecting.add(task)
+        task.add_done_callback(self._connected)
+
+    def _connected(self, task: asyncio.Task[Any]) -> None:
+        self._connecting.discard(task)
+        if not task.cancelled():
+            task.exception()  # a client gone while its transport was set up is nobody's error: read, not logged
+
+
 class _StampingSite(web.SockSite):
-    """A :class:`aiohttp.web.SockSite` whose connections note their requests' arrival (:class:`_Stamping`)."""
+    """A :class:`aiohttp.web.SockSite` whose connections note their requests' arrival (:class:`_Stamping`), accepted
+    by a :class:`_GuardedServer`."""
 
     async def start(self) -> None:
         await web.BaseSite.start(self)
         server = self._runner.server
         assert server is not None
-        self._server = await asyncio.get_running_loop().create_server(
-            lambda: _Stamping(server()), sock=self._sock, backlog=self._backlog
-        )
+        self._server = _GuardedServer(self._sock, lambda: _Stamping(server()), self._backlog)  # type: ignore[assignment]
 
 
 @contextlib.asynccontextmanager
-async def running(app: web.Application, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
-    """Serve ``app`` in the current event loop for the duration of the block; yields its ``http://HOST:PORT`` URL."""
+async def running(
+    app: web.Application, host: str = "127.0.0.1", port: int = 0, idle_timeout_s: float = IDLE_TIMEOUT_S
+) -> AsyncIterator[str]:
+    """Serve ``app`` in the current event loop for the duration of the block; yields its ``http://HOST:PORT`` URL.
+
+    ``idle_timeout_s``: see :data:`IDLE_TIMEOUT_S`.
+    """
     sock = bind(host, port)
     # handler_cancellation: a client that goes away (a cancelled cell, a timeout) ends its request at once, rather than
     # when its next recorded chunk is due, so the stats show it as ended and nothing sleeps on for it.
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0, handler_cancellation=True)
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=1.0,
+        handler_cancellation=True,
+        keepalive_timeout=idle_timeout_s,
+    )
     await runner.setup()
     # A large backlog: a notebook may open hundreds of connections at once.
     site = _StampingSite(runner, sock, backlog=2048)
@@ -135,7 +228,9 @@ def raise_open_file_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-async def serve_forever(app: web.Application, host: str, port: int, watch_stdin: bool = False) -> None:
+async def serve_forever(
+    app: web.Application, host: str, port: int, watch_stdin: bool = False, idle_timeout_s: float = IDLE_TIMEOUT_S
+) -> None:
     """Serve until SIGINT or SIGTERM (or standard input closing, with ``watch_stdin``), then shut down cleanly.
 
     The first stdout line is exactly ``serving http://HOST:PORT``, flushed, once the socket accepts connections.
@@ -156,6 +251,6 @@ async def serve_forever(app: web.Application, host: str, port: int, watch_stdin:
             loop.call_soon_threadsafe(stop.set)
 
         threading.Thread(target=wait_for_eof, daemon=True).start()
-    async with running(app, host, port) as url:
+    async with running(app, host, port, idle_timeout_s) as url:
         print(f"serving {url}", flush=True)
         await stop.wait()

@@ -6,10 +6,10 @@ URL layout (a fixed contract): ``http://HOST:PORT/<cassette>/`` is a base URL fo
 names the cassette, the rest is the API path with its version segment (``v1`` and ``v1beta`` both work).
 Started by ``python -m helpers.replay serve``; introduced in ``00_setup``.
 
-A request goes: :func:`.pipeline.parse` (parsed once, cassette name checked) -> :meth:`.ControlPanel.middleware`
-(stats, injected latency and failures) -> the service whose route matches (:mod:`.files`, :mod:`.batches`,
-:mod:`.interactions`, :mod:`.openai_compat`, else :mod:`.generate`) -> for model calls, the backend (:mod:`.playback`
-or :mod:`.recorder`) -> :mod:`.wire` framing.
+A request goes: :mod:`.errors` (any failure below becomes the API's error shape) -> :func:`.pipeline.parse` (parsed
+once, cassette name and body checked) -> :meth:`.ControlPanel.middleware` (stats, injected latency and failures) ->
+the service whose route matches (:mod:`.files`, :mod:`.batches`, :mod:`.interactions`, :mod:`.openai_compat`, else
+:mod:`.generate`) -> for model calls, the backend (:mod:`.playback` or :mod:`.recorder`) -> :mod:`.wire` framing.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from . import errors
 from .batches import BatchService
 from .control import ControlPanel
 from .defaults import DEFAULT_UPSTREAM
@@ -67,6 +68,7 @@ class ReplayServer:
         recorder = Recorder(self.store, self.upstream, control) if self.mode.records else None
         backend: Backend = recorder or Replayer(self.store, matcher, control, self.speed)
         app.middlewares.extend([parse, control.middleware])
+        errors.install(app)  # outermost: any failure below becomes the API's error shape
         files = FileService(self.mode, self.speed, self.store, matcher, recorder)
         files.install(app)
         BatchService(self.mode, self.speed, self.store, matcher, files).install(app)

@@ -23,8 +23,12 @@ from pathlib import Path
 
 from ..cassette import TAIL, Cassette, CassetteError, Exchange, MissingCassetteError, write_atomically
 
-CASSETTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-"""What a cassette name looks like: the first path segment of every API URL (``/<cassette>/v1/...``)."""
+CASSETTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+"""What a cassette name looks like: the first path segment of every API URL (``/<cassette>/v1/...``). Match it with
+``fullmatch`` only (:func:`is_name`): ``re.match`` with ``$`` would accept a name that ends in a newline."""
+MAX_NAME_LENGTH = 100
+"""The longest cassette name, in characters. ``NAME.json`` must fit a file name (255 bytes on common file systems)
+with room for a writer's temporary file beside it; the longest shipped name has 15."""
 
 LOCK_NAME = ".recording.lock"
 """The lock file a recorder holds in its cassette folder."""
@@ -38,14 +42,33 @@ class SaveError(Exception):
     """An exchange could not be written; the message says why (the disk, the folder, or the exchange itself)."""
 
 
+def is_name(name: str) -> bool:
+    """Whether ``name`` can name a cassette: :data:`CASSETTE_NAME`, whole, of at most :data:`MAX_NAME_LENGTH`."""
+    return len(name) <= MAX_NAME_LENGTH and CASSETTE_NAME.fullmatch(name) is not None
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a cassette (one sentence that shows the URL layout), or ``None`` if it can."""
+    if is_name(name):
+        return None
+    shown = repr(name) if len(name) <= 60 else f"{name[:40]!r}... ({len(name)} characters)"
+    if len(name) > MAX_NAME_LENGTH and CASSETTE_NAME.fullmatch(name):
+        return f"{shown} is not a cassette name: names have at most {MAX_NAME_LENGTH} characters."
+    return (
+        f"{shown} is not a cassette name (letters, digits, '_', '.' and '-', starting with a letter or digit); "
+        "use http://HOST:PORT/<cassette>/ as base URL."
+    )
+
+
 def check_name(name: str) -> str:
     """``name`` if it can name a cassette.
 
     Raises:
-        BadCassetteName: it cannot; the message shows the URL layout.
+        BadCassetteName: it cannot; the message (:func:`name_problem`) shows the URL layout.
     """
-    if not CASSETTE_NAME.match(name):
-        raise BadCassetteName(f"'{name}' is not a cassette name; use http://HOST:PORT/<cassette>/ as base URL.")
+    problem = name_problem(name)
+    if problem is not None:
+        raise BadCassetteName(problem)
     return name
 
 

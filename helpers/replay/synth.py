@@ -51,9 +51,10 @@ from aiohttp import web
 from ..cassette import camel_case, canonical_json
 from ..media import MEDIA_RESOLUTION_TOKENS, media_tokens
 from ..models import CATALOG, PROFILES, LatencyProfile
-from .pipeline import error_response, json_response, sleep_until
+from . import errors
+from .pipeline import error_response, json_response, parse_json, sleep_until
 from .synth_interactions import InteractionsUpstream
-from .wire import SSE_CONTENT_TYPE, SYNTHETIC_HEADER, UNSCRIPTED_HEADER, sse_event
+from .wire import SSE_CONTENT_TYPE, SYNTHETIC_HEADER, UNSCRIPTED_HEADER, check_request_body, sse_event
 
 CHARS_PER_TOKEN = 4
 FIRST_CHUNK_WORDS = 3
@@ -297,6 +298,7 @@ class SyntheticUpstream:
         """The aiohttp app; each of ``services`` adds its routes before the catch-all (e.g.
         :meth:`.synth_openai.OpenAIUpstream.install`)."""
         app = web.Application(client_max_size=64 * 1024**2, middlewares=[self.label])
+        errors.install(app)
         app.router.add_get("/{version}/models", self.list_models)
         app.router.add_get("/{version}/models/{model}", self.get_model)
         app.router.add_post("/{version}/models/{model}:{method}", self.generate)
@@ -336,7 +338,9 @@ class SyntheticUpstream:
     async def generate(self, request: web.Request) -> web.StreamResponse:
         start = time.monotonic()
         model, method = request.match_info["model"], request.match_info["method"]
-        body = camel_case(await request.json())  # the SDK sends some nested fields (thinking_level) in snake_case
+        raw = parse_json(await request.read())
+        check_request_body(f"models/{model}:{method}", raw)  # a wrong-typed field is the API's 400, naming it
+        body = camel_case(raw)  # the SDK sends some nested fields (thinking_level) in snake_case
         answer = self.plan(model, method, body, request.match_info["version"])
         if isinstance(answer, web.Response):
             return answer

@@ -9,6 +9,7 @@ end marker (the connection closing ends it).
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 STATUS_NAMES = {
@@ -123,3 +124,118 @@ def camel(name: str) -> str:
     """
     head, *rest = name.split("_")
     return head + "".join(word[:1].upper() + word[1:] for word in rest)
+
+
+MODEL_METHOD = re.compile(r"^models/[^/:]+:(generateContent|streamGenerateContent|countTokens|batchGenerateContent)$")
+"""A version-less model-call path; its group is the method, whose body :func:`check_request_body` checks."""
+
+
+def check_request_body(api_path: str, body: Any) -> None:
+    """Refuse a model call's body whose fields have the wrong JSON type, naming the field as the real API does.
+
+    Only the structure every part of the server walks is checked (``contents[].parts[]``, ``systemInstruction``,
+    ``generateContentRequest``, ``batch.inputConfig.requests.requests[].request``, the config objects); values are
+    the upstream's to judge. Either spelling of a field is read (``system_instruction`` or ``systemInstruction``).
+
+    Args:
+        api_path: the path without its version segment, e.g. ``models/gemini-3.8-flash:generateContent``; other
+            paths are not checked.
+        body: the parsed JSON body, or ``None``.
+
+    Raises:
+        ApiError: 400 ``INVALID_ARGUMENT`` "Invalid value at 'contents[0].parts': expected a list of Part objects, got
+            5."
+    """
+    method = MODEL_METHOD.match(api_path)
+    if method is None or body is None:
+        return
+    if method.group(1) == "batchGenerateContent":
+        _check_batch(body)
+    elif method.group(1) == "countTokens":
+        expect(body, dict, "", "a CountTokensRequest object")
+        inner = _get(body, "generateContentRequest")
+        if inner is not None:
+            _check_generate(inner, "generateContentRequest")
+        _check_contents(_get(body, "contents"), "contents")
+    else:
+        _check_generate(body, "")
+
+
+def _get(obj: dict[str, Any], name: str) -> Any:
+    """Field ``name`` (camelCase) of ``obj``, or its snake_case spelling."""
+    return obj[name] if name in obj else obj.get(re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower())
+
+
+def expect(value: Any, kind: type | tuple[type, ...], where: str, what: str) -> None:
+    """Refuse ``value`` unless it is a ``kind``.
+
+    Raises:
+        ApiError: 400 "Invalid value at '<where>': expected <what>, got <value>." (``where`` empty: the whole body).
+    """
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):  # True is an int too
+        shown = json.dumps(value)[:60] if not isinstance(value, (dict, list)) else type(value).__name__
+        at = f" at '{where}'" if where else ""
+        raise ApiError(400, f"Invalid value{at}: expected {what}, got {shown}.")
+
+
+def _join(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
+
+
+def _check_generate(body: Any, where: str) -> None:
+    expect(body, dict, where, "a GenerateContentRequest object")
+    _check_contents(_get(body, "contents"), _join(where, "contents"))
+    instruction = _get(body, "systemInstruction")
+    if instruction is not None:
+        _check_content(instruction, _join(where, "systemInstruction"))
+    for name in ("generationConfig", "toolConfig"):
+        if _get(body, name) is not None:
+            expect(_get(body, name), dict, _join(where, name), "an object")
+    for name in ("tools", "safetySettings"):
+        if _get(body, name) is not None:
+            expect(_get(body, name), list, _join(where, name), "a list")
+
+
+def _check_contents(contents: Any, where: str) -> None:
+    if contents is None:
+        return
+    expect(contents, list, where, "a list of Content objects")
+    for i, content in enumerate(contents):
+        _check_content(content, f"{where}[{i}]")
+
+
+def _check_content(content: Any, where: str) -> None:
+    expect(content, dict, where, 'a Content object ({"role": ..., "parts": [...]})')
+    if _get(content, "role") is not None:
+        expect(_get(content, "role"), str, f"{where}.role", "a string")
+    parts = _get(content, "parts")
+    if parts is not None:
+        expect(parts, list, f"{where}.parts", "a list of Part objects")
+        for j, part in enumerate(parts):
+            expect(part, dict, f"{where}.parts[{j}]", 'a Part object ({"text": ...}, {"fileData": ...}, ...)')
+
+
+def _check_batch(body: Any) -> None:
+    expect(body, dict, "", 'an object {"batch": {...}}')
+    batch = _get(body, "batch")
+    if batch is None:
+        return
+    expect(batch, dict, "batch", "a GenerateContentBatch object")
+    config = _get(batch, "inputConfig")
+    if config is None:
+        return
+    expect(config, dict, "batch.inputConfig", 'an InputConfig object ({"requests": {...}} or {"fileName": ...})')
+    requests = _get(config, "requests")
+    if requests is None:
+        return
+    where = "batch.inputConfig.requests"
+    expect(requests, dict, where, 'an InlinedRequests object ({"requests": [{"request": {...}}, ...]})')
+    items = _get(requests, "requests")
+    if items is None:
+        return
+    expect(items, list, f"{where}.requests", "a list of InlinedRequest objects")
+    for i, item in enumerate(items):
+        expect(item, dict, f"{where}.requests[{i}]", 'an InlinedRequest object ({"request": {...}})')
+        if _get(item, "request") is not None:
+            _check_generate(_get(item, "request"), f"{where}.requests[{i}].request")
