@@ -53,7 +53,9 @@ class Stats:
         rejected: how many requests got each non-2xx status, e.g. ``{429: 20}``.
         in_flight: requests arrived but not finished, now.
         peak_in_flight: the most requests in flight at once.
-        requests: one :class:`RequestTiming` per request, in arrival order.
+        requests: one :class:`RequestTiming` per request, in arrival order: the last
+            ``helpers.replay.control.STATS_HISTORY`` (10 000) of them.
+        requests_dropped: how many earlier requests fell off ``requests`` (they are still counted above).
     """
 
     received: int
@@ -62,6 +64,7 @@ class Stats:
     in_flight: int
     peak_in_flight: int
     requests: list[RequestTiming]
+    requests_dropped: int = 0
 
 
 def _request(
@@ -116,6 +119,7 @@ def stats(*, cassette: str | None = None, server_url: str | None = None) -> Stat
         in_flight=data["in_flight"],
         peak_in_flight=data["peak_in_flight"],
         requests=[RequestTiming(**{**r, "chunks_s": tuple(r["chunks_s"])}) for r in data["requests"]],
+        requests_dropped=data["requests_dropped"],
     )
 
 

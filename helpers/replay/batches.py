@@ -207,7 +207,7 @@ class BatchService:
         if job.input_file is None:
             return {"inlinedResponses": {"inlinedResponses": job.results}}
         file_id = f"batch-{job.id}"
-        if file_id not in self.files.files[cassette]:
+        if file_id not in self.files.held(cassette):
             lines = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in job.results)
             self.files.add(cassette, file_id, lines.encode(), "application/jsonl", version=job.version, generated=True)
         return {"responsesFile": f"files/{file_id}"}
@@ -219,7 +219,7 @@ class BatchService:
             LookupError: no such job; the message says so in the API's words.
         """
         cassette, batch = request.match_info["cassette"], request.match_info["batch"]
-        job = self.jobs[cassette].get(batch)
+        job = self.jobs.get(cassette, {}).get(batch)  # .get: no entry made for a cassette named in passing
         if job is None:
             raise LookupError(
                 f"Batch batches/{batch} was not found in cassette '{cassette}'. (Replay: batch jobs live in this "
@@ -287,7 +287,7 @@ class BatchService:
         """``GET {v}/batches``: the cassette's jobs, oldest first, as ``operations`` (what the SDK reads)."""
         cassette = request[API].cassette
         try:
-            page, token = paginate(list(self.jobs[cassette].values()), dict(request.query))
+            page, token = paginate(list(self.jobs.get(cassette, {}).values()), dict(request.query))
         except ApiError as e:
             return api_error_response(e)
         body: dict[str, Any] = {"operations": [self.resource(cassette, job) for job in page]} if page else {}

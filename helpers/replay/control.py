@@ -3,7 +3,8 @@
 :mod:`helpers.control` is the Python client; introduced in ``02_async``. Routes, JSON in and out:
 
     GET  /_control/{cassette}/stats                    -> {"received", "answered", "rejected": {"429": n},
-                                                           "in_flight", "peak_in_flight", "requests": [...]}
+                                                           "in_flight", "peak_in_flight", "requests": [...],
+                                                           "requests_dropped": n}
     POST /_control/{cassette}/stats/reset              {}
     POST /_control/{cassette}/limits                   {"rpm": int | null, "tpm": int | null}
     POST /_control/{cassette}/faults/fail_next         {"n": int, "status": int}
@@ -21,6 +22,10 @@ are not known before it is forwarded; see :mod:`.limits`). The stats time each c
 A POST answers ``{}``. Bad input answers 400 (an unknown action 404) in the API's error shape, with a message that
 says what to do. Times are seconds of the server's monotonic clock, reported relative to the last reset; they are
 the client's wall-clock seconds too (``--speed`` scales recorded delays, not the clock).
+
+State is bounded (``SECURITY.md``, "Limits"): the timeline keeps the last :data:`STATS_HISTORY` requests (the
+counters count them all; ``requests_dropped`` says how many fell off), and no state is made for a cassette the server
+cannot serve (in replay, one that does not exist).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,16 +101,30 @@ class Timing:
         }
 
 
+STATS_HISTORY = 10_000
+"""Requests a cassette's stats timeline keeps (about 300 bytes each, so 3 MB at most); older ones are dropped, and
+``stats()`` says how many. Lessons look at a few hundred at a time."""
+
+
 @dataclass
 class Counters:
-    """A cassette's counters and timeline since ``epoch`` (the last reset)."""
+    """A cassette's counters and timeline since ``epoch`` (the last reset); the timeline holds the last ``history``."""
 
     epoch: float
     peak_in_flight: int = 0
     received: int = 0
     answered: int = 0
     rejected: Counter[int] = field(default_factory=Counter)
-    requests: list[Timing] = field(default_factory=list)
+    history: int = STATS_HISTORY
+    requests: deque[Timing] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.requests = deque(maxlen=self.history)
+
+    @property
+    def dropped(self) -> int:
+        """Requests counted in :attr:`received` whose timing fell off the timeline."""
+        return self.received - len(self.requests)
 
 
 HOLD_MAX_S = 120.0
@@ -179,11 +198,15 @@ class ControlPanel:
         limits: the server's ``--rpm``/``--tpm``, for cassettes without limits of their own.
         lookup: raises :class:`CassetteError` when a control call names a cassette the server cannot serve (a bad
             name among them).
+        history: how many requests each cassette's stats timeline keeps (:data:`STATS_HISTORY`).
     """
 
-    def __init__(self, speed: float, limits: Limits, lookup: Callable[[str], Any]) -> None:
+    def __init__(
+        self, speed: float, limits: Limits, lookup: Callable[[str], Any], history: int = STATS_HISTORY
+    ) -> None:
         self.limiter = RateLimiter(WINDOW_S / speed, limits)
         self._lookup = lookup
+        self.history = history
         self._cassettes: dict[str, CassetteControl] = {}
         self._actions: dict[str, Action] = {
             "stats/reset": self._reset,
@@ -198,10 +221,22 @@ class ControlPanel:
         }
 
     def cassette(self, name: str) -> CassetteControl:
-        """The control state of cassette ``name``, created on first use."""
+        """The control state of cassette ``name``, created on first use (only for a cassette :meth:`serves`)."""
         if name not in self._cassettes:
-            self._cassettes[name] = CassetteControl(Counters(time.monotonic()))
+            self._cassettes[name] = CassetteControl(Counters(time.monotonic(), history=self.history))
         return self._cassettes[name]
+
+    def serves(self, name: str) -> bool:
+        """Whether the server can serve cassette ``name`` (its lookup raises nothing): only such a cassette gets
+        control state. Any other name (in replay, a cassette that does not exist) is counted nowhere: a page cannot
+        grow the server's memory by naming new cassettes, and faults and stats cannot name it either."""
+        if name in self._cassettes:
+            return True
+        try:
+            self._lookup(name)
+        except CassetteError:
+            return False
+        return True
 
     def install(self, app: web.Application) -> None:
         """Add the control routes (call before any catch-all route) and first-byte timing; :meth:`middleware` is
@@ -228,7 +263,7 @@ class ControlPanel:
         """Count and time every API request (from its arrival, as :func:`.pipeline.parse` noted it); apply injected
         latency and failures before the handler runs. Goes right after :func:`.pipeline.parse`."""
         api = request.get(API)
-        if api is None:
+        if api is None or not self.serves(api.cassette):  # no state for it; its service answers (or refuses) it
             return await handler(request)
         state = self.cassette(api.cassette)
         counters = state.counters
@@ -288,6 +323,7 @@ class ControlPanel:
                 "in_flight": state.in_flight,
                 "peak_in_flight": counters.peak_in_flight,
                 "requests": [t.to_json(counters.epoch) for t in counters.requests],
+                "requests_dropped": counters.dropped,
             }
         )
 
@@ -320,7 +356,7 @@ class ControlPanel:
             raise ControlError(str(e)) from None
 
     def _reset(self, name: str, state: CassetteControl, body: dict[str, Any]) -> None:
-        state.counters = Counters(time.monotonic(), peak_in_flight=state.in_flight)
+        state.counters = Counters(time.monotonic(), peak_in_flight=state.in_flight, history=self.history)
 
     def _set_limits(self, name: str, state: CassetteControl, body: dict[str, Any]) -> None:
         self.limiter.set_limits(name, Limits(_limit(body, "rpm"), _limit(body, "tpm")))

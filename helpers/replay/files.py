@@ -49,7 +49,6 @@ import json
 import re
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -234,7 +233,8 @@ class FileService:
         self, mode: Mode, speed: float, store: CassetteStore, matcher: Matcher, recorder: Recorder | None
     ) -> None:
         self.mode, self.speed, self.store, self.matcher, self.recorder = mode, speed, store, matcher, recorder
-        self.files: dict[str, dict[str, StoredFile]] = defaultdict(dict)
+        self.files: dict[str, dict[str, StoredFile]] = {}
+        """Each cassette's files, by id; a cassette holds an entry only while it has files (:meth:`held`)."""
         self._uploads: dict[str, Upload] = {}
 
     def install(self, app: web.Application) -> None:
@@ -251,6 +251,10 @@ class FileService:
         app.router.add_get(base + "/files/{file:[^/:]+}", self.get_file)
         app.router.add_delete(base + "/files/{file:[^/:]+}", self.delete_file)
 
+    def held(self, cassette: str) -> dict[str, StoredFile]:
+        """The files of ``cassette`` by id, to read: empty (and not kept) for a cassette with none."""
+        return self.files.get(cassette, {})
+
     def lookup(self, cassette: str, name: str) -> StoredFile:
         """The file ``name`` (``files/ID`` or ``ID``) of ``cassette``.
 
@@ -258,7 +262,7 @@ class FileService:
             ApiError: 403 PERMISSION_DENIED, the real API's answer for a file that does not exist.
         """
         file_id = name.removeprefix("files/")
-        stored = self.files[cassette].get(file_id)
+        stored = self.held(cassette).get(file_id)
         if stored is None:
             raise ApiError(
                 403,
@@ -299,7 +303,7 @@ class FileService:
         stored = StoredFile(
             file_id, data, mime_type, display_name, now, now + delay, uri, sha256_hash(data), download_uri
         )
-        self.files[cassette][file_id] = stored
+        self.files.setdefault(cassette, {})[file_id] = stored
         return stored
 
     def precondition_error(self, cassette: str, body: Any) -> dict[str, Any] | None:
@@ -310,7 +314,7 @@ class FileService:
         now = time.time()
         for uri in file_uris(body):
             match = re.search(r"files/([a-z0-9-]+)", uri)
-            stored = self.files[cassette].get(match.group(1)) if match else None
+            stored = self.held(cassette).get(match.group(1)) if match else None
             if stored is not None and stored.state(now) == "PROCESSING":
                 return error_json(
                     400,
@@ -375,7 +379,7 @@ class FileService:
                     f"Invalid file name {upload.name!r}: up to 40 lowercase letters, digits or dashes after 'files/', "
                     "not starting or ending with a dash.",
                 )
-            if file_id in self.files[upload.cassette]:
+            if file_id in self.held(upload.cassette):
                 raise ApiError(409, f"A file named files/{file_id} already exists.", "ALREADY_EXISTS")
         return self._open(request, upload, "active")
 
@@ -406,7 +410,7 @@ class FileService:
         if not finalize:
             return web.Response(status=200, headers={UPLOAD_STATUS: "active"})
         del self._uploads[upload.id]
-        if upload.name is not None and upload.name.removeprefix("files/") in self.files[upload.cassette]:
+        if upload.name is not None and upload.name.removeprefix("files/") in self.held(upload.cassette):
             raise ApiError(409, f"A file named {upload.name} already exists.", "ALREADY_EXISTS")
         file_id, uri = self._identity(upload)
         stored = self.add(
@@ -429,13 +433,13 @@ class FileService:
         recorded = self._recorded_uploads(upload.cassette, digest)
         if recorded:
             name, uri = recorded[turn % len(recorded)]
-            if name.removeprefix("files/") not in self.files[upload.cassette]:
+            if name.removeprefix("files/") not in self.held(upload.cassette):
                 return name.removeprefix("files/"), uri
         series = (
             stable_id(12, upload.cassette, digest, upload.mime_type, upload.display_name or "", str(slot))
             for slot in itertools.count()
         )
-        return next(i for i in series if i not in self.files[upload.cassette]), None
+        return next(i for i in series if i not in self.held(upload.cassette)), None
 
     def _recorded_uploads(self, cassette: str, digest: str) -> list[tuple[str, str | None]]:
         """``(name, uri)`` of the cassette's recorded finished uploads of these bytes, in recorded order."""
@@ -467,7 +471,7 @@ class FileService:
     async def list_files(self, request: web.Request) -> web.Response:
         """``GET {v}/files``: the cassette's files, oldest first, a page at a time (an empty page is ``{}``)."""
         now = time.time()
-        files = sorted(self.files[request[API].cassette].values(), key=lambda f: f.created)
+        files = sorted(self.held(request[API].cassette).values(), key=lambda f: f.created)
         try:
             page, token = paginate(files, dict(request.query))
         except ApiError as e:
@@ -485,6 +489,8 @@ class FileService:
         except ApiError as e:
             return api_error_response(e)
         del self.files[cassette][stored.id]
+        if not self.files[cassette]:
+            del self.files[cassette]
         return json_response({})
 
     async def download(self, request: web.Request) -> web.StreamResponse:
