@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import tempfile
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, NotRequired, TypedDict, final
+from typing import Any, NotRequired, TypedDict, TypeGuard, final
 
 from .replay.wire import camel, json_bytes, sse_event
 
@@ -247,25 +248,56 @@ class Cassette:
         """Read and validate a cassette file.
 
         Raises:
-            CassetteError: the file is missing, is not JSON (line and column named) or does not follow the format
-                (the exchange and field named).
+            MissingCassetteError: the file does not exist.
+            CassetteError: it cannot be read (a folder, no permission), is not UTF-8 (the byte offset named), is not
+                JSON or holds NaN, Infinity, a too-long integer or too-deep nesting (line and column named), or does
+                not follow the format (the exchange and field named). Every message says how to restore the file.
         """
         name = path.stem
+        restore = f"Fix the file by hand or restore it with `git checkout -- {path}`."
         try:
-            text = path.read_text(encoding="utf-8")
+            data = path.read_bytes()
         except FileNotFoundError:
             raise MissingCassetteError(
                 f"no cassette '{name}': {path} does not exist. Record it with WORKBOOK_MODE=record, or author a "
                 f"synthetic one with `python -m helpers.replay author {name} ...`."
             ) from None
+        except IsADirectoryError:
+            raise CassetteError(
+                f"cassette {path} is a folder, not a file. Move it away, or restore the file with "
+                f"`git checkout -- {path}`."
+            ) from None
+        except OSError as e:
+            raise CassetteError(f"cassette {path} cannot be read ({e.strerror}). {restore}") from None
         try:
-            data = json.loads(text)
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            line = data.count(b"\n", 0, e.start) + 1
+            raise CassetteError(
+                f"cassette {path} is not UTF-8 text: byte {data[e.start]:#04x} at offset {e.start} (line {line}) is "
+                f"not valid UTF-8 (a binary file?). {restore}"
+            ) from None
+        try:
+            parsed = json.loads(text, parse_constant=_refuse_constant)
         except json.JSONDecodeError as e:
             raise CassetteError(
-                f"cassette {path} is not valid JSON at line {e.lineno} column {e.colno}: {e.msg}. "
-                f"Fix the file by hand or restore it with `git checkout -- {path}`."
+                f"cassette {path} is not valid JSON at line {e.lineno} column {e.colno}: {e.msg}. {restore}"
             ) from None
-        return cls.from_json(data, path)
+        except _ConstantError as e:
+            raise CassetteError(
+                f"cassette {path} holds {e.constant} at {_position(text, _CONSTANT, e.constant)}, which JSON does "
+                f"not allow (a time or number must be finite). {restore}"
+            ) from None
+        except RecursionError:
+            raise CassetteError(
+                f"cassette {path} nests lists or objects too deeply to read (from {_position(text, _DEEP)}). {restore}"
+            ) from None
+        except ValueError:  # an integer longer than Python converts (4300 digits)
+            raise CassetteError(
+                f"cassette {path} holds an integer of over 4300 digits, too long to read, at "
+                f"{_position(text, _LONG_INTEGER)}. {restore}"
+            ) from None
+        return cls.from_json(parsed, path)
 
     @classmethod
     def from_json(cls, data: Any, path: Path) -> Cassette:
@@ -293,8 +325,15 @@ class Cassette:
                 or not isinstance(req.get("path"), str)
             ):
                 raise bad(f"{where}.request", 'expected an object with "method" and "path" strings')
-            if not isinstance(resp, dict) or not isinstance(resp.get("status"), int):
+            status = resp.get("status") if isinstance(resp, dict) else None
+            if not isinstance(resp, dict) or not isinstance(status, int) or isinstance(status, bool):
                 raise bad(f"{where}.response", 'expected an object with an integer "status"')
+            if not 100 <= status <= 599:
+                raise bad(f"{where}.response.status", f"expected an HTTP status from 100 to 599, found {status}")
+            if not isinstance(raw.get("provenance", {}), dict):
+                raise bad(f"{where}.provenance", "expected an object")
+            if not isinstance(req.get("query") or {}, dict):
+                raise bad(f"{where}.request.query", "expected an object of strings")
             if "chunks" in resp:
                 chunks = resp["chunks"]
                 if not isinstance(chunks, list) or not chunks:
@@ -302,7 +341,7 @@ class Cassette:
                 last = 0.0
                 for j, chunk in enumerate(chunks):
                     offset = chunk.get("offset_s") if isinstance(chunk, dict) else None
-                    if not isinstance(offset, (int, float)) or offset < last or "data" not in chunk:
+                    if not _seconds(offset) or offset < last or "data" not in chunk:
                         raise bad(
                             f"{where}.response.chunks[{j}]",
                             'expected {"offset_s": seconds, not before the previous chunk, "data": {...}}',
@@ -315,7 +354,7 @@ class Cassette:
                             'expected "event" to be a string and "raw": true only with a string "data"',
                         )
                     last = offset
-            elif not isinstance(resp.get("offset_s"), (int, float)) or resp["offset_s"] < 0 or "body" not in resp:
+            elif not _seconds(resp.get("offset_s")) or "body" not in resp:
                 raise bad(f"{where}.response", 'expected "offset_s" (seconds, >= 0) and "body", or "chunks"')
             request = RecordedRequest(
                 method=req["method"], path=req["path"], query=req.get("query") or {}, body=req.get("body")
@@ -371,6 +410,36 @@ class Cassette:
 
 TAIL = "\n ]\n}\n"
 """How a cassette file with exchanges ends; a recorder appends an exchange by writing over it."""
+
+
+def _seconds(value: Any) -> TypeGuard[float]:
+    """Whether ``value`` is a recorded offset: a finite number of seconds, at least 0 (not a bool, NaN or Infinity)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+
+
+class _ConstantError(ValueError):
+    def __init__(self, constant: str) -> None:
+        super().__init__(constant)
+        self.constant = constant
+
+
+def _refuse_constant(constant: str) -> Any:
+    """``json.loads``'s hook for ``NaN``, ``Infinity`` and ``-Infinity``, which Python reads and JSON forbids."""
+    raise _ConstantError(constant)
+
+
+_CONSTANT = r"(?<![\w\"])-?{}(?![\w\"])"
+_LONG_INTEGER = r"\d{4300,}"
+_DEEP = r"[\[{]\s*(?:[\[{]\s*){200}"
+
+
+def _position(text: str, pattern: str, constant: str = "") -> str:
+    """``line L column C`` of the first match of ``pattern`` (``{}`` in it stands for ``constant``) in ``text``."""
+    match = re.search(pattern.replace("{}", re.escape(constant)) if constant else pattern, text)
+    if match is None:
+        return "an unknown place"
+    start = match.start()
+    return f"line {text.count(chr(10), 0, start) + 1} column {start - text.rfind(chr(10), 0, start)}"
 
 
 def write_atomically(path: Path, data: bytes) -> None:

@@ -26,6 +26,7 @@ import uvloop
 from ..cassette import CassetteError, default_dir
 from ..models import FLASH, PROFILES
 from .defaults import DEFAULT_UPSTREAM
+from .files import MAX_STORED_BYTES, UPLOAD_TTL_S, FileLimits
 from .limits import Limits
 from .runner import IDLE_TIMEOUT_S, PortInUseError, serve_forever
 from .server import CassetteStore, Mode, ReplayServer
@@ -78,6 +79,18 @@ def parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--rpm", type=_limit, help="requests a minute per cassette and model (default: no limit)")
     serve.add_argument("--tpm", type=_limit, help="recorded tokens a minute per cassette and model (default: no limit)")
+    serve.add_argument(
+        "--upload-ttl",
+        type=_positive,
+        default=UPLOAD_TTL_S,
+        help=f"forget an unfinished upload after S seconds without a chunk (default {UPLOAD_TTL_S:g})",
+    )
+    serve.add_argument(
+        "--max-stored-bytes",
+        type=_limit,
+        default=MAX_STORED_BYTES,
+        help=f"the most bytes of files and uploads held, all cassettes together (default {MAX_STORED_BYTES})",
+    )
 
     synth = sub.add_parser("synth", help="serve a synthetic stand-in of the Gemini API from a script of responses")
     network(synth)
@@ -118,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.record:
                 mode = Mode.RECORD_LOCAL if args.local_files_batches else Mode.RECORD
             store = CassetteStore(args.cassettes or default_dir())
-            server = ReplayServer(store, args.speed, mode, args.upstream, Limits(args.rpm, args.tpm))
+            files = FileLimits(upload_ttl_s=args.upload_ttl, max_stored_bytes=args.max_stored_bytes)
+            server = ReplayServer(store, args.speed, mode, args.upstream, Limits(args.rpm, args.tpm), files)
             # uvloop: a burst of 500 simultaneous streams replays with a third of asyncio's loop's TTFT error at the
             # 95th percentile (bench/pipeline_bench.py, bench/RESULTS.md).
             app = server.app()

@@ -24,8 +24,11 @@ What the server does, and how it compares with the real API (google-genai 3.4.0 
   ``FAILED_PRECONDITION`` "The File ... is not in an ACTIVE state and usage is not allowed."
 - An unknown file id gets the real API's 403 ``PERMISSION_DENIED`` "You do not have permission to access the File
   ... or it may not exist." (python-genai issue 1218), not a 404.
-- Files live in memory, per cassette, for the server's lifetime (they are not expired after 48 h). Unlike the real
-  API, uploaded files can be downloaded by name (the SDK refuses only a ``File`` object without ``download_uri``).
+- Files live in memory, per cassette, until their ``expirationTime`` (48 h after upload, as the real API's), or until
+  deleted or the server stops. Memory is bounded (``SECURITY.md``, "Limits"; :class:`FileLimits`): the files held
+  and the bytes of unfinished uploads total at most :data:`MAX_STORED_BYTES` (an upload past it gets 429
+  ``RESOURCE_EXHAUSTED``), and an upload not continued for :data:`UPLOAD_TTL_S` is forgotten. Unlike the real API,
+  uploaded files can be downloaded by name (the SDK refuses only a ``File`` object without ``download_uri``).
 - Ids are stable across runs, so recorded ``fileData.fileUri`` values match in replay: an upload whose bytes match
   a recorded upload (same ``sha256Hash``, in cassette order) takes that recording's ``name`` and ``uri``; any other
   gets the first of a fixed series of ids (derived from the cassette, the bytes, the MIME type and the display name)
@@ -82,6 +85,14 @@ API_HOST = "https://generativelanguage.googleapis.com"
 _VERSION = r"v\d+(?:alpha|beta)?\d*"
 VERSION = "{version:" + _VERSION + "}"
 """The API version segment in a route pattern, captured as ``version``."""
+UPLOAD_TTL_S = 3600.0
+"""Seconds an unfinished upload session is kept after its last chunk (or its start); then it is forgotten with its
+bytes, and a late chunk gets 404 "start the upload again" (``serve --upload-ttl``). The SDK sends its chunks back to
+back, so only an abandoned upload ever waits that long."""
+MAX_STORED_BYTES = 2 * 1024**3
+"""The most bytes the server holds for the Files API, over every cassette: stored files plus unfinished uploads
+(``serve --max-stored-bytes``). Past it an upload is refused with 429 ``RESOURCE_EXHAUSTED`` until files are deleted;
+2 GiB, one file at the real API's largest."""
 FILE_ID = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
 """A file id accepted in ``name`` on upload: up to 40 lowercase letters, digits or dashes, no dash at either end."""
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -136,6 +147,15 @@ def file_uris(value: Any) -> Iterator[str]:
             yield from file_uris(item)
 
 
+@dataclass(frozen=True)
+class FileLimits:
+    """How much the Files service holds (see :data:`UPLOAD_TTL_S`, :data:`MAX_STORED_BYTES`, :data:`FILE_TTL_S`)."""
+
+    upload_ttl_s: float = UPLOAD_TTL_S
+    max_stored_bytes: int = MAX_STORED_BYTES
+    file_ttl_s: float = FILE_TTL_S
+
+
 @dataclass
 class StoredFile:
     """A file in the server's memory.
@@ -150,6 +170,7 @@ class StoredFile:
         uri: the ``uri`` reported.
         sha256_hash: the API's hash of ``data`` (:func:`sha256_hash`).
         download_uri: set for files the server made (batch results), whose ``source`` is ``GENERATED``.
+        expires: when it is deleted, seconds since the epoch (its ``expirationTime``).
     """
 
     id: str
@@ -161,6 +182,7 @@ class StoredFile:
     uri: str
     sha256_hash: str
     download_uri: str | None = None
+    expires: float = 0.0
 
     def state(self, now: float) -> str:
         """``"PROCESSING"`` until :attr:`ready`, then ``"ACTIVE"``."""
@@ -176,7 +198,7 @@ class StoredFile:
             sizeBytes=str(len(self.data)),
             createTime=rfc3339(self.created),
             updateTime=rfc3339(self.ready if now >= self.ready else self.created),
-            expirationTime=rfc3339(self.created + FILE_TTL_S),
+            expirationTime=rfc3339(self.expires),
             sha256Hash=self.sha256_hash,
             uri=self.uri,
         )
@@ -203,6 +225,7 @@ class Upload:
         data: the bytes received so far.
         upstream_url: in record mode, the upstream's upload URL the chunks are forwarded to.
         user_agent: in record mode, the start request's (the SDK sends none with the chunks), for provenance.
+        touched: when it last moved (started, or took a chunk), seconds of the monotonic clock.
     """
 
     id: str
@@ -215,6 +238,7 @@ class Upload:
     data: bytearray = field(default_factory=bytearray)
     upstream_url: str | None = None
     user_agent: str = ""
+    touched: float = field(default_factory=time.monotonic)
 
 
 class FileService:
@@ -227,12 +251,20 @@ class FileService:
         store: the cassettes (recorded uploads give an upload its id).
         matcher: the server's matcher, whose turns pick among recorded uploads of the same bytes.
         recorder: the record backend, in record mode.
+        limits: how long uploads and files are kept and how many bytes are held (:class:`FileLimits`).
     """
 
     def __init__(
-        self, mode: Mode, speed: float, store: CassetteStore, matcher: Matcher, recorder: Recorder | None
+        self,
+        mode: Mode,
+        speed: float,
+        store: CassetteStore,
+        matcher: Matcher,
+        recorder: Recorder | None,
+        limits: FileLimits = FileLimits(),
     ) -> None:
         self.mode, self.speed, self.store, self.matcher, self.recorder = mode, speed, store, matcher, recorder
+        self.limits = limits
         self.files: dict[str, dict[str, StoredFile]] = {}
         """Each cassette's files, by id; a cassette holds an entry only while it has files (:meth:`held`)."""
         self._uploads: dict[str, Upload] = {}
@@ -252,8 +284,44 @@ class FileService:
         app.router.add_delete(base + "/files/{file:[^/:]+}", self.delete_file)
 
     def held(self, cassette: str) -> dict[str, StoredFile]:
-        """The files of ``cassette`` by id, to read: empty (and not kept) for a cassette with none."""
+        """The files of ``cassette`` by id, to read: empty (and not kept) for a cassette with none; expired files
+        and abandoned uploads are let go first."""
+        self._expire()
         return self.files.get(cassette, {})
+
+    def held_bytes(self) -> int:
+        """The bytes held now: every stored file's and every unfinished upload's received bytes."""
+        stored = sum(len(f.data) for files in self.files.values() for f in files.values())
+        return stored + sum(len(u.data) for u in self._uploads.values())
+
+    def _expire(self) -> None:
+        """Forget files past their ``expirationTime`` and uploads idle for longer than the upload TTL."""
+        now, idle_since = time.time(), time.monotonic() - self.limits.upload_ttl_s
+        for upload_id in [i for i, u in self._uploads.items() if u.touched <= idle_since]:
+            del self._uploads[upload_id]
+        for cassette in list(self.files):
+            files = self.files[cassette]
+            for file_id in [i for i, f in files.items() if f.expires <= now]:
+                del files[file_id]
+            if not files:
+                del self.files[cassette]
+
+    def _make_room(self, more: int) -> None:
+        """Refuse ``more`` bytes that would take the bytes held past the cap.
+
+        Raises:
+            ApiError: 429 RESOURCE_EXHAUSTED, saying how much is held and what to do.
+        """
+        self._expire()
+        held, cap = self.held_bytes(), self.limits.max_stored_bytes
+        if held + more > cap:
+            raise ApiError(
+                429,
+                f"The replay server holds {held} bytes of files and unfinished uploads; {more} more would pass its "
+                f"limit of {cap} bytes (serve --max-stored-bytes). Delete files you no longer need "
+                "(client.files.delete) and upload again.",
+                "RESOURCE_EXHAUSTED",
+            )
 
     def lookup(self, cassette: str, name: str) -> StoredFile:
         """The file ``name`` (``files/ID`` or ``ID``) of ``cassette``.
@@ -301,7 +369,16 @@ class FileService:
         download_uri = f"{API_HOST}/download/{version}/files/{file_id}:download?alt=media" if generated else None
         uri = uri or f"{API_HOST}/{version}/files/{file_id}"
         stored = StoredFile(
-            file_id, data, mime_type, display_name, now, now + delay, uri, sha256_hash(data), download_uri
+            file_id,
+            data,
+            mime_type,
+            display_name,
+            now,
+            now + delay,
+            uri,
+            sha256_hash(data),
+            download_uri,
+            now + self.limits.file_ttl_s,
         )
         self.files.setdefault(cassette, {})[file_id] = stored
         return stored
@@ -335,6 +412,7 @@ class FileService:
                 if self.recorder is not None and self.mode.forwards_files_batches:
                     return await self._record_start(request, api, upload, self.recorder)
                 return self._start(request, upload, api.body)
+            self._expire()
             found = self._uploads.get(request.query.get("upload_id", ""))
             if found is None:
                 raise ApiError(404, "No upload session with this upload_id: start the upload again.", "NOT_FOUND")
@@ -369,6 +447,7 @@ class FileService:
             ) from None
         if not 0 <= upload.size <= MAX_FILE_BYTES:
             raise ApiError(400, f"File size {upload.size} bytes is outside 0 to {MAX_FILE_BYTES} (2 GB) bytes.")
+        self._make_room(upload.size)  # one that cannot fit is refused now, not after its bytes were sent
         upload.display_name = _field(meta, "display_name")
         upload.name = _field(meta, "name")
         if upload.name is not None:
@@ -401,7 +480,9 @@ class FileService:
             raise ApiError(
                 400, f"X-Goog-Upload-Offset {offset!r} does not match the {len(upload.data)} bytes received so far."
             )
+        self._make_room(len(api.raw_body))
         upload.data += api.raw_body
+        upload.touched = time.monotonic()
         if len(upload.data) > upload.size or (finalize and len(upload.data) != upload.size):
             del self._uploads[upload.id]
             raise ApiError(
@@ -527,6 +608,7 @@ class FileService:
     async def _record_chunk(self, api: ApiRequest, upload: Upload, recorder: Recorder) -> web.Response:
         """Forward a chunk to the upstream's upload URL; record the finished upload's File (never the bytes)."""
         assert upload.upstream_url is not None
+        upload.touched = time.monotonic()
         headers = {h: api.headers[h] for h in ("X-Goog-Upload-Command", "X-Goog-Upload-Offset")}
         async with recorder.session.post(upload.upstream_url, data=api.raw_body, headers=headers) as upstream:
             body = await upstream.read()

@@ -20,9 +20,9 @@ from aiohttp import web
 
 from . import errors
 from .batches import BatchService
-from .control import ControlPanel
+from .control import STATS_HISTORY, ControlPanel
 from .defaults import DEFAULT_UPSTREAM
-from .files import FileService
+from .files import FileLimits, FileService
 from .generate import ModelService
 from .interactions import InteractionService
 from .limits import Limits
@@ -45,6 +45,9 @@ class ReplayServer:
         mode: replay, record, or record with the Files and Batch APIs served here (:class:`.pipeline.Mode`).
         upstream: where a record mode forwards calls.
         limits: ``--rpm``/``--tpm`` for every cassette, until one gets its own through the control endpoint.
+        file_limits: how long uploads and files are kept and how many bytes the Files API holds
+            (``--upload-ttl``, ``--max-stored-bytes``).
+        stats_history: requests each cassette's stats timeline keeps (:data:`.control.STATS_HISTORY`).
     """
 
     store: CassetteStore
@@ -52,6 +55,8 @@ class ReplayServer:
     mode: Mode = Mode.REPLAY
     upstream: str = DEFAULT_UPSTREAM
     limits: Limits = field(default_factory=Limits)
+    file_limits: FileLimits = field(default_factory=FileLimits)
+    stats_history: int = STATS_HISTORY
 
     def _lookup(self, name: str) -> None:
         """Raise :class:`CassetteError` unless the server can serve cassette ``name`` (record mode creates it)."""
@@ -63,13 +68,13 @@ class ReplayServer:
     def app(self) -> web.Application:
         """The aiohttp application, every layer in place (see the module docstring)."""
         app = web.Application(client_max_size=64 * 1024**2)
-        control = ControlPanel(self.speed, self.limits, self._lookup)
+        control = ControlPanel(self.speed, self.limits, self._lookup, self.stats_history)
         matcher = Matcher()
         recorder = Recorder(self.store, self.upstream, control) if self.mode.records else None
         backend: Backend = recorder or Replayer(self.store, matcher, control, self.speed)
         app.middlewares.extend([parse, control.middleware])
         errors.install(app)  # outermost: any failure below becomes the API's error shape
-        files = FileService(self.mode, self.speed, self.store, matcher, recorder)
+        files = FileService(self.mode, self.speed, self.store, matcher, recorder, self.file_limits)
         files.install(app)
         BatchService(self.mode, self.speed, self.store, matcher, files).install(app)
         InteractionService(self.mode, self.speed, self.store, backend).install(app)
