@@ -442,6 +442,26 @@ def _position(text: str, pattern: str, constant: str = "") -> str:
     return f"line {text.count(chr(10), 0, start) + 1} column {start - text.rfind(chr(10), 0, start)}"
 
 
+def check_writable(folder: Path) -> None:
+    """Make sure recordings can be written into ``folder`` (created if missing), by writing and removing a file.
+
+    Called before a record mode starts (``helpers.setup``, ``serve --record``), so that a read-only folder is one
+    message before anything is sent upstream, not a 500 after the first call was billed.
+
+    Raises:
+        CassetteError: it cannot be created or written; the message names it and the reason.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+            pass
+    except OSError as e:
+        raise CassetteError(
+            f"record mode cannot write recordings into {folder} ({e.strerror or e}): nothing was sent upstream. "
+            "Make the folder writable, or point WORKBOOK_CASSETTES (serve --cassettes) at a folder you can write."
+        ) from None
+
+
 def write_atomically(path: Path, data: bytes) -> None:
     """Replace ``path``'s content with ``data`` through a temp file in the same folder, removed if anything fails.
 

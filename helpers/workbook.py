@@ -20,6 +20,7 @@ import contextlib
 import itertools
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from . import models
-from .cassette import Cassette, CassetteError, default_dir
+from .cassette import Cassette, CassetteError, check_writable, default_dir
 from .prices import CHECKED as PRICES_CHECKED
 from .replay.defaults import DEFAULT_UPSTREAM, FINISH_TIMEOUT_S, PLACEHOLDER_KEY
 
@@ -259,11 +260,39 @@ def _server(role: str, args: list[str]) -> ServerProcess:
         _servers[role] = ServerProcess(args)
         return _servers[role]
     current.stop()
+    port = int(current.url.rsplit(":", 1)[1])
     try:
-        _servers[role] = ServerProcess(args, port=int(current.url.rsplit(":", 1)[1]))
-    except WorkbookError:  # the port was taken meanwhile: any free one will do
+        if not _port_free(port):
+            raise WorkbookError(f"port {port} is taken")
+        _servers[role] = ServerProcess(args, port=port)
+    except WorkbookError:  # the port was taken meanwhile: any free one will do, and earlier clients must be told
         _servers[role] = ServerProcess(args)
+        print(squatted_port_message(port, _servers[role].url))
     return _servers[role]
+
+
+def squatted_port_message(port: int, new_url: str) -> str:
+    """The line :func:`setup` prints when its restarted server could not have its old ``port`` back.
+
+    Another process took the port after the old server stopped: a client made before (``genai.Client()`` keeps its
+    base URL) would now send its calls (in record mode, with your key) to that process.
+    """
+    return (
+        f"warning: port {port} of the old replay server is now taken by another process, so the new one serves "
+        f"{new_url}. Clients made before this cell still point at port {port}: re-run the cells that create them "
+        "(genai.Client()), and don't use the old ones."
+    )
+
+
+def _port_free(port: int) -> bool:
+    """Whether ``port`` on loopback can be bound now (nobody else listens on it)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _has_key() -> bool:
@@ -323,7 +352,8 @@ def setup(notebook: str, *, speed: float = 1.0) -> Session:
 
     Raises:
         WorkbookError: an unknown ``WORKBOOK_MODE``, a missing key in live or record mode, a missing or corrupt
-            cassette in replay, or a server that would not start. The message says what to do.
+            cassette in replay, a cassette folder record mode cannot write, or a server that would not start. The
+            message says what to do.
     """
     mode = os.environ.get("WORKBOOK_MODE", "replay").strip().lower() or "replay"
     if mode not in MODES:
@@ -353,6 +383,10 @@ def setup(notebook: str, *, speed: float = 1.0) -> Session:
         sources, recorded = cassette.sources(), tuple(cassette.models())
         server = _server("serve", ["serve", "--cassettes", str(folder), "--speed", f"{speed:g}"])
     else:
+        try:
+            check_writable(folder)  # refused here, before a server starts or a call is billed
+        except CassetteError as e:
+            raise WorkbookError(str(e)) from None
         sources, local = "recorded", []
         if upstream == "synthetic":
             script = folder.parent / "scripts" / f"{notebook}.json"

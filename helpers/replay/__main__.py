@@ -23,7 +23,7 @@ from pathlib import Path
 
 import uvloop
 
-from ..cassette import CassetteError, default_dir
+from ..cassette import CassetteError, check_writable, default_dir
 from ..models import FLASH, PROFILES
 from .defaults import DEFAULT_UPSTREAM
 from .files import MAX_STORED_BYTES, UPLOAD_TTL_S, FileLimits
@@ -131,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.record:
                 mode = Mode.RECORD_LOCAL if args.local_files_batches else Mode.RECORD
             store = CassetteStore(args.cassettes or default_dir())
+            if mode.records:
+                check_writable(store.folder)  # before the first call is forwarded (and billed)
             files = FileLimits(upload_ttl_s=args.upload_ttl, max_stored_bytes=args.max_stored_bytes)
             server = ReplayServer(store, args.speed, mode, args.upstream, Limits(args.rpm, args.tpm), files)
             # uvloop: a burst of 500 simultaneous streams replays with a third of asyncio's loop's TTFT error at the
