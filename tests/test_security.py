@@ -1,0 +1,449 @@
+# --- bounded resources and input (12b) ---
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.server
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+import helpers
+from helpers import control, workbook
+from helpers.cassette import Cassette, CassetteError
+from helpers.replay.__main__ import parser
+from helpers.replay.files import FileLimits
+from helpers.replay.runner import bind, running
+from helpers.replay.server import CassetteStore, Mode, ReplayServer
+from helpers.replay.synth import Script, SyntheticUpstream
+from helpers.workbook import WorkbookError
+
+from .conftest import PROMPT, TEXT, generate_exchange, stream_exchange, write_cassette
+
+MODEL = f"models/{helpers.FLASH}"
+START = {"X-Goog-Upload-Command": "start", "X-Goog-Upload-Protocol": "resumable"}
+
+
+def replay_folder() -> Path:
+    """A fresh folder with cassette ``t``, readable by any user (a dropped-privilege server reads it too)."""
+    folder = Path(tempfile.mkdtemp(prefix="security-"))
+    folder.chmod(0o755)
+    write_cassette(folder, "t", [generate_exchange(PROMPT, TEXT, 0.0)])
+    return folder
+
+
+async def call(
+    session: aiohttp.ClientSession, method: str, url: str, data: bytes = b"", headers: dict[str, str] | None = None
+) -> tuple[int, str, Any]:
+    """``(status, content type, parsed JSON or None)`` of one request."""
+    async with session.request(
+        method, url, data=data, headers={"Content-Type": "application/json", **(headers or {})}
+    ) as r:
+        raw = await r.read()
+        body = json.loads(raw) if r.content_type == "application/json" and raw else None
+        return r.status, r.content_type, body
+
+
+def assert_api_error(result: tuple[int, str, Any], code: int, *words: str) -> None:
+    """``result`` is the API's JSON error ``{"error": {"code", "message", "status"}}``, ``code``, naming ``words``."""
+    status, content_type, body = result
+    assert (status, content_type) == (code, "application/json"), result
+    error = body["error"]
+    assert error["code"] == code and isinstance(error["status"], str) and error["status"], body
+    for word in words:
+        assert word in error["message"], (word, error["message"])
+    assert "Traceback" not in error["message"]
+
+
+def serve_args(folder: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "helpers.replay", "serve", "--port", "0", "--cassettes", str(folder), *extra]
+
+
+@contextlib.contextmanager
+def serving(args: list[str], log: Path, **popen: Any) -> Iterator[str]:
+    """Run a server subprocess with stderr to ``log``; yields its URL; stops it afterwards."""
+    with log.open("wb") as err:
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, text=True, **popen)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline().strip()
+        assert first.startswith("serving http://"), (first, log.read_text())
+        yield first.split()[1]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+class CountingUpstream:
+    """A stand-in upstream on loopback (in a thread) that counts the requests it gets and answers 200 ``{}``."""
+
+    def __init__(self) -> None:
+        self.hits = 0
+        upstream = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                upstream.hits += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            do_POST = do_GET
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@contextlib.contextmanager
+def read_only_folder() -> Iterator[Path]:
+    """A cassette folder nobody can write into: mode 0555, and for root (whom modes do not stop) immutable."""
+    folder = Path(tempfile.mkdtemp(prefix="security-ro-")) / "cassettes"
+    folder.mkdir(mode=0o555)
+    immutable = os.geteuid() == 0
+    if immutable and subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("this file system cannot make a folder read-only for root (chattr +i)")
+    try:
+        yield folder
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+# Slow clients, idle sockets and file descriptors --------------------------------------------------------------------
+
+
+def test_slow_header_clients_are_closed_within_the_idle_timeout(tmp_path: Path) -> None:
+    with serving(serve_args(replay_folder(), "--idle-timeout", "1"), tmp_path / "log") as url:
+        host, port = url.removeprefix("http://").split(":")
+        clients = [socket.create_connection((host, int(port))) for _ in range(20)]
+        for client in clients:
+            client.sendall(b"POST /t/v1beta/models/x:generateContent HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            client.settimeout(0.05)
+        closed: set[int] = set()
+        deadline = time.monotonic() + 15  # 15 times the timeout: a bound, not a measurement
+        while len(closed) < len(clients) and time.monotonic() < deadline:
+            for i, client in enumerate(clients):
+                if i in closed:
+                    continue
+                try:
+                    client.sendall(b"X-Slow: 1\r\n")  # a header line now and then: a slowloris client
+                    if client.recv(1024) == b"":
+                        closed.add(i)
+                except TimeoutError:
+                    pass
+                except OSError:
+                    closed.add(i)
+            time.sleep(0.2)
+        for client in clients:
+            client.close()
+        assert len(closed) == len(clients), f"{len(clients) - len(closed)} slow-header clients were never closed"
+
+
+def test_out_of_file_descriptors_is_one_log_line_and_the_server_serves_again(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    limit = 40  # the server needs about 15 descriptors of its own
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+    with serving(serve_args(replay_folder(), "--idle-timeout", "1"), log, preexec_fn=low_limit) as url:
+        host, port = url.removeprefix("http://").split(":")
+        idle = [socket.create_connection((host, int(port))) for _ in range(limit + 20)]
+        deadline = time.monotonic() + 10
+        while "out of file descriptors" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "out of file descriptors" in log.read_text(), "the idle sockets never exhausted the server's limit"
+        # The idle sockets stay open on this side; the server closes them after its idle timeout and serves again.
+        request = f"{url}/t/v1beta/{MODEL}:generateContent"
+        body = json.dumps({"contents": [{"parts": [{"text": PROMPT}], "role": "user"}]}).encode()
+        req = urllib.request.Request(request, data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=20) as reply:
+            answer = json.loads(reply.read())
+        for sock in idle:
+            sock.close()
+    assert answer["candidates"][0]["content"]["parts"][0]["text"] == TEXT
+    lines = log.read_text().splitlines()
+    assert len([line for line in lines if "out of file descriptors" in line]) == 1, lines[:5]
+    assert log.stat().st_size < 2000, f"the log grew to {log.stat().st_size} bytes"
+
+
+# Fixed-size state --------------------------------------------------------------------------------------------------
+
+
+async def test_the_stats_timeline_is_bounded_and_says_what_it_dropped() -> None:
+    server = ReplayServer(CassetteStore(replay_folder()), stats_history=5)
+    body = json.dumps({"contents": [{"parts": [{"text": PROMPT}], "role": "user"}]}).encode()
+    async with running(server.app()) as url, aiohttp.ClientSession() as session:
+        for _ in range(8):
+            assert (await call(session, "POST", f"{url}/t/v1beta/{MODEL}:generateContent", body))[0] == 200
+        stats = await asyncio.to_thread(control.stats, cassette="t", server_url=url)
+    assert (stats.received, stats.answered, len(stats.requests), stats.requests_dropped) == (8, 8, 5, 3)
+
+
+def server_state_keys(app: Any) -> set[str]:
+    """Every string key (or string in a tuple key) of the dicts held by the server's own objects: its middlewares'
+    and route handlers' owners, and the ``helpers.replay`` objects they hold (the matcher, the limiter, ...)."""
+    owners = [getattr(h, "__self__", None) for h in app.middlewares]
+    owners += [getattr(route.handler, "__self__", None) for route in app.router.routes()]
+    seen: set[int] = set()
+    keys: set[str] = set()
+    while owners:
+        obj = owners.pop()
+        if obj is None or id(obj) in seen or not type(obj).__module__.startswith("helpers.replay"):
+            continue
+        seen.add(id(obj))
+        for value in vars(obj).values():
+            if isinstance(value, dict):
+                for key in value:
+                    keys.update(k for k in (key if isinstance(key, tuple) else (key,)) if isinstance(k, str))
+            else:
+                owners.append(value)
+    return keys
+
+
+async def test_requests_naming_unknown_cassettes_leave_no_state() -> None:
+    server = ReplayServer(CassetteStore(replay_folder()))
+    app = server.app()
+    body = json.dumps({"contents": [{"parts": [{"text": PROMPT}], "role": "user"}]}).encode()
+    async with running(app) as url, aiohttp.ClientSession() as session:
+        for i in range(20):
+            name = f"nobody-{i}"
+            assert_api_error(await call(session, "POST", f"{url}/{name}/v1beta/{MODEL}:generateContent", body), 404)
+            assert (await call(session, "GET", f"{url}/{name}/v1beta/files"))[0] == 200
+            assert (await call(session, "GET", f"{url}/{name}/v1beta/files/abc"))[0] == 403
+            assert (await call(session, "GET", f"{url}/{name}/v1beta/batches/abc"))[0] == 404
+            assert (await call(session, "GET", f"{url}/_control/{name}/stats"))[0] == 400
+        assert (await call(session, "POST", f"{url}/t/v1beta/{MODEL}:generateContent", body))[0] == 200
+    keys = server_state_keys(app)
+    assert "t" in keys, "the check sees the state of a cassette that exists"
+    assert not {k for k in keys if k.startswith("nobody-")}, "requests naming unknown cassettes left state behind"
+
+
+async def test_abandoned_uploads_expire_and_the_bytes_held_are_capped() -> None:
+    limits = FileLimits(upload_ttl_s=0.5, max_stored_bytes=1000)
+    server = ReplayServer(CassetteStore(replay_folder()), file_limits=limits)
+    async with running(server.app()) as url, aiohttp.ClientSession() as session:
+
+        async def start(size: int) -> tuple[int, str]:
+            headers = {**START, "X-Goog-Upload-Header-Content-Length": str(size)}
+            meta = json.dumps({"file": {"mime_type": "text/plain"}}).encode()
+            async with session.post(f"{url}/t/upload/v1beta/files", data=meta, headers=headers) as r:
+                return r.status, r.headers.get("x-goog-upload-url", "")
+
+        async def chunk(upload_url: str, data: bytes, offset: int, command: str) -> tuple[int, str, Any]:
+            headers = {"X-Goog-Upload-Command": command, "X-Goog-Upload-Offset": str(offset)}
+            return await call(session, "POST", upload_url, data, headers)
+
+        status, abandoned = await start(600)
+        assert status == 200
+        assert (await chunk(abandoned, b"a" * 500, 0, "upload"))[0] == 200  # then never finished
+        refused = await call(
+            session,
+            "POST",
+            f"{url}/t/upload/v1beta/files",
+            b'{"file": {"mime_type": "text/plain"}}',
+            {**START, "X-Goog-Upload-Header-Content-Length": "600"},
+        )
+        assert_api_error(refused, 429, "500 bytes", "1000 bytes", "client.files.delete")
+        await asyncio.sleep(0.6)  # past the upload TTL: the abandoned upload and its bytes are let go
+        status, fresh = await start(800)
+        assert status == 200
+        assert_api_error(await chunk(abandoned, b"a" * 100, 500, "upload, finalize"), 404, "start the upload again")
+        done = await chunk(fresh, b"b" * 800, 0, "upload, finalize")
+        assert done[0] == 200 and done[2]["file"]["sizeBytes"] == "800"
+        status, parallel = await start(150)  # fits beside the file; the next one's bytes will not
+        assert status == 200
+        status, second = await start(150)
+        assert status == 200
+        assert (await chunk(parallel, b"c" * 150, 0, "upload, finalize"))[0] == 200
+        assert_api_error(await chunk(second, b"c" * 150, 0, "upload, finalize"), 429, "limit of 1000 bytes")
+        assert (await call(session, "DELETE", f"{url}/t/v1beta/{done[2]['file']['name']}"))[0] == 200
+        status, third = await start(150)
+        assert status == 200 and (await chunk(third, b"d" * 150, 0, "upload, finalize"))[0] == 200
+
+
+# One error middleware: wrong-typed input gets the API's JSON error naming the field --------------------------------
+
+WRONG_BODIES = [
+    (f"{MODEL}:generateContent", b'{"contents": 5}', "'contents'"),
+    (f"{MODEL}:generateContent", b'{"contents": [{"parts": 5}]}', "'contents[0].parts'"),
+    (f"{MODEL}:streamGenerateContent?alt=sse", b'{"contents": [7]}', "'contents[0]'"),
+    (f"{MODEL}:countTokens", b'{"generateContentRequest": []}', "'generateContentRequest'"),
+    (f"{MODEL}:generateContent", b"[" * 100_000 + b"]" * 100_000, "deeper than 100 levels"),
+    (f"{MODEL}:generateContent", b'{"contents": [], "n": ' + b"7" * 5000 + b"}", "4300 digits"),
+    (f"{MODEL}:batchGenerateContent", b'{"batch": {"inputConfig": {"requests": [1]}}}', "'batch.inputConfig.requests'"),
+]
+WRONG_UPLOADS = [
+    (b"[1, 2]", "upload metadata"),
+    (b'{"file": "x"}', "'file'"),
+    (b'{"file": {"mime_type": 7}}', "'file.mime_type'"),
+]
+
+
+async def test_wrong_typed_bodies_are_400s_naming_the_field_in_replay_record_and_the_synthetic_upstream() -> None:
+    async with running(SyntheticUpstream(Script([])).app()) as upstream, aiohttp.ClientSession() as session:
+        record = ReplayServer(CassetteStore(replay_folder()), mode=Mode.RECORD, upstream=upstream)
+        local = ReplayServer(CassetteStore(replay_folder()), mode=Mode.RECORD_LOCAL, upstream=upstream)
+        async with (
+            running(ReplayServer(CassetteStore(replay_folder())).app()) as replay,
+            running(record.app()) as recording,
+            running(local.app()) as recording_local,
+        ):
+            for base in (f"{replay}/t", f"{recording}/t", upstream):
+                for path, body, field in WRONG_BODIES:
+                    assert_api_error(await call(session, "POST", f"{base}/v1beta/{path}", body), 400, field)
+            for base in (replay, recording_local):
+                for body, field in WRONG_UPLOADS:
+                    result = await call(session, "POST", f"{base}/t/upload/v1beta/files", body, START)
+                    assert_api_error(result, 400, field)
+            # aiohttp's own refusals take the same shape (no route for "/").
+            assert_api_error(await call(session, "GET", f"{replay}/"), 404, "base URL")
+
+
+# Corrupt cassettes -------------------------------------------------------------------------------------------------
+
+
+def corrupt_forms(folder: Path) -> dict[str, tuple[Path, str]]:
+    """Each corrupt form of cassette file, written in ``folder``: name -> (path, what its message must say)."""
+    good = write_cassette(folder, "good", [stream_exchange(PROMPT, [(0.1, "a"), (0.2, "b")])]).path.read_text()
+    forms = {
+        "binary": (b"\x89PNG\r\n\x1a\n\x00\xff" * 20, "byte 0x89 at offset 0"),
+        "deep": (b"[" * 100_000 + b"]" * 100_000, "too deeply"),
+        "provenance": (good.replace('"provenance": {', '"provenance": [1], "old": {', 1).encode(), "provenance"),
+        "nan": (good.replace('"offset_s": 0.2', '"offset_s": NaN', 1).encode(), "NaN at line"),
+        "infinity": (good.replace('"offset_s": 0.1', '"offset_s": Infinity', 1).encode(), "Infinity at line"),
+    }
+    found = {}
+    for name, (data, words) in forms.items():
+        path = folder / f"{name}.json"
+        path.write_bytes(data)
+        found[name] = (path, words)
+    (folder / "folder.json").mkdir()
+    found["folder"] = (folder / "folder.json", "is a folder")
+    return found
+
+
+def test_every_corrupt_cassette_form_is_one_message_naming_file_and_place(env: Path) -> None:
+    for name, (path, words) in corrupt_forms(env).items():
+        with pytest.raises(CassetteError) as loaded:
+            Cassette.load(path)
+        assert str(path) in str(loaded.value) and words in str(loaded.value), (name, str(loaded.value))
+        with pytest.raises(WorkbookError) as setup:
+            helpers.setup(name)
+        assert str(loaded.value) == str(setup.value)
+
+
+async def test_a_nan_chunk_offset_is_refused_not_served() -> None:
+    folder = replay_folder()
+    cassette = write_cassette(folder, "n", [stream_exchange(PROMPT, [(0.0, "a"), (0.1, "b")])])
+    cassette.path.write_text(cassette.path.read_text().replace('"offset_s": 0.1', '"offset_s": NaN', 1))
+    body = json.dumps({"contents": [{"parts": [{"text": PROMPT}], "role": "user"}]}).encode()
+    async with running(ReplayServer(CassetteStore(folder)).app()) as url, aiohttp.ClientSession() as session:
+        result = await call(session, "POST", f"{url}/n/v1beta/{MODEL}:streamGenerateContent?alt=sse", body)
+    assert_api_error(result, 400, "NaN at line", str(cassette.path))
+
+
+# Names, folders, ports, flags --------------------------------------------------------------------------------------
+
+
+async def test_cassette_names_must_match_whole_and_fit_before_anything_is_forwarded() -> None:
+    upstream = CountingUpstream()
+    folder = replay_folder()
+    body = json.dumps({"contents": [{"parts": [{"text": PROMPT}], "role": "user"}]}).encode()
+    try:
+        server = ReplayServer(CassetteStore(folder), mode=Mode.RECORD, upstream=upstream.url)
+        async with running(server.app()) as url, aiohttp.ClientSession() as session:
+            newline = await call(session, "POST", f"{url}/nl%0a/v1beta/{MODEL}:generateContent", body)
+            long = await call(session, "POST", f"{url}/{'a' * 245}/v1beta/{MODEL}:generateContent", body)
+            control_newline = await call(session, "GET", f"{url}/_control/nl%0a/stats")
+    finally:
+        upstream.close()
+    assert_api_error(newline, 404, "not a cassette name")
+    assert_api_error(long, 400, "at most 100 characters")
+    assert_api_error(control_newline, 400, "not a cassette name")
+    assert upstream.hits == 0, "a refused name was forwarded (and billed)"
+    assert sorted(p.name for p in folder.iterdir()) == ["t.json"]
+
+
+def test_a_read_only_folder_is_refused_by_serve_record_before_any_call(tmp_path: Path) -> None:
+    upstream = CountingUpstream()
+    try:
+        with read_only_folder() as folder:
+            args = serve_args(folder, "--record", "--upstream", upstream.url)
+            done = subprocess.run(args, capture_output=True, text=True, timeout=30)
+    finally:
+        upstream.close()
+    assert done.returncode == 2 and done.stdout == "", (done.stdout, done.stderr)
+    assert done.stderr.startswith("error: record mode cannot write recordings into"), done.stderr
+    assert len(done.stderr.splitlines()) == 1 and upstream.hits == 0
+
+
+def test_a_read_only_folder_is_refused_by_setup_before_any_call() -> None:
+    upstream = CountingUpstream()
+    script = "import helpers\ntry:\n    helpers.setup('t')\nexcept helpers.WorkbookError as e:\n    print(e)\n"
+    try:
+        with read_only_folder() as folder:
+            env = {
+                **os.environ,
+                "WORKBOOK_MODE": "record",
+                "WORKBOOK_UPSTREAM": upstream.url,
+                "WORKBOOK_CASSETTES": str(folder),
+                "GEMINI_API_KEY": "test-key-not-real",
+            }
+            done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env)
+    finally:
+        upstream.close()
+    assert done.stdout.startswith(f"record mode cannot write recordings into {folder}"), (done.stdout, done.stderr)
+    assert upstream.hits == 0, "setup() asked the upstream (and started a recorder) first"
+
+
+def test_a_squatted_port_on_restart_is_detected_and_said(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_cassette(env, "07_demo", [generate_exchange(PROMPT, TEXT, 0.0)])
+    first = helpers.setup("07_demo")
+    old = workbook._servers["serve"]
+    old.proc.kill()
+    old.proc.wait()
+    port = int(first.server_url.rsplit(":", 1)[1])
+    squatter = bind("127.0.0.1", port)
+    squatter.listen()
+    try:
+        capsys.readouterr()
+        again = helpers.setup("07_demo")
+    finally:
+        squatter.close()
+    out = capsys.readouterr().out.splitlines()
+    assert again.server_url != first.server_url
+    assert out[0] == workbook.squatted_port_message(port, again.server_url) and f"port {port}" in out[0]
+    assert again.server_url in out[0] and "genai.Client()" in out[0]
+
+
+@pytest.mark.parametrize("speed", ["nan", "inf", "-inf", "0", "-1", "fast"])
+def test_the_cli_refuses_a_speed_that_is_not_a_finite_positive_number(
+    speed: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parser().parse_args(["serve", f"--speed={speed}"])
+    assert exited.value.code == 2
+    assert "--speed: must be a" in capsys.readouterr().err
