@@ -20,7 +20,13 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("cassette", {"helpers.cassette", "helpers.replay.store", "helpers.replay.match"}),
     (
         "pipeline",
-        {"helpers.replay.pipeline", "helpers.replay.limits", "helpers.replay.control", "helpers.replay.runner"},
+        {
+            "helpers.replay.pipeline",
+            "helpers.replay.limits",
+            "helpers.replay.control",
+            "helpers.replay.runner",
+            "helpers.replay.errors",
+        },
     ),
     ("backends", {"helpers.replay.playback", "helpers.replay.recorder"}),
     (

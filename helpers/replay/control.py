@@ -127,6 +127,8 @@ class Counters:
         return self.received - len(self.requests)
 
 
+MAX_LATENCY_S = 3600.0
+"""Injected latency (``faults/latency``) must be below this many seconds: an hour, far past any lesson's need."""
 HOLD_MAX_S = 120.0
 """The longest a held stream waits for ``release_stream`` before it goes on by itself (so nothing waits forever)."""
 
@@ -381,8 +383,8 @@ class ControlPanel:
 
     def _add_latency(self, name: str, state: CassetteControl, body: dict[str, Any]) -> None:
         seconds = body.get("seconds")
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < 3600:
-            raise ControlError(f'"seconds" must be a number of seconds from 0 to 3600, got {seconds!r}.')
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < MAX_LATENCY_S:
+            raise ControlError(f'"seconds" must be a number of seconds from 0 to {MAX_LATENCY_S:g}, got {seconds!r}.')
         state.latency_s = float(seconds)
 
     def _clear(self, name: str, state: CassetteControl, body: dict[str, Any]) -> None:

@@ -30,6 +30,9 @@ from .wire import JSON_CONTENT_TYPE, ApiError, check_request_body, error_json, j
 CONTROL_PREFIX = "_control"
 """The first path segment of control routes; cassette names cannot start with ``_``, so none is shadowed."""
 
+MAX_BODY_BYTES = 64 * 1024**2
+"""The largest request body the server (and the synthetic upstream) reads, bytes: 64 MiB, eight of the SDK's 8 MiB
+upload chunks; a larger one gets 413 in the API's error shape (:mod:`.errors`)."""
 MAX_JSON_DEPTH = 100
 """The deepest nesting of a JSON body the server reads (protobuf's default recursion limit, which bounds the real
 API's requests too); deeper bodies get a 400 rather than a ``RecursionError`` somewhere below."""

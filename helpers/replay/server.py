@@ -28,7 +28,7 @@ from .interactions import InteractionService
 from .limits import Limits
 from .match import Matcher
 from .openai_compat import OpenAICompatService
-from .pipeline import Backend, Mode, parse
+from .pipeline import MAX_BODY_BYTES, Backend, Mode, parse
 from .playback import Replayer
 from .recorder import Recorder
 from .store import CassetteStore, check_name
@@ -67,7 +67,7 @@ class ReplayServer:
 
     def app(self) -> web.Application:
         """The aiohttp application, every layer in place (see the module docstring)."""
-        app = web.Application(client_max_size=64 * 1024**2)
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
         control = ControlPanel(self.speed, self.limits, self._lookup, self.stats_history)
         matcher = Matcher()
         recorder = Recorder(self.store, self.upstream, control) if self.mode.records else None

@@ -52,7 +52,7 @@ from ..cassette import camel_case, canonical_json
 from ..media import MEDIA_RESOLUTION_TOKENS, media_tokens
 from ..models import CATALOG, PROFILES, LatencyProfile
 from . import errors
-from .pipeline import error_response, json_response, parse_json, sleep_until
+from .pipeline import MAX_BODY_BYTES, error_response, json_response, parse_json, sleep_until
 from .synth_interactions import InteractionsUpstream
 from .wire import SSE_CONTENT_TYPE, SYNTHETIC_HEADER, UNSCRIPTED_HEADER, check_request_body, sse_event
 
@@ -297,7 +297,7 @@ class SyntheticUpstream:
     def app(self, *services: Callable[[web.Application], None]) -> web.Application:
         """The aiohttp app; each of ``services`` adds its routes before the catch-all (e.g.
         :meth:`.synth_openai.OpenAIUpstream.install`)."""
-        app = web.Application(client_max_size=64 * 1024**2, middlewares=[self.label])
+        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self.label])
         errors.install(app)
         app.router.add_get("/{version}/models", self.list_models)
         app.router.add_get("/{version}/models/{model}", self.get_model)
