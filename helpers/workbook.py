@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import itertools
+import math
 import os
 import signal
 import socket
@@ -358,8 +359,8 @@ def setup(notebook: str, *, speed: float = 1.0) -> Session:
     mode = os.environ.get("WORKBOOK_MODE", "replay").strip().lower() or "replay"
     if mode not in MODES:
         raise WorkbookError(f"WORKBOOK_MODE={mode!r} is not a mode; use one of {', '.join(MODES)} (or leave it unset).")
-    if speed <= 0:
-        raise WorkbookError(f"speed must be greater than 0, got {speed}.")
+    if not math.isfinite(speed) or speed <= 0:  # NaN compares false with everything: test finiteness first
+        raise WorkbookError(f"speed must be a finite number greater than 0, got {speed}.")
     upstream = os.environ.get("WORKBOOK_UPSTREAM", DEFAULT_UPSTREAM)
     if mode != "replay" and not _has_key() and not (mode == "record" and upstream == "synthetic"):
         raise WorkbookError(

@@ -447,3 +447,11 @@ def test_the_cli_refuses_a_speed_that_is_not_a_finite_positive_number(
         parser().parse_args(["serve", f"--speed={speed}"])
     assert exited.value.code == 2
     assert "--speed: must be a" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("speed", [float("nan"), float("inf"), 0.0])
+def test_setup_refuses_a_speed_that_is_not_a_finite_positive_number(env: Path, speed: float) -> None:
+    write_cassette(env, "t", [generate_exchange(PROMPT, TEXT, 0.0)])
+    with pytest.raises(WorkbookError, match="speed must be a finite number greater than 0"):
+        helpers.setup("t", speed=speed)
+    assert "serve" not in workbook._servers
