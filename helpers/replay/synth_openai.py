@@ -38,7 +38,7 @@ from aiohttp import web
 
 from ..cassette import camel_case
 from .openai_compat import body_problem, error_list, model_list
-from .pipeline import json_response, sleep_until
+from .pipeline import json_response, parse_json, sleep_until
 from .synth import (
     CHARS_PER_TOKEN,
     SyntheticUpstream,
@@ -131,7 +131,7 @@ class OpenAIUpstream:
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         start = time.monotonic()
-        body = await request.json()
+        body = parse_json(await request.read())  # deep nesting or a 5000-digit integer: a 400, not a 500
         problem = body_problem(body)
         if problem is not None:
             return _error(400, problem)
