@@ -318,6 +318,12 @@ async def test_wrong_typed_bodies_are_400s_naming_the_field_in_replay_record_and
                 for body, field in WRONG_UPLOADS:
                     result = await call(session, "POST", f"{base}/t/upload/v1beta/files", body, START)
                     assert_api_error(result, 400, field)
+            # The control route and the Interactions stand-in read their bodies the same way.
+            big = b'{"seconds": ' + b"7" * 5000 + b"}"
+            latency = f"{replay}/_control/t/faults/latency"
+            assert_api_error(await call(session, "POST", latency, big), 400, "4300 digits")
+            deep = b"[" * 100_000 + b"]" * 100_000
+            assert_api_error(await call(session, "POST", f"{upstream}/v1beta/interactions", deep), 400, "100 levels")
             # aiohttp's own refusals take the same shape (no route for "/").
             assert_api_error(await call(session, "GET", f"{replay}/"), 404, "base URL")
 

@@ -56,7 +56,7 @@ from aiohttp import web
 from ..cassette import Cassette, CassetteError, canonical_json, request_key
 from .files import VERSION, FileService, paginate, rfc3339, stable_id
 from .match import Matcher, unmatched_message
-from .pipeline import API, Mode, api_error_response, error_response, json_response
+from .pipeline import API, Mode, api_error_response, error_response, json_response, parse_json
 from .store import CassetteStore
 from .wire import ApiError, camel, error_json
 
@@ -315,8 +315,8 @@ class BatchService:
                 400, "This server records from the real API, whose batch jobs cannot be steered; replay to inject."
             )
         try:
-            state = json.loads(await request.read() or b"{}").get("state")
-        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            state = parse_json(await request.read() or b"{}").get("state")
+        except (ApiError, AttributeError):
             state = None
         wanted = f"BATCH_STATE_{str(state).upper().removeprefix('BATCH_STATE_').removeprefix('JOB_STATE_')}"
         if wanted not in INJECTABLE:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -43,9 +42,9 @@ from aiohttp import web
 
 from ..cassette import CassetteError, Exchange
 from .limits import WINDOW_S, Limits, RateLimiter
-from .pipeline import API, CONTROL_PREFIX, Handler, error_response, json_response
+from .pipeline import API, CONTROL_PREFIX, Handler, error_response, json_response, parse_json
 from .store import name_problem
-from .wire import STATUS_NAMES, error_json, sse_event
+from .wire import STATUS_NAMES, ApiError, error_json, sse_event
 
 FAULT_STATUSES = tuple(sorted(code for code in STATUS_NAMES if code >= 429 and code != 501))
 """Statuses a fault can inject: 429 and the 5xx ones the API sends (their names come from ``STATUS_NAMES``; 501
@@ -338,9 +337,9 @@ class ControlPanel:
         try:
             self._check(name)
             try:
-                body = json.loads(await request.read() or b"{}")
-            except (UnicodeDecodeError, json.JSONDecodeError) as e:
-                raise ControlError(f"the body of a control call must be a JSON object ({e}).") from None
+                body = parse_json(await request.read() or b"{}")
+            except ApiError as e:
+                raise ControlError(f"the body of a control call must be a JSON object ({e.message})") from None
             if not isinstance(body, dict):
                 raise ControlError(f"the body of a control call must be a JSON object, got {body!r}.")
             self._actions[action](name, self.cassette(name), body)

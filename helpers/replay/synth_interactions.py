@@ -46,7 +46,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from ..cassette import canonical_json
-from .pipeline import error_response, json_response, sleep_until
+from .pipeline import error_response, json_response, parse_json, sleep_until
 from .wire import SSE_CONTENT_TYPE, sse_event
 
 DONE = "[DONE]"
@@ -228,10 +228,7 @@ class InteractionsUpstream:
         """``POST {v}/interactions``: answer as the API does (see the module docstring)."""
         start = time.monotonic()
         version = request.match_info["version"]
-        try:
-            body = await request.json()
-        except json.JSONDecodeError as e:
-            return error_response(400, f"Invalid JSON payload received. {e}.")
+        body = parse_json(await request.read())  # bad JSON, too deep, a long integer: the API's 400 (ApiError)
         if not isinstance(body, dict) or not isinstance(body.get("model"), str):
             return error_response(400, 'An interaction needs a "model" (this stand-in answers models, not agents).')
         store, background = body.get("store", True) is not False, body.get("background") is True
