@@ -20,11 +20,9 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from aiolimiter import AsyncLimiter
-from google import genai
 
 from .. import control
-from ..checks import Incorrect, Problem, ____, counting_calls, show
-from ..models import FLASH
+from ..checks import Incorrect, Problem, ____, counting_calls, lesson, lesson_context, show
 from ..timing import atimed, timed
 from ..workbook import current_session
 
@@ -49,24 +47,9 @@ SLACK_S = 0.02
 __all__ = ["PROBLEMS", "____", "context", "q1", "q2", "q3"]
 
 
-def context() -> dict[str, Any]:
-    """What ``06_interactions``' setup cell leaves in the notebook that the exercises use: ``client``, ``MODEL``,
-    ``asyncio``, ``time``, ``AsyncLimiter``, ``timed``, ``atimed`` and ``____``.
-
-    Raises:
-        helpers.WorkbookError: ``helpers.setup("06_interactions")`` (or another notebook's setup) has not run.
-    """
-    current_session()
-    return {
-        "client": genai.Client(),
-        "MODEL": FLASH,
-        "asyncio": asyncio,
-        "time": time,
-        "AsyncLimiter": AsyncLimiter,
-        "timed": timed,
-        "atimed": atimed,
-        "____": ____,
-    }
+context = lesson_context(asyncio=asyncio, time=time, AsyncLimiter=AsyncLimiter, timed=timed, atimed=atimed)
+"""What ``06_interactions``' setup cell leaves in the notebook that the exercises use: ``client``, ``MODEL``,
+``genai``, ``asyncio``, ``time``, ``AsyncLimiter``, ``timed``, ``atimed`` and ``____``."""
 
 
 def _replay() -> bool:
@@ -342,8 +325,5 @@ async def ask_all(prompts: list[str], limit: int, rate_per_s: float) -> list[str
                 )
 
 
-q1 = Converse("q1", context)
-q2 = InteractionTtft("q2", context)
-q3 = PacedAndCapped("q3", context)
-
-PROBLEMS = (q1, q2, q3)
+PROBLEMS = q1, q2, q3 = lesson(context, Converse, InteractionTtft, PacedAndCapped)
+"""Every problem of the lesson, in order: for pytest and for recording the checks' requests into the cassette."""

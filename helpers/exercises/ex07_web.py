@@ -21,7 +21,6 @@ import httpx_sse
 from fastapi import FastAPI
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from flask import Flask, Response, request, stream_with_context
-from google import genai
 from google.genai import errors, types
 
 from .. import control, web
@@ -33,10 +32,11 @@ from ..checks import (
     ____,
     describe_error,
     holding_stream,
+    lesson,
+    lesson_context,
     run_coroutine,
     show,
 )
-from ..models import FLASH
 from ..workbook import current_session
 
 FLASK_PROMPT = "Explain what a server-sent event is, in one short paragraph."
@@ -49,31 +49,21 @@ learner's clock starts before the server sees the request), which no busy machin
 __all__ = ["PROBLEMS", "____", "context", "q1", "q2", "q3"]
 
 
-def context() -> dict[str, Any]:
-    """What ``07_web``'s setup cells leave in the notebook that the exercises use: ``client``, ``MODEL``, ``genai``,
-    ``types``, ``errors``, ``json``, ``time``, ``httpx``, ``httpx_sse``, Flask's ``Response``, ``request`` and
-    ``stream_with_context``, FastAPI's ``ServerSentEvent``, and ``____``.
-
-    Raises:
-        helpers.WorkbookError: ``helpers.setup("07_web")`` (or another notebook's setup) has not run.
-    """
-    current_session()
-    return {
-        "client": genai.Client(),
-        "MODEL": FLASH,
-        "genai": genai,
-        "types": types,
-        "errors": errors,
-        "json": json,
-        "time": time,
-        "httpx": httpx,
-        "httpx_sse": httpx_sse,
-        "Response": Response,
-        "request": request,
-        "stream_with_context": stream_with_context,
-        "ServerSentEvent": ServerSentEvent,
-        "____": ____,
-    }
+context = lesson_context(
+    types=types,
+    errors=errors,
+    json=json,
+    time=time,
+    httpx=httpx,
+    httpx_sse=httpx_sse,
+    Response=Response,
+    request=request,
+    stream_with_context=stream_with_context,
+    ServerSentEvent=ServerSentEvent,
+)
+"""What ``07_web``'s setup cells leave in the notebook that the exercises use: ``client``, ``MODEL``, ``genai``,
+``types``, ``errors``, ``json``, ``time``, ``httpx``, ``httpx_sse``, Flask's ``Response``, ``request`` and
+``stream_with_context``, FastAPI's ``ServerSentEvent``, and ``____``."""
 
 
 def _replay() -> bool:
@@ -424,9 +414,6 @@ async def client_ttft(url: str, prompt: str) -> float:
             )
 
 
-q1 = FlaskEndpoint("q1", context)
-q2 = FastApiEndpoint("q2", context)
-q3 = ClientTtft("q3", context)
-
-PROBLEMS = (q1, q2, q3)
+PROBLEMS = q1, q2, q3 = lesson(context, FlaskEndpoint, FastApiEndpoint, ClientTtft)
+"""Every problem of the lesson, in order: for pytest and for recording the checks' requests into the cassette."""
 """Every problem of the lesson, in order: for pytest and for recording the checks' requests into the cassette."""

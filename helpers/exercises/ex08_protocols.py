@@ -18,8 +18,7 @@ from typing import Any
 import openai
 
 from .. import control
-from ..checks import Incorrect, Problem, ____, show
-from ..models import FLASH
+from ..checks import Incorrect, Problem, ____, lesson, lesson_context, show
 from ..workbook import current_session
 
 WEATHER = "What's the weather in Paris right now?"
@@ -39,23 +38,15 @@ WEATHER_TOOL = {
 __all__ = ["PROBLEMS", "____", "context", "q1", "q2", "q3"]
 
 
-def context() -> dict[str, Any]:
-    """What ``08_protocols``'s setup cells leave in the notebook that the exercises use: ``client`` (an ``OpenAI``
-    client on the session's compatible endpoint), ``MODEL``, ``WEATHER_TOOL``, ``openai``, ``json`` and ``____``.
+def _openai_client(ns: Mapping[str, Any]) -> openai.OpenAI:
+    """The lesson's ``client``: an ``OpenAI`` client on the current session's compatible endpoint."""
+    return openai.OpenAI(base_url=current_session().openai_base_url, api_key=os.environ.get("GEMINI_API_KEY", ""))
 
-    Raises:
-        helpers.WorkbookError: ``helpers.setup("08_protocols")`` (or another notebook's setup) has not run.
-    """
-    session = current_session()
-    client = openai.OpenAI(base_url=session.openai_base_url, api_key=os.environ.get("GEMINI_API_KEY", ""))
-    return {
-        "client": client,
-        "MODEL": FLASH,
-        "WEATHER_TOOL": WEATHER_TOOL,
-        "openai": openai,
-        "json": json,
-        "____": ____,
-    }
+
+context = lesson_context(fresh={"client": _openai_client}, WEATHER_TOOL=WEATHER_TOOL, openai=openai, json=json)
+"""What ``08_protocols``'s setup cells leave in the notebook that the exercises use: ``client`` (an ``OpenAI``
+client on the session's compatible endpoint, in place of the ``genai.Client()`` the notebook names ``native``),
+``MODEL``, ``WEATHER_TOOL``, ``openai``, ``json``, ``genai`` and ``____``."""
 
 
 def _streamed_requests() -> list[bool]:
@@ -267,9 +258,6 @@ def resilient_text(messages):
             raise Incorrect("the server saw one request: the break was not retried.")
 
 
-q1 = CollectCalls("q1", context)
-q2 = TextAndUsage("q2", context)
-q3 = ResilientText("q3", context)
-
-PROBLEMS = (q1, q2, q3)
+PROBLEMS = q1, q2, q3 = lesson(context, CollectCalls, TextAndUsage, ResilientText)
+"""Every problem of the lesson, in order: for pytest and for recording the checks' requests into the cassette."""
 """Every problem of the lesson, in order: for pytest and for recording the checks' requests into the cassette."""

@@ -11,6 +11,7 @@ the lesson's synthetic script answers (``notebooks/scripts/09_frameworks.json``)
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import os
 import time
@@ -29,7 +30,7 @@ from langchain_core.rate_limiters import InMemoryRateLimiter
 from langchain_google_genai import ChatGoogleGenerativeAI
 
 from .. import control
-from ..checks import Incorrect, Problem, ____, run_coroutine, show
+from ..checks import Incorrect, Problem, ____, lesson, lesson_context, run_coroutine, show
 from ..models import FLASH, FLASH_LITE
 from ..replay.limits import WINDOW_S
 from ..workbook import current_session
@@ -91,41 +92,38 @@ def ask(model: processor.Processor, instruction: str, branch: str) -> processor.
     return call
 
 
-def context() -> dict[str, Any]:
-    """What ``09_frameworks``' cells leave in the notebook that the exercises use: ``llm``, ``chain``, ``model``,
-    ``ask`` (taking the instruction and branch name), ``retell``, ``keywords``, ``BEES``, ``LITE``, ``RPM``,
-    ``window_s``, ``MODEL``, ``ChatGoogleGenerativeAI``, ``InMemoryRateLimiter``, ``processor``, ``streams``,
-    ``asyncio``, ``errors``, ``types`` and ``____``.
-
-    Raises:
-        helpers.WorkbookError: ``helpers.setup(...)`` has not run in this kernel.
-    """
-    session = current_session()
-    llm = ChatGoogleGenerativeAI(model=FLASH)
-    model = genai_model.GenaiModel(
+def _genai_model(ns: Mapping[str, Any]) -> genai_model.GenaiModel:
+    """The lesson's ``model``: genai-processors' model of :data:`helpers.models.FLASH`, on the session's key."""
+    return genai_model.GenaiModel(
         api_key=os.environ.get("GOOGLE_API_KEY") or os.environ["GEMINI_API_KEY"], model_name=FLASH
     )
-    return {
-        "llm": llm,
-        "chain": ChatPromptTemplate.from_messages(list(EXPLAIN)) | llm | StrOutputParser(),
-        "model": model,
-        "ask": lambda instruction, branch: ask(model, instruction, branch),
-        "retell": ask(model, BRANCHES["retell"], "retell"),
-        "keywords": ask(model, BRANCHES["keywords"], "keywords"),
-        "BEES": BEES,
-        "LITE": LITE,
-        "RPM": RPM,
-        "window_s": WINDOW_S / session.speed,
-        "MODEL": FLASH,
-        "ChatGoogleGenerativeAI": ChatGoogleGenerativeAI,
-        "InMemoryRateLimiter": InMemoryRateLimiter,
-        "processor": processor,
-        "streams": streams,
-        "asyncio": asyncio,
-        "errors": errors,
-        "types": types,
-        "____": ____,
-    }
+
+
+context = lesson_context(
+    fresh={
+        "llm": lambda ns: ChatGoogleGenerativeAI(model=FLASH),
+        "chain": lambda ns: ChatPromptTemplate.from_messages(list(EXPLAIN)) | ns["llm"] | StrOutputParser(),
+        "model": _genai_model,
+        "ask": lambda ns: functools.partial(ask, ns["model"]),
+        "retell": lambda ns: ask(ns["model"], BRANCHES["retell"], "retell"),
+        "keywords": lambda ns: ask(ns["model"], BRANCHES["keywords"], "keywords"),
+        "window_s": lambda ns: WINDOW_S / current_session().speed,
+    },
+    BEES=BEES,
+    LITE=LITE,
+    RPM=RPM,
+    ChatGoogleGenerativeAI=ChatGoogleGenerativeAI,
+    InMemoryRateLimiter=InMemoryRateLimiter,
+    processor=processor,
+    streams=streams,
+    asyncio=asyncio,
+    errors=errors,
+    types=types,
+)
+"""What ``09_frameworks``' cells leave in the notebook that the exercises use: ``client``, ``llm``, ``chain``,
+``model``, ``ask`` (taking the instruction and branch name), ``retell``, ``keywords``, ``BEES``, ``LITE``, ``RPM``,
+``window_s``, ``MODEL``, ``ChatGoogleGenerativeAI``, ``InMemoryRateLimiter``, ``processor``, ``streams``, ``genai``,
+``asyncio``, ``errors``, ``types`` and ``____``."""
 
 
 def _expect_async(fn: Any, name: str) -> None:
@@ -407,9 +405,6 @@ fan_out = retell // keywords // headline
                 )
 
 
-q1 = TokenTexts("q1", context)
-q2 = Capitals("q2", context)
-q3 = FanOut("q3", context)
-
-PROBLEMS = (q1, q2, q3)
+PROBLEMS = q1, q2, q3 = lesson(context, TokenTexts, Capitals, FanOut)
+"""Every problem of the lesson, in order: for pytest and for recording the checks' requests into the cassette."""
 """Every problem of the lesson, in order: for pytest and for recording the checks' requests into the cassette."""
