@@ -4,22 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from helpers.checks import assert_check_failed, assert_check_passed, assert_check_unattempted
+from helpers.checks import assert_check_failed, assert_check_passed
 from helpers.exercises.ex01_sync import PROBLEMS, q1, q2, q3, q4
 
-from .conftest import lesson_replay
+from .exercising import lesson_tests
 
-
-@pytest.fixture(scope="module", autouse=True)
-def replay():
-    with lesson_replay("01_sync", speed=20):
-        yield
-
-
-@pytest.mark.parametrize("problem", PROBLEMS, ids=lambda p: p.name)
-def test_reference_passes_and_starter_is_not_attempted(problem) -> None:
-    problem.check_reference()
-    assert_check_unattempted(problem, problem.starter)
+replay, test_reference_passes_and_starter_is_not_attempted = lesson_tests("01_sync", PROBLEMS, speed=20)
 
 
 ASK = "def ask(prompt):\n    response = client.models.generate_content(model=MODEL, contents=prompt)\n    return {}\n"

@@ -8,26 +8,17 @@ import sys
 
 import pytest
 
-from helpers.checks import assert_check_failed, assert_check_passed, assert_check_unattempted
+from helpers.checks import assert_check_failed, assert_check_passed
 from helpers.exercises.ex03_streaming import CLI_PROMPT, PROBLEMS, q1, q2, q3, q4
 
-from .conftest import lesson_replay
+from .exercising import change, lesson_tests
 
 SPEED = 2
 """Replay at 2x: fast, yet the CLI's stream still spans long enough (about 0.15 s) to tell streamed output from
 output printed all at once."""
 
 
-@pytest.fixture(scope="module", autouse=True)
-def replay():
-    with lesson_replay("03_streaming", speed=SPEED):
-        yield
-
-
-@pytest.mark.parametrize("problem", PROBLEMS, ids=lambda p: p.name)
-def test_reference_passes_and_starter_is_not_attempted(problem) -> None:
-    problem.check_reference()
-    assert_check_unattempted(problem, problem.starter)
+replay, test_reference_passes_and_starter_is_not_attempted = lesson_tests("03_streaming", PROBLEMS, speed=SPEED)
 
 
 def test_a_cli_script_not_written_yet_is_not_attempted() -> None:
@@ -128,28 +119,27 @@ def test_typical_wrong_answers_fail_with_their_message(problem, code: str, expec
     assert_check_failed(problem, code, expected)
 
 
-def cli(change: str, to: str) -> str:
-    """The reference CLI script with one line changed (the line must occur exactly once)."""
-    assert q4.solution_code.count(change) == 1, change
-    return q4.solution_code.replace(change, to)
-
-
 @pytest.mark.parametrize(
     ("code", "expected"),
     [
-        (cli('end="", flush=True)', 'end="")'), "output arrived all at once at the end"),
-        (cli("config = types.GenerateContentConfig(seed=0)", "config = None"), "printed different answers"),
+        (change(q4, 'end="", flush=True)', 'end="")'), "output arrived all at once at the end"),
+        (change(q4, "config = types.GenerateContentConfig(seed=0)", "config = None"), "printed different answers"),
         (
-            cli("if ttft is None:\n", "if ttft is None:\n                sent = time.perf_counter()\n"),
+            change(q4, "if ttft is None:\n", "if ttft is None:\n                sent = time.perf_counter()\n"),
             "start the clock before the request goes out",
         ),
         (
-            cli("tokens = last.usage_metadata.total_token_count", "tokens = last.usage_metadata.prompt_token_count"),
+            change(
+                q4, "tokens = last.usage_metadata.total_token_count", "tokens = last.usage_metadata.prompt_token_count"
+            ),
             "that is the prompt's count",
         ),
-        (cli(" · TTLT {ttlt:.2f} s", ""), "last line has no TTLT figure"),
-        (cli('prompt = " ".join(argv[1:])', "prompt = argv[5]"), "IndexError: list index out of range"),
-        (cli('print(f"\\ntokens', 'print(f"tokens'), "printed the figures on the same line as the end of the answer"),
+        (change(q4, " · TTLT {ttlt:.2f} s", ""), "last line has no TTLT figure"),
+        (change(q4, 'prompt = " ".join(argv[1:])', "prompt = argv[5]"), "IndexError: list index out of range"),
+        (
+            change(q4, 'print(f"\\ntokens', 'print(f"tokens'),
+            "printed the figures on the same line as the end of the answer",
+        ),
     ],
 )
 def test_typical_wrong_cli_scripts_fail_with_their_message(code: str, expected: str) -> None:

@@ -4,22 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from helpers.checks import assert_check_failed, assert_check_passed, assert_check_unattempted
+from helpers.checks import assert_check_failed, assert_check_passed
 from helpers.exercises.ex04_multimodal import CLIP, DATA, PROBLEMS, q1, q2, q3
 
-from .conftest import lesson_replay
+from .exercising import lesson_tests
 
-
-@pytest.fixture(scope="module", autouse=True)
-def replay():
-    with lesson_replay("04_multimodal", speed=4):  # a video is PROCESSING for 0.5 s
-        yield
-
-
-@pytest.mark.parametrize("problem", PROBLEMS, ids=lambda p: p.name)
-def test_reference_passes_and_starter_is_not_attempted(problem) -> None:
-    problem.check_reference()
-    assert_check_unattempted(problem, problem.starter)
+# At 4x a video is PROCESSING for 0.5 s.
+replay, test_reference_passes_and_starter_is_not_attempted = lesson_tests("04_multimodal", PROBLEMS, speed=4)
 
 
 PART = "types.Part.from_bytes(data=(DATA / {!r}).read_bytes(), mime_type={!r})"

@@ -6,22 +6,13 @@ import time
 
 import pytest
 
-from helpers.checks import assert_check_failed, assert_check_passed, assert_check_unattempted
+from helpers.checks import assert_check_failed, assert_check_passed
 from helpers.exercises.ex05_batch import PROBLEMS, SNAPSHOT_ADVICE, q1, q2, q3, q4
 
-from .conftest import lesson_replay
+from .exercising import lesson_tests
 
-
-@pytest.fixture(scope="module", autouse=True)
-def replay():
-    with lesson_replay("05_batch", speed=4):  # the notebook's speed: q2 times its polls against the job's timeline
-        yield
-
-
-@pytest.mark.parametrize("problem", PROBLEMS, ids=lambda p: p.name)
-def test_reference_passes_and_starter_is_not_attempted(problem) -> None:
-    problem.check_reference()
-    assert_check_unattempted(problem, problem.starter)
+# The notebook's speed: q2 times its polls against the job's timeline.
+replay, test_reference_passes_and_starter_is_not_attempted = lesson_tests("05_batch", PROBLEMS, speed=4)
 
 
 def requests(item: str) -> str:

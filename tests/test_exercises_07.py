@@ -4,28 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from helpers.checks import assert_check_failed, assert_check_passed, assert_check_unattempted
+from helpers.checks import assert_check_failed, assert_check_passed
 from helpers.exercises.ex07_web import PROBLEMS, q1, q2, q3
 
-from .conftest import lesson_replay
+from .exercising import change, lesson_tests
 
-
-@pytest.fixture(scope="module", autouse=True)
-def replay():
-    with lesson_replay("07_web", speed=1):
-        yield
-
-
-@pytest.mark.parametrize("problem", PROBLEMS, ids=lambda p: p.name)
-def test_reference_passes_and_starter_is_not_attempted(problem) -> None:
-    problem.check_reference()
-    assert_check_unattempted(problem, problem.starter)
-
-
-def change(problem, old: str, new: str) -> str:
-    """The problem's reference solution with one piece changed (it must occur exactly once)."""
-    assert problem.solution_code.count(old) == 1, old
-    return problem.solution_code.replace(old, new)
+replay, test_reference_passes_and_starter_is_not_attempted = lesson_tests("07_web", PROBLEMS, speed=1)
 
 
 @pytest.mark.parametrize(

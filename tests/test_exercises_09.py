@@ -4,22 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from helpers.checks import assert_check_failed, assert_check_passed, assert_check_unattempted
+from helpers.checks import assert_check_failed, assert_check_passed
 from helpers.exercises.ex09_frameworks import BRANCHES, PROBLEMS, q1, q2, q3
 
-from .conftest import lesson_replay
+from .exercising import lesson_tests
 
-
-@pytest.fixture(scope="module", autouse=True)
-def replay():
-    with lesson_replay("09_frameworks", speed=60):  # the lesson's exercises run at 60x, after its batch section
-        yield
-
-
-@pytest.mark.parametrize("problem", PROBLEMS, ids=lambda p: p.name)
-def test_reference_passes_and_starter_is_not_attempted(problem) -> None:
-    problem.check_reference()
-    assert_check_unattempted(problem, problem.starter)
+# The lesson's exercises run at 60x, after its batch section.
+replay, test_reference_passes_and_starter_is_not_attempted = lesson_tests("09_frameworks", PROBLEMS, speed=60)
 
 
 EVENTS = 'async for event in chain.astream_events({"topic": topic}, version="v2"):'
