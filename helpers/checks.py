@@ -239,6 +239,59 @@ def describe_error(error: BaseException, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def expect_returned(call: str, result: Any, kind: type | tuple[type, ...], what: str) -> None:
+    """Check what a learner's ``call`` returned: a ``kind`` (a bool never counts as a number).
+
+    Args:
+        call: the call as the message names it, e.g. ``"mask('AIza...')"``.
+        result: what it returned.
+        kind: the type or types the exercise wants.
+        what: the wanted value in words, e.g. ``"a number of seconds (a float)"``.
+
+    Raises:
+        Incorrect: it returned ``None`` (a forgotten ``return``), or something not a ``kind``.
+    """
+    if result is None:
+        raise Incorrect(f"{call} returned None: did you forget `return`?")
+    if isinstance(result, bool) or not isinstance(result, kind):
+        raise Incorrect(f"{call} returned {show(result)}; the exercise wants {what}.")
+
+
+def expect_async(fn: Any, name: str) -> None:
+    """Check that the learner's ``fn`` is an ``async def`` function.
+
+    Raises:
+        Incorrect: it is not.
+    """
+    if not inspect.iscoroutinefunction(fn):
+        raise Incorrect(f"Define {name} with `async def`, so that calling it gives a coroutine to await.")
+
+
+def expect_ttft(call: str, result: Any, took_s: float, rounding_s: float) -> None:
+    """Check a time to first token that a learner's ``call`` returned, against how long the call itself took.
+
+    No clock reading taken inside the call can be longer than the call, however busy the machine, so this judges no
+    wall-clock gap; a caller compares the value with the server's record (:func:`helpers.control.stats`) besides.
+
+    Args:
+        call: the call as the message names it.
+        result: what it returned.
+        took_s: how long the call took, seconds, timed around it by the check.
+        rounding_s: the slack allowed, seconds.
+
+    Raises:
+        Incorrect: it is not a number (see :func:`expect_returned`), not above 0, or longer than the call took (in
+            milliseconds, when above 1).
+    """
+    expect_returned(call, result, (int, float), "a number of seconds (a float)")
+    if result <= 0:
+        raise Incorrect(f"{call} returned {result:g}; a time to first token is more than 0 seconds.")
+    if result > took_s + rounding_s:
+        if result > 1:
+            raise Incorrect(f"{call} returned {result:g}: that looks like milliseconds; return seconds.")
+        raise Incorrect(f"{call} returned {result:g} s, longer than the call itself took: return the TTFT.")
+
+
 TIME_LIMIT_S = 30.0
 """How long, in seconds, a learner's function may run under a check in replay before it is stopped. Replayed calls
 answer in about a second; a function still running after this long is stuck (a loop whose condition never changes)."""

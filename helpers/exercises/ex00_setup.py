@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..checks import Incorrect, Problem, ____, lesson, lesson_context, show
+from ..checks import Incorrect, Problem, ____, expect_returned, lesson, lesson_context, show
 from ..workbook import current_session
 
 FIRST_PROMPT = "Say hello to a new learner in two sentences."
@@ -112,10 +112,7 @@ def mask(key: str) -> str:
         for key, expected in self.CASES:
             got = self.call("mask", ns["mask"], key)
             call = f"mask({key!r})"
-            if got is None:
-                raise Incorrect(f"{call} returned None: did you forget `return`?")
-            if not isinstance(got, str):
-                raise Incorrect(f"{call} returned {show(got)}; the exercise wants a str.")
+            expect_returned(call, got, str, "a str")
             if key and key in got:
                 raise Incorrect(f"{call} returned the whole key: exactly what must never reach a log.")
             if got != expected:

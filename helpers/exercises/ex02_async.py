@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +32,8 @@ from ..checks import (
     code_names,
     counting_calls,
     describe_error,
+    expect_async,
+    expect_returned,
     global_values,
     lesson,
     lesson_context,
@@ -164,10 +165,7 @@ def expect_answers(call: str, result: Any, expected: list[str]) -> None:
         Incorrect: naming the likeliest mistake: no return, not a list, responses instead of text, wrong length,
             the right answers in completion order, or some other answer.
     """
-    if result is None:
-        raise Incorrect(f"{call} returned None: did you forget `return`?")
-    if not isinstance(result, (list, tuple)):
-        raise Incorrect(f"{call} returned {show(result)}; the exercise wants a list of answers, one per prompt.")
+    expect_returned(call, result, (list, tuple), "a list of answers, one per prompt")
     if any(isinstance(r, types.GenerateContentResponse) for r in result):
         raise Incorrect(f"{call} returned responses; the exercise wants the text of each answer.")
     if any(asyncio.iscoroutine(r) or isinstance(r, asyncio.Future) for r in result):
@@ -182,16 +180,6 @@ def expect_answers(call: str, result: Any, expected: list[str]) -> None:
             )
         wrong = next(i for i, (r, e) in enumerate(zip(result, expected, strict=True)) if r != e)
         raise Incorrect(f"{call}: answer {wrong} is {show(result[wrong])}, which is not the answer to prompt {wrong}.")
-
-
-def expect_async(fn: Any, name: str) -> None:
-    """Check that the learner's ``fn`` is an ``async def`` function.
-
-    Raises:
-        Incorrect: it is not.
-    """
-    if not inspect.iscoroutinefunction(fn):
-        raise Incorrect(f"Define {name} with `async def`, so that calling it gives a coroutine to await.")
 
 
 class GatherInOrder(Problem):

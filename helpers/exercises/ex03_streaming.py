@@ -41,6 +41,8 @@ from ..checks import (
     Watched,
     ____,
     code_names,
+    expect_returned,
+    expect_ttft,
     holding_stream,
     lesson,
     lesson_context,
@@ -70,14 +72,6 @@ __all__ = ["PROBLEMS", "____", "context", "q1", "q2", "q3", "q4"]
 context = lesson_context(types=types, errors=errors, time=time, httpx2=httpx2, aiohttp=aiohttp)
 """What ``03_streaming``'s setup cells leave in the notebook that the exercises use: ``client``, ``MODEL``,
 ``genai``, ``types``, ``errors``, ``time``, ``httpx2``, ``aiohttp`` and ``____``."""
-
-
-def _returned(call: str, result: Any, kind: type | tuple[type, ...], what: str) -> None:
-    """Raise :class:`Incorrect` unless ``result`` is a ``kind`` (``None``: a forgotten ``return``)."""
-    if result is None:
-        raise Incorrect(f"{call} returned None: did you forget `return`?")
-    if isinstance(result, bool) or not isinstance(result, kind):
-        raise Incorrect(f"{call} returned {show(result)}; the exercise wants {what}.")
 
 
 class CollectText(Problem):
@@ -121,7 +115,7 @@ def collect_text(stream) -> str:
         )
         result = self.call("collect_text", ns["collect_text"], iter([thinking, *chunks, metadata_only]))
         call = "collect_text(stream)"
-        _returned(call, result, str, "the whole answer as one str")
+        expect_returned(call, result, str, "the whole answer as one str")
         if result == answer:
             return
         if THOUGHT in result:
@@ -227,13 +221,7 @@ def time_to_first_token(prompt: str) -> float:
             result = self.call("time_to_first_token", ns["time_to_first_token"], STAR_PROMPT, nudge=hold.nudge)
             took = time.perf_counter() - started
         call = f"time_to_first_token({STAR_PROMPT!r})"
-        _returned(call, result, (int, float), "a number of seconds (a float)")
-        if result <= 0:
-            raise Incorrect(f"{call} returned {result:g}; a time to first token is more than 0 seconds.")
-        if result > took + ROUNDING_S:  # no time measured inside the call can be longer than the call
-            if result > 1:
-                raise Incorrect(f"{call} returned {result:g}: that looks like milliseconds; return seconds.")
-            raise Incorrect(f"{call} returned {result:g} s, longer than the call itself took: return the TTFT.")
+        expect_ttft(call, result, took, ROUNDING_S)
         if not replay:
             return
         kind, server = _server_view()
@@ -312,7 +300,7 @@ def robust_text(prompt: str) -> str:
         finally:
             control.clear_faults()
         call = f"robust_text({OCEAN_PROMPT!r})"
-        _returned(call, result, str, "the whole answer as one str")
+        expect_returned(call, result, str, "the whole answer as one str")
         if result == answer:
             self.verify_gives_up(ns)
             return

@@ -29,6 +29,7 @@ from ..checks import (
     Slept,
     Watched,
     ____,
+    expect_returned,
     lesson,
     lesson_context,
     show,
@@ -421,10 +422,7 @@ def join(job: types.BatchJob) -> dict[str, str | None]:
         shuffled = job.model_copy(update={"dest": dest.model_copy(update={"inlined_responses": responses[::-1]})})
         result = self.call("join", ns["join"], shuffled)
         call = "join(job)"
-        if result is None:
-            raise Incorrect(f"{call} returned None: did you forget `return`?")
-        if not isinstance(result, dict):
-            raise Incorrect(f"{call} returned {show(result)}; the exercise wants a dict from each key to its answer.")
+        expect_returned(call, result, dict, "a dict from each key to its answer")
         if set(result) != set(expected):
             missing = sorted(set(expected) - set(result))
             if missing == [NEW_KEY] and set(result) <= set(expected):
@@ -492,10 +490,7 @@ def batch_saving_usd(responses: list[types.GenerateContentResponse]) -> float:
         batch = sum(prices.cost_usd(r.usage_metadata, model, batch=True) for r in responses)
         result = self.call("batch_saving_usd", ns["batch_saving_usd"], responses)
         call = f"batch_saving_usd(responses) for {len(responses)} calls"
-        if result is None:
-            raise Incorrect(f"{call} returned None: did you forget `return`?")
-        if isinstance(result, bool) or not isinstance(result, (int, float)):
-            raise Incorrect(f"{call} returned {show(result)}; the exercise wants a number of US dollars.")
+        expect_returned(call, result, (int, float), "a number of US dollars")
 
         def near(value: float) -> bool:
             return math.isclose(result, value, rel_tol=1e-6, abs_tol=1e-15)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import itertools
 import time
 from collections.abc import Iterator, Mapping
@@ -22,7 +21,7 @@ from typing import Any
 from aiolimiter import AsyncLimiter
 
 from .. import control
-from ..checks import Incorrect, Problem, ____, counting_calls, lesson, lesson_context, show
+from ..checks import Incorrect, Problem, ____, counting_calls, expect_async, lesson, lesson_context, show
 from ..timing import atimed, timed
 from ..workbook import current_session
 
@@ -290,8 +289,7 @@ async def ask_all(prompts: list[str], limit: int, rate_per_s: float) -> list[str
 
     def verify(self, ns: Mapping[str, Any]) -> None:
         fn = ns["ask_all"]
-        if not inspect.iscoroutinefunction(fn):
-            raise Incorrect("Define ask_all with `async def`, so that calling it gives a coroutine to await.")
+        expect_async(fn, "ask_all")
         control.reset_stats()
         control.add_latency(LATENCY_S if _replay() else 0)
         try:

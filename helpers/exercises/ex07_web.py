@@ -31,6 +31,7 @@ from ..checks import (
     TimeLimitExceeded,
     ____,
     describe_error,
+    expect_ttft,
     holding_stream,
     lesson,
     lesson_context,
@@ -382,18 +383,7 @@ async def client_ttft(url: str, prompt: str) -> float:
                 started = time.perf_counter()
                 result = self.call("client_ttft", ns["client_ttft"], url, TTFT_PROMPT, nudge=hold.nudge)
                 took = time.perf_counter() - started
-                if result is None:
-                    raise Incorrect(f"{call} returned None: did you forget `return`?")
-                if isinstance(result, bool) or not isinstance(result, (int, float)):
-                    raise Incorrect(
-                        f"{call} returned {show(result)}; the exercise wants a number of seconds (a float)."
-                    )
-                if result <= 0:
-                    raise Incorrect(f"{call} returned {result:g}; a time to first token is more than 0 seconds.")
-                if result > took + ROUNDING_S:  # no time measured inside the call can be longer than the call
-                    if result > 1:
-                        raise Incorrect(f"{call} returned {result:g}: that looks like milliseconds; return seconds.")
-                    raise Incorrect(f"{call} returned {result:g} s, longer than the call itself took: return the TTFT.")
+                expect_ttft(call, result, took, ROUNDING_S)
                 if not _replay():
                     return
                 # Held after its first text, the model's stream can only end early now: the app cancelled it.

@@ -30,7 +30,7 @@ from langchain_core.rate_limiters import InMemoryRateLimiter
 from langchain_google_genai import ChatGoogleGenerativeAI
 
 from .. import control
-from ..checks import Incorrect, Problem, ____, lesson, lesson_context, run_coroutine, show
+from ..checks import Incorrect, Problem, ____, expect_returned, lesson, lesson_context, run_coroutine, show
 from ..models import FLASH, FLASH_LITE
 from ..replay.limits import WINDOW_S
 from ..workbook import current_session
@@ -132,10 +132,7 @@ def _expect_async(fn: Any, name: str) -> None:
 
 
 def _expect_list(call: str, result: Any, what: str) -> list[Any]:
-    if result is None:
-        raise Incorrect(f"{call} returned None: did you forget `return`?")
-    if not isinstance(result, (list, tuple)):
-        raise Incorrect(f"{call} returned {show(result)}; the exercise wants a list of {what}.")
+    expect_returned(call, result, (list, tuple), f"a list of {what}")
     return list(result)
 
 
