@@ -4,6 +4,11 @@ Introduced in ``02_async``. Each function talks to the replay server's control e
 ``{server_url}/_control/{cassette}/...`` (JSON in and out), and acts on one cassette only, so notebooks sharing a
 server never disturb each other. ``cassette`` and ``server_url`` default to the session :func:`helpers.setup` chose.
 All durations are seconds of the client's wall clock (never divided by the server's ``--speed``).
+
+Control routes need the server's per-server token (``SECURITY.md``). Every call here finds it by itself: a server
+publishes its token, while it runs, in a private runtime file of this user (:mod:`helpers.replay.tokens`, mode 0600
+in a 0700 folder), and :func:`_request` sends the token of the server at ``server_url`` in the ``x-workbook-token``
+header, whoever started that server (``helpers.setup``, a test, a terminal). Nothing needs passing.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from .replay import tokens
 from .workbook import WorkbookError, current_session
 
 CONTROL_TIMEOUT_S = 10.0
@@ -72,6 +78,8 @@ def _request(
 ) -> Any:
     """Call ``{server_url}/_control/{cassette}/{action}`` and return the parsed JSON answer.
 
+    Sends the server's token (see the module docstring) when one is published for ``server_url``.
+
     Raises:
         WorkbookError: no replay server in this session (live mode), the server is unreachable, or it refused the
             call (its message, which says what to fix, is passed on).
@@ -87,7 +95,14 @@ def _request(
         server_url = server_url or session.server_url
     url = f"{server_url.rstrip('/')}/_control/{cassette}/{action}"
     data = None if payload is None else json.dumps(payload).encode()
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    try:
+        token = tokens.find(server_url)
+    except tokens.RuntimeDirError as e:
+        raise WorkbookError(str(e)) from None
+    if token is not None:
+        headers[tokens.HEADER] = token
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=CONTROL_TIMEOUT_S) as response:
             return json.loads(response.read() or b"null")

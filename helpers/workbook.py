@@ -109,7 +109,10 @@ class ServerProcess:
         self.args = args
         # One log per server: a replacement's log never carries what an earlier server wrote.
         self.log = Path(tempfile.gettempdir()) / f"gemini-workbook-{os.getpid()}-{args[0]}-{next(_serial)}.log"
-        with self.log.open("ab") as log:
+        # 0600: only its user reads the log (the server also redacts every key it was sent from it, SECURITY.md).
+        fd = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.fchmod(fd, 0o600)  # a file left by an earlier process with this pid keeps no wider mode
+        with os.fdopen(fd, "ab") as log:
             # stdin stays open as a lifeline: when this process dies, the server sees EOF and stops.
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "helpers.replay", *args, "--port", str(port), "--watch-stdin"],

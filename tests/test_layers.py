@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent / "helpers"
 
 LAYERS: list[tuple[str, set[str]]] = [
-    ("wire", {"helpers.replay.defaults", "helpers.replay.wire"}),
+    ("wire", {"helpers.replay.defaults", "helpers.replay.wire", "helpers.replay.keys"}),
     ("cassette", {"helpers.cassette", "helpers.replay.store", "helpers.replay.match"}),
     (
         "pipeline",
@@ -26,6 +26,8 @@ LAYERS: list[tuple[str, set[str]]] = [
             "helpers.replay.control",
             "helpers.replay.runner",
             "helpers.replay.errors",
+            "helpers.replay.tokens",
+            "helpers.replay.guard",
         },
     ),
     ("backends", {"helpers.replay.playback", "helpers.replay.recorder"}),

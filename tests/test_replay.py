@@ -199,7 +199,8 @@ def test_unmatched_path_lists_what_the_cassette_has(server: Server) -> None:
 
 
 def test_malformed_json_body_is_400_invalid_argument(server: Server) -> None:
-    reply = httpx.post(f"{server.url}/t/v1/models/{MODEL}:generateContent", content=b"{not json")
+    url = f"{server.url}/t/v1/models/{MODEL}:generateContent"
+    reply = httpx.post(url, content=b"{not json", headers={"Content-Type": "application/json"})
     assert reply.status_code == 400
     error = reply.json()["error"]
     assert error["status"] == "INVALID_ARGUMENT" and error["message"].startswith("Invalid JSON payload received.")

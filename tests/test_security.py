@@ -1,13 +1,20 @@
-# --- bounded resources and input (12b) ---
+"""Issue 12's findings, each reproduced against a real server on loopback and shown fixed (``SECURITY.md``).
+
+An attacker here is a web page the learner has open (it can send "simple" requests to loopback, or rebind its own
+name to 127.0.0.1), or a machine on the LAN. Record mode runs against local stand-in upstreams, never the network.
+"""
+
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import http.server
+import io
 import json
 import os
 import resource
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -19,20 +26,314 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import httpx
 import pytest
+from aiohttp import web
+from google import genai
+from google.genai import errors, types
 
 import helpers
 from helpers import control, workbook
 from helpers.cassette import Cassette, CassetteError
+from helpers.models import FLASH
 from helpers.replay.__main__ import parser
 from helpers.replay.files import FileLimits
+from helpers.replay.pipeline import json_response
 from helpers.replay.runner import bind, running
 from helpers.replay.server import CassetteStore, Mode, ReplayServer
 from helpers.replay.synth import Script, SyntheticUpstream
-from helpers.workbook import WorkbookError
+from helpers.workbook import ServerProcess, WorkbookError
 
-from .conftest import PROMPT, TEXT, generate_exchange, stream_exchange, write_cassette
+from .conftest import PROMPT, TEXT, Server, generate_exchange, start_server, stream_exchange, write_cassette
+from .test_record import stand_in_upstream
 
+KEY = "AIza" + "Sy" + "S3cur1tyT3stK3yN0tRea1xyz123456"  # key-shaped on purpose; built in pieces
+ATTACKER = "attacker.example"
+GENERATE = f"v1beta/models/{FLASH}:generateContent"
+BODY = {"contents": [{"parts": [{"text": PROMPT}], "role": "user"}]}
+TOKEN_HEADER = "x-workbook-token"
+
+
+def token_of(srv: Server) -> str:
+    from helpers.replay import tokens  # here, not above: each test fails on its own on a server without tokens
+
+    found = tokens.find(srv.url)
+    assert found, f"{srv.url} published no token"
+    return found
+
+
+def port_of(srv: Server) -> int:
+    return int(srv.url.rsplit(":", 1)[1])
+
+
+# --- the guard, the token and key hygiene (12a) ---
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"Host": ATTACKER, "Origin": f"http://{ATTACKER}", "Content-Type": "text/plain"}, 403),
+        ({"Host": f"{ATTACKER}:PORT"}, 403),  # DNS rebinding: the page's own name, resolved to 127.0.0.1
+        ({"Origin": f"http://{ATTACKER}"}, 403),  # a cross-site simple request, right Host
+        ({"Origin": "null"}, 403),  # a sandboxed page or a file:// page
+        ({"Content-Type": "text/plain"}, 415),  # a form or no-cors fetch cannot send application/json
+    ],
+)
+def test_a_web_page_cannot_inject_a_fault(server: Server, headers: dict[str, str], status: int) -> None:
+    """The finding: a text/plain control call from another site set a 3599 s latency that hung the next call."""
+    headers = {k: v.replace("PORT", str(port_of(server))) for k, v in headers.items()}
+    sent = {"Content-Type": "application/json", **headers}
+    if status == 415:
+        sent[TOKEN_HEADER] = token_of(server)  # only the content type is wrong
+    try:
+        reply = httpx.post(
+            f"{server.url}/_control/t/faults/latency", content=json.dumps({"seconds": 3599}), headers=sent, timeout=10
+        )
+        assert reply.status_code == status, reply.text
+        error = reply.json()["error"]
+        assert error["status"] == ("PERMISSION_DENIED" if status == 403 else "INVALID_ARGUMENT")
+        assert any(hint in error["message"] for hint in ("helpers.setup", "SDK", "Python")), error["message"]
+        # The SDK's next call is answered at its recorded pace: no latency was injected.
+        c = genai.Client(
+            api_key="test-key", http_options=types.HttpOptions(base_url=f"{server.url}/t/", timeout=20_000)
+        )
+        assert c.models.generate_content(model=FLASH, contents=PROMPT).text
+    finally:
+        control.clear_faults(cassette="t", server_url=server.url)  # a server without the guard took the fault
+
+
+def test_the_sdk_and_the_servers_own_origin_pass(server: Server) -> None:
+    own = {"Origin": server.url, "Content-Type": "application/json"}
+    reply = httpx.post(f"{server.url}/t/{GENERATE}", json=BODY, headers=own, timeout=10)
+    assert reply.status_code == 200, reply.text
+    for host in ("localhost", "127.0.0.1"):
+        reply = httpx.get(f"{server.url}/t/v1beta/files", headers={"Host": f"{host}:{port_of(server)}"}, timeout=10)
+        assert reply.status_code == 200, reply.text
+
+
+def test_a_forged_host_cannot_list_or_download_an_uploaded_file(server: Server) -> None:
+    c = genai.Client(api_key="test-key", http_options=types.HttpOptions(base_url=f"{server.url}/t/"))
+    file = c.files.upload(file=io.BytesIO(b"the learner's private notes"), config={"mime_type": "text/plain"})
+    assert c.files.download(file=file.name) == b"the learner's private notes"
+    forged = {"Host": f"{ATTACKER}:{port_of(server)}"}
+    listing = httpx.get(f"{server.url}/t/v1beta/files", headers=forged, timeout=10)
+    download = httpx.get(f"{server.url}/t/v1beta/{file.name}:download?alt=media", headers=forged, timeout=10)
+    for reply in (listing, download):
+        assert reply.status_code == 403, reply.text
+        assert file.name not in reply.text and "private" not in reply.text
+
+
+def test_control_needs_the_token_and_helpers_control_finds_it(server: Server) -> None:
+    bare = httpx.get(f"{server.url}/_control/t/stats", timeout=10)
+    wrong = httpx.get(f"{server.url}/_control/t/stats", headers={TOKEN_HEADER: "guess"}, timeout=10)
+    for reply in (bare, wrong):
+        assert reply.status_code == 403
+        assert TOKEN_HEADER in reply.json()["error"]["message"]
+    right = httpx.get(f"{server.url}/_control/t/stats", headers={TOKEN_HEADER: token_of(server)}, timeout=10)
+    assert right.status_code == 200
+    assert control.stats(cassette="t", server_url=server.url).received >= 0  # no token passed: found by itself
+
+
+def test_the_runtime_file_is_private_and_goes_with_its_server(cassette_dir: Path) -> None:
+    from helpers.replay import tokens
+
+    srv = start_server("--port", "0", "--cassettes", str(cassette_dir))
+    (path,) = [p for p in tokens.runtime_dir().glob(f"replay-{srv.proc.pid}-*.json")]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert json.loads(path.read_text())["url"] == srv.url
+    srv.stop()
+    assert not path.exists()
+    assert tokens.find(srv.url) is None
+
+
+async def test_a_keyless_cross_site_post_in_record_mode_records_nothing(tmp_path: Path) -> None:
+    """The finding: the upstream's 403 replaced a good recording, and a new cassette file was created."""
+    seen: list[str] = []
+    async with running(stand_in_upstream(seen)) as upstream:
+        recorder = start_server("--port", "0", "--cassettes", str(tmp_path), "--record", "--upstream", upstream)
+        try:
+            simple = {"Content-Type": "text/plain", "Origin": f"http://{ATTACKER}"}
+            url = f"{recorder.url}/planted/v1/models/{FLASH}:countTokens"
+            async with httpx.AsyncClient(timeout=10) as client:
+                cross_site = await client.post(url, content=json.dumps(BODY), headers=simple)
+                plain = await client.post(url, content=json.dumps(BODY), headers={"Content-Type": "text/plain"})
+        finally:
+            recorder.stop()
+    assert (cross_site.status_code, plain.status_code) == (403, 415)
+    assert seen == [], "nothing was forwarded upstream"
+    assert not (tmp_path / "planted.json").exists()
+
+
+def test_a_lan_address_needs_allow_remote_and_then_the_token_everywhere(cassette_dir: Path) -> None:
+    refused = subprocess.run(
+        [sys.executable, "-m", "helpers.replay", "serve", "--host", "0.0.0.0", "--port", "0", "--watch-stdin"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert (refused.returncode, refused.stdout) == (2, "")
+    (line,) = refused.stderr.splitlines()
+    assert "--allow-remote" in line and "not a loopback address" in line
+
+    srv = start_server("--host", "0.0.0.0", "--allow-remote", "--port", "0", "--cassettes", str(cassette_dir))
+    try:
+        assert srv.first_line.startswith("serving http://0.0.0.0:")
+        token = srv.proc.stdout.readline().split()[1]
+        local = f"http://127.0.0.1:{port_of(srv)}"
+        assert httpx.post(f"{local}/t/{GENERATE}", json=BODY, timeout=10).status_code == 403
+        headers = {TOKEN_HEADER: token, "Host": f"{ATTACKER}:{port_of(srv)}"}  # any name may reach a LAN server
+        assert httpx.post(f"{local}/t/{GENERATE}", json=BODY, headers=headers, timeout=10).status_code == 200
+        c = genai.Client(
+            api_key="test-key", http_options=types.HttpOptions(base_url=f"{local}/t/", headers={TOKEN_HEADER: token})
+        )
+        assert c.models.generate_content(model=FLASH, contents=PROMPT).text
+        assert control.stats(cassette="t", server_url=local).received == 2
+    finally:
+        srv.stop()
+
+
+def echoing_upload_upstream() -> web.Application:
+    """A stand-in upstream whose finished upload's File echoes the key the upload was started with."""
+    started: list[str] = []
+
+    async def start(request: web.Request) -> web.Response:
+        started.append(request.headers.get("x-goog-api-key", ""))
+        headers = {"x-goog-upload-url": f"http://{request.host}/session", "x-goog-upload-status": "active"}
+        return web.Response(headers=headers)
+
+    async def finish(request: web.Request) -> web.Response:
+        await request.read()
+        file = {"name": "files/echoed", "displayName": f"uploaded with {started[-1]}", "mimeType": "text/plain"}
+        return json_response({"file": file}, headers={"x-goog-upload-status": "final"})
+
+    app = web.Application()
+    app.router.add_post("/upload/{version}/files", start)
+    app.router.add_post("/session", finish)
+    return app
+
+
+async def test_an_upload_response_echoing_the_key_never_reaches_disk(tmp_path: Path) -> None:
+    """The finding: the final upload chunk carries no key, so a File echoing it was saved unchecked."""
+    async with (
+        running(echoing_upload_upstream()) as upstream,
+        running(ReplayServer(CassetteStore(tmp_path), mode=Mode.RECORD, upstream=upstream).app()) as url,
+    ):
+        c = genai.Client(api_key=KEY, http_options=types.HttpOptions(base_url=f"{url}/rec/"))
+        with pytest.raises(errors.ServerError, match="API key") as caught:
+            await c.aio.files.upload(file=io.BytesIO(b"notes"), config={"mime_type": "text/plain"})
+        assert KEY not in str(caught.value)
+        await c.aio.aclose()
+    text = (tmp_path / "rec.json").read_text()
+    assert KEY not in text and '"upload/files"' in text, "the start was recorded, the echoing File was not"
+
+
+async def test_a_key_in_upload_metadata_never_reaches_disk(tmp_path: Path) -> None:
+    """A ``display_name`` that is the key: neither the start nor the File echoing it is written."""
+    upstream_dir, recorded_dir = tmp_path / "upstream", tmp_path / "recorded"
+    write_cassette(upstream_dir, "up", [generate_exchange(PROMPT, "Blue.", 0.01)])
+    # The stand-in upstream is a replay server: it keeps the display name and echoes it in the File.
+    async with (
+        running(ReplayServer(CassetteStore(upstream_dir), speed=10).app()) as upstream,
+        running(ReplayServer(CassetteStore(recorded_dir), mode=Mode.RECORD, upstream=f"{upstream}/up").app()) as url,
+    ):
+        c = genai.Client(api_key=KEY, http_options=types.HttpOptions(base_url=f"{url}/rec/"))
+        with pytest.raises(errors.ServerError, match="API key") as caught:
+            await c.aio.files.upload(file=io.BytesIO(b"notes"), config={"mime_type": "text/plain", "display_name": KEY})
+        assert KEY not in str(caught.value)
+        await c.aio.aclose()
+    assert not any(KEY in p.read_text(errors="replace") for p in recorded_dir.rglob("*") if p.is_file())
+
+
+def test_a_key_smuggled_into_the_path_is_refused_and_never_forwarded(tmp_path: Path) -> None:
+    srv = start_server("--port", "0", "--cassettes", str(tmp_path), "--record", "--upstream", "http://127.0.0.1:9")
+    try:
+        url = f"{srv.url}/rec/v1/models/{FLASH}:countTokens%3Fkey={KEY}"
+        reply = httpx.post(url, json=BODY, timeout=10)
+    finally:
+        srv.stop()
+    assert reply.status_code == 400 and "%3F" in reply.json()["error"]["message"]
+    assert KEY not in reply.text
+    assert KEY not in srv.proc.stderr.read()
+    assert not (tmp_path / "rec.json").exists()
+
+
+def test_a_malformed_request_line_carrying_the_key_is_not_echoed_or_logged(cassette_dir: Path) -> None:
+    """The finding: aiohttp echoed the raw line into its 400 body and its log (``helpers.setup``'s, 0644)."""
+    server = ServerProcess(["serve", "--cassettes", str(cassette_dir)])
+    try:
+        mode = stat.S_IMODE(server.log.stat().st_mode)
+        host, port_text = server.url.removeprefix("http://").rsplit(":", 1)
+        bodies = []
+        for raw in (
+            f"GET /t/v1beta/models?key={KEY} HTTP/1.1 trailing\r\nHost: {host}\r\n\r\n",
+            f"GET /t/v1beta/models HTTP/1.1\r\nHost: {host}\r\nx-goog-api-key {KEY}\r\n\r\n",
+        ):
+            with socket.create_connection((host, int(port_text)), timeout=10) as s:
+                s.sendall(raw.encode())
+                bodies.append(s.makefile("rb").read().decode(errors="replace"))
+    finally:
+        server.stop()
+    for body in bodies:
+        assert body.split()[1] == "400", body
+        assert KEY not in body and '"INVALID_ARGUMENT"' in body
+    assert not server.log.exists() or KEY not in server.log.read_text(errors="replace")
+    assert mode == 0o600, "only its user may read the server's log"
+
+
+async def test_key_only_in_the_query_is_forwarded_as_the_header_and_never_recorded(tmp_path: Path) -> None:
+    """The finding: ``?key=`` alone (as Google's curl examples send it) was dropped; the upstream's 403 recorded."""
+    seen: list[str] = []
+    async with running(stand_in_upstream(seen)) as upstream:
+        recorder = start_server("--port", "0", "--cassettes", str(tmp_path), "--record", "--upstream", upstream)
+        try:
+            async with httpx.AsyncClient(timeout=10) as client:
+                url = f"{recorder.url}/rec/v1/models/{FLASH}:countTokens?key={KEY}"
+                reply = await client.post(url, json=BODY)
+        finally:
+            recorder.stop()
+    assert (reply.status_code, reply.json()) == (200, {"totalTokens": 7})
+    assert seen == [KEY], "the key went upstream, as the x-goog-api-key header"
+    text = (tmp_path / "rec.json").read_text()
+    assert KEY not in text and '"totalTokens": 7' in text
+
+
+async def test_a_bearer_key_is_never_written(tmp_path: Path) -> None:
+    """The OpenAI-compatible endpoint's clients send ``Authorization: Bearer KEY``; that key is kept out too."""
+    seen: list[str] = []
+    async with running(stand_in_upstream(seen)) as upstream:
+        recorder = start_server("--port", "0", "--cassettes", str(tmp_path), "--record", "--upstream", upstream)
+        try:
+            echoed = {"contents": [{"parts": [{"text": f"my key is {KEY}"}], "role": "user"}]}
+            async with httpx.AsyncClient(timeout=10) as client:
+                reply = await client.post(
+                    f"{recorder.url}/rec/v1/models/{FLASH}:countTokens",
+                    json=echoed,
+                    headers={"Authorization": f"Bearer {KEY}", "x-goog-api-key": "test-key"},
+                )
+        finally:
+            recorder.stop()
+    assert reply.status_code == 500 and "API key" in reply.json()["error"]["message"]
+    assert KEY not in reply.text and KEY not in recorder.proc.stderr.read()
+    assert not (tmp_path / "rec.json").exists() or KEY not in (tmp_path / "rec.json").read_text()
+
+
+def test_the_server_log_redacts_every_key_it_was_sent(tmp_path: Path) -> None:
+    """Whatever writes to the server's standard error (a traceback, aiohttp, the recorder), no key gets through."""
+    code = (
+        "import sys\n"
+        "from helpers.replay.keys import SEEN, RedactingStream\n"
+        f"SEEN.note_request({{'authorization': 'Bearer {KEY}'}}, {{}})\n"
+        "sys.stderr = RedactingStream(sys.stderr)\n"
+        f"raise RuntimeError('upstream said: bad key {KEY}')\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, env=os.environ)
+    assert "RuntimeError: upstream said: bad key [redacted]" in ran.stderr
+    assert KEY not in ran.stderr
+
+
+# --- bounded resources and input (12b) ---
 MODEL = f"models/{helpers.FLASH}"
 START = {"X-Goog-Upload-Command": "start", "X-Goog-Upload-Protocol": "resumable"}
 

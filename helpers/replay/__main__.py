@@ -1,14 +1,17 @@
 """Command line of the replay server (a fixed contract: flags are added, never renamed).
 
-    python -m helpers.replay serve [--host 127.0.0.1] [--port N] [--cassettes DIR] [--speed S]
+    python -m helpers.replay serve [--host 127.0.0.1] [--allow-remote] [--port N] [--cassettes DIR] [--speed S]
                                    [--record] [--upstream URL] [--local-files-batches] [--rpm N] [--tpm N]
                                    [--idle-timeout S] [--upload-ttl S] [--max-stored-bytes N]
-    python -m helpers.replay synth --script FILE [--host H] [--port N] [--idle-timeout S]
+    python -m helpers.replay synth --script FILE [--host H] [--allow-remote] [--port N] [--idle-timeout S]
     python -m helpers.replay author CASSETTE --prompt P --text T [--model M] [--stream] [--repeat N] ...
     python -m helpers.replay author-notebook notebooks/NN_name.ipynb [--keep]
 
 ``serve`` and ``synth`` print exactly ``serving http://HOST:PORT`` as their first stdout line, then run until SIGINT
 or SIGTERM (or, with ``--watch-stdin``, until standard input closes: how ``helpers.setup`` ties a server to its kernel).
+A ``--host`` that is not loopback is refused without ``--allow-remote``; with it, ``serve`` prints a second line,
+``token TOKEN``, which every call must then send (``SECURITY.md``). ``serve`` redacts every API key it was sent from
+what it writes to standard error (its log, :class:`.keys.RedactingStream`).
 """
 
 from __future__ import annotations
@@ -27,11 +30,14 @@ from ..cassette import CassetteError, check_writable, default_dir
 from ..models import FLASH, PROFILES
 from .defaults import DEFAULT_UPSTREAM
 from .files import MAX_STORED_BYTES, UPLOAD_TTL_S, FileLimits
+from .guard import is_loopback
+from .keys import RedactingStream
 from .limits import Limits
 from .runner import IDLE_TIMEOUT_S, PortInUseError, serve_forever
 from .server import CassetteStore, Mode, ReplayServer
 from .synth import Script, ScriptEntry, SyntheticUpstream
 from .synth_openai import OpenAIUpstream
+from .tokens import HEADER, RuntimeDirError
 
 
 def _positive(text: str) -> float:
@@ -57,6 +63,11 @@ def parser() -> argparse.ArgumentParser:
 
     def network(cmd: argparse.ArgumentParser) -> None:
         cmd.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+        cmd.add_argument(
+            "--allow-remote",
+            action="store_true",
+            help="allow a --host reachable from other machines; every call then needs the printed token",
+        )
         cmd.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one (default)")
         cmd.add_argument("--watch-stdin", action="store_true", help="also stop when standard input closes")
         cmd.add_argument(
@@ -126,6 +137,12 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        if args.command in ("serve", "synth") and not is_loopback(args.host) and not args.allow_remote:
+            raise ValueError(
+                f"--host {args.host} is not a loopback address: it would let every machine on your network (and "
+                "web pages through them) reach this server. Use --host 127.0.0.1, or pass --allow-remote too, and "
+                f"send the token it prints in the {HEADER} header of every call."
+            )
         if args.command == "serve":
             mode = Mode.REPLAY
             if args.record:
@@ -134,11 +151,14 @@ def main(argv: list[str] | None = None) -> int:
             if mode.records:
                 check_writable(store.folder)  # before the first call is forwarded (and billed)
             files = FileLimits(upload_ttl_s=args.upload_ttl, max_stored_bytes=args.max_stored_bytes)
-            server = ReplayServer(store, args.speed, mode, args.upstream, Limits(args.rpm, args.tpm), files)
+            remote = not is_loopback(args.host)
+            limits = Limits(args.rpm, args.tpm)
+            server = ReplayServer(store, args.speed, mode, args.upstream, limits, files, remote=remote)
             # uvloop: a burst of 500 simultaneous streams replays with a third of asyncio's loop's TTFT error at the
             # 95th percentile (bench/pipeline_bench.py, bench/RESULTS.md).
             app = server.app()
-            uvloop.run(serve_forever(app, args.host, args.port, args.watch_stdin, args.idle_timeout))
+            sys.stderr = RedactingStream(sys.stderr)  # type: ignore[assignment]
+            uvloop.run(serve_forever(app, args.host, args.port, args.watch_stdin, args.idle_timeout, show_token=remote))
         elif args.command == "synth":
             upstream = SyntheticUpstream(Script.load(args.script))
             app = upstream.app(OpenAIUpstream(upstream).install)
@@ -174,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
             print(f"authored {len(exchanges)} synthetic exchange(s) into {args.cassette}")
-    except (PortInUseError, CassetteError, ValueError) as e:
+    except (PortInUseError, RuntimeDirError, CassetteError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -6,8 +6,10 @@ finished only once its exchange is on disk: a JSON reply waits for the write, a 
 (while its client still listens). A write that fails answers with the API's 500 error (an error event on a stream)
 saying why; the exchange is not kept, and later ones record as usual.
 
-The client's API key is passed upstream and never stored: it is dropped from the query, never copied from headers
-into the cassette, and any exchange that still contains it is refused rather than written.
+The client's API key is passed upstream and never stored: a ``?key=`` travels upstream as the ``x-goog-api-key``
+header (as the SDK sends it), the key is dropped from the recorded query, never copied from headers into the cassette,
+and any exchange that still contains a key the server was sent (an upstream echoing it, a key in upload metadata) is
+refused by the cassette writer (:data:`.keys.SEEN`) and answered with a 500 saying so, never written.
 
 Streams are always recorded whole. A client that leaves one early (it closed the stream, cancelled the task reading
 it, timed out, or was cut off by an injected fault: ``helpers.control.cut_stream``, ``error_mid_stream`` strike
@@ -56,9 +58,6 @@ FORWARDED_HEADERS = (
 )
 """Request headers passed upstream. Only the first, third and fourth can reach a cassette (as provenance); the
 ``openai`` SDK sends its key as ``Authorization: Bearer`` (``08_protocols``), passed on and never stored."""
-
-MIN_KEY_LENGTH = 20
-"""Keys shorter than this are test placeholders (a real Gemini API key is 39 characters) and may occur anywhere."""
 
 _SDK_VERSION = re.compile(r"google-genai-sdk/(\S+)")
 
@@ -125,9 +124,12 @@ class Recorder:
     def send(
         self, method: str, path: str, query: Mapping[str, str], data: bytes | None, headers: Mapping[str, str]
     ) -> aiohttp.client._RequestContextManager:
-        """Send a request to the upstream at ``path`` (with its version segment); the API key is dropped from the
-        query (it travels in ``x-goog-api-key``)."""
+        """Send a request to the upstream at ``path`` (with its version segment); the API key travels in
+        ``x-goog-api-key``, never in the query (a ``?key=`` from the client is moved there)."""
         url = f"{self.upstream.rstrip('/')}/{path}"
+        key = query.get("key")
+        if key and not any(name.lower() == "x-goog-api-key" for name in headers):
+            headers = {**headers, "x-goog-api-key": key}
         return self.session.request(method, url, params=canonical_query(dict(query)), data=data, headers=headers)
 
     def unreachable(self, error: aiohttp.ClientError, headers: dict[str, str] | None = None) -> web.Response:
@@ -273,18 +275,13 @@ class Recorder:
         return chunks, sending
 
     async def keep(self, api: ApiRequest, request: RecordedRequest, response: Reply, source: dict[str, Any]) -> None:
-        """Write one exchange into ``api``'s cassette, unless it contains the API key ``api`` was sent with.
+        """Write one exchange into ``api``'s cassette.
 
         Raises:
-            SaveError: it could not be written (see :meth:`.store.CassetteStore.record`).
+            SaveError: it could not be written, or it contains an API key the server was sent (see
+                :meth:`.store.CassetteStore.record`).
         """
-        key_value = api_key(api)
-        exchange = Exchange(request, response, source)
-        if len(key_value) >= MIN_KEY_LENGTH and key_value in json.dumps(exchange.to_json()):
-            # Defence in depth: an upstream that echoes the key must not get it written to disk.
-            print("record: an exchange contained the API key and was not written", file=sys.stderr, flush=True)
-            return
-        await self.store.record(api.cassette, exchange)
+        await self.store.record(api.cassette, Exchange(request, response, source))
 
 
 def received_chunk(lines: list[bytes], offset_s: float) -> Chunk:
@@ -296,11 +293,6 @@ def received_chunk(lines: list[bytes], offset_s: float) -> Chunk:
     if raw:
         chunk["raw"] = True
     return chunk
-
-
-def api_key(api: ApiRequest) -> str:
-    """The API key a request carries, or ``""``."""
-    return api.headers.get("x-goog-api-key") or api.query.get("key") or ""
 
 
 def recorded_request(api: ApiRequest) -> RecordedRequest:

@@ -26,6 +26,15 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestHandler
+
+from . import tokens
+from .wire import JSON_CONTENT_TYPE, error_json, json_bytes
+
+APP_TOKEN = web.AppKey("workbook_token", str)
+"""An app's per-server token (:mod:`.guard` sets it); :func:`running` publishes it for the app's URL
+(:func:`.tokens.published`)."""
 
 IDLE_TIMEOUT_S = 30.0
 """Seconds a connection may go without a complete request head before it is closed: from when it opened, and after
@@ -169,6 +178,32 @@ class _GuardedServer:
             task.exception()  # a client gone while its transport was set up is nobody's error: read, not logged
 
 
+class _QuietErrors(RequestHandler):
+    """aiohttp's connection handler, except for a request it cannot parse: aiohttp answers that with a text body and
+    a log entry quoting the raw request line or header, which may carry an API key. This answers with the API's JSON
+    error naming only the kind of error, and logs nothing (a stream of garbage must not fill the log)."""
+
+    def handle_error(
+        self,
+        request: Any,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if not isinstance(exc, HttpProcessingError):
+            return super().handle_error(request, status, exc, message)
+        if request.writer.output_size > 0:
+            raise ConnectionError("a response was already sent; the connection is closed")
+        text = (
+            f"The server could not parse this HTTP request ({type(exc).__name__}: its request line or a header is "
+            "malformed). Send a well-formed HTTP/1.1 request, as the SDK does."
+        )
+        body = json_bytes(error_json(status, text))
+        response = web.Response(status=status, body=body, headers={"Content-Type": JSON_CONTENT_TYPE})
+        response.force_close()
+        return response
+
+
 class _StampingSite(web.SockSite):
     """A :class:`aiohttp.web.SockSite` whose connections note their requests' arrival (:class:`_Stamping`), accepted
     by a :class:`_GuardedServer`."""
@@ -177,7 +212,11 @@ class _StampingSite(web.SockSite):
         await web.BaseSite.start(self)
         server = self._runner.server
         assert server is not None
-        self._server = _GuardedServer(self._sock, lambda: _Stamping(server()), self._backlog)  # type: ignore[assignment]
+
+        def protocol() -> _Stamping:
+            return _Stamping(_QuietErrors(server, loop=server._loop, **server._kwargs))
+
+        self._server = _GuardedServer(self._sock, protocol, self._backlog)  # type: ignore[assignment]
 
 
 @contextlib.asynccontextmanager
@@ -204,8 +243,11 @@ async def running(
     site = _StampingSite(runner, sock, backlog=2048)
     await site.start()
     bound_host, bound_port = sock.getsockname()[:2]
+    token = app.get(APP_TOKEN)
     try:
-        yield f"http://{bound_host}:{bound_port}"
+        host_in_url = f"[{bound_host}]" if ":" in bound_host else bound_host
+        with tokens.published(f"http://{host_in_url}:{bound_port}", token) if token else contextlib.nullcontext():
+            yield f"http://{bound_host}:{bound_port}"
     finally:
         await runner.cleanup()
 
@@ -229,11 +271,17 @@ def raise_open_file_limit() -> int:
 
 
 async def serve_forever(
-    app: web.Application, host: str, port: int, watch_stdin: bool = False, idle_timeout_s: float = IDLE_TIMEOUT_S
+    app: web.Application,
+    host: str,
+    port: int,
+    watch_stdin: bool = False,
+    idle_timeout_s: float = IDLE_TIMEOUT_S,
+    show_token: bool = False,
 ) -> None:
     """Serve until SIGINT or SIGTERM (or standard input closing, with ``watch_stdin``), then shut down cleanly.
 
-    The first stdout line is exactly ``serving http://HOST:PORT``, flushed, once the socket accepts connections.
+    The first stdout line is exactly ``serving http://HOST:PORT``, flushed, once the socket accepts connections;
+    with ``show_token`` a second one says ``token TOKEN`` (the app's :data:`APP_TOKEN`).
     The open-file limit is raised first (:func:`raise_open_file_limit`), so the server holds thousands of streams.
     """
     raise_open_file_limit()
@@ -253,4 +301,6 @@ async def serve_forever(
         threading.Thread(target=wait_for_eof, daemon=True).start()
     async with running(app, host, port, idle_timeout_s) as url:
         print(f"serving {url}", flush=True)
+        if show_token:
+            print(f"token {app[APP_TOKEN]}", flush=True)
         await stop.wait()

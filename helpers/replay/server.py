@@ -6,10 +6,11 @@ URL layout (a fixed contract): ``http://HOST:PORT/<cassette>/`` is a base URL fo
 names the cassette, the rest is the API path with its version segment (``v1`` and ``v1beta`` both work).
 Started by ``python -m helpers.replay serve``; introduced in ``00_setup``.
 
-A request goes: :mod:`.errors` (any failure below becomes the API's error shape) -> :func:`.pipeline.parse` (parsed
-once, cassette name and body checked) -> :meth:`.ControlPanel.middleware` (stats, injected latency and failures) ->
-the service whose route matches (:mod:`.files`, :mod:`.batches`, :mod:`.interactions`, :mod:`.openai_compat`, else
-:mod:`.generate`) -> for model calls, the backend (:mod:`.playback` or :mod:`.recorder`) -> :mod:`.wire` framing.
+A request goes: :mod:`.errors` (any failure below becomes the API's error shape) -> :meth:`.guard.Guard.middleware`
+(Host, Origin, token, content type; notes the key) -> :func:`.pipeline.parse` (parsed once, cassette name and body
+checked) -> :meth:`.ControlPanel.middleware` (stats, injected latency and failures) -> the service whose route
+matches (:mod:`.files`, :mod:`.batches`, :mod:`.interactions`, :mod:`.openai_compat`, else :mod:`.generate`) -> for
+model calls, the backend (:mod:`.playback` or :mod:`.recorder`) -> :mod:`.wire` framing.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .control import STATS_HISTORY, ControlPanel
 from .defaults import DEFAULT_UPSTREAM
 from .files import FileLimits, FileService
 from .generate import ModelService
+from .guard import Guard
 from .interactions import InteractionService
 from .limits import Limits
 from .match import Matcher
@@ -48,6 +50,7 @@ class ReplayServer:
         file_limits: how long uploads and files are kept and how many bytes the Files API holds
             (``--upload-ttl``, ``--max-stored-bytes``).
         stats_history: requests each cassette's stats timeline keeps (:data:`.control.STATS_HISTORY`).
+        remote: bound to a non-loopback address (``--allow-remote``): every call then needs the token (:mod:`.guard`).
     """
 
     store: CassetteStore
@@ -57,6 +60,7 @@ class ReplayServer:
     limits: Limits = field(default_factory=Limits)
     file_limits: FileLimits = field(default_factory=FileLimits)
     stats_history: int = STATS_HISTORY
+    remote: bool = False
 
     def _lookup(self, name: str) -> None:
         """Raise :class:`CassetteError` unless the server can serve cassette ``name`` (record mode creates it)."""
@@ -72,7 +76,9 @@ class ReplayServer:
         matcher = Matcher()
         recorder = Recorder(self.store, self.upstream, control) if self.mode.records else None
         backend: Backend = recorder or Replayer(self.store, matcher, control, self.speed)
-        app.middlewares.extend([parse, control.middleware])
+        guard = Guard(self.remote)
+        guard.install(app)
+        app.middlewares.extend([guard.middleware, parse, control.middleware])
         errors.install(app)  # outermost: any failure below becomes the API's error shape
         files = FileService(self.mode, self.speed, self.store, matcher, recorder, self.file_limits)
         files.install(app)

@@ -7,6 +7,8 @@ Layer 1 of the server (``docs/server.md``): it knows the cassette format (:mod:`
   cassette's :class:`CassetteWriter`, which writes off the event loop, merges a burst of exchanges into one write,
   and never reads back the file it wrote. An exchange joins the cassette only once it is on disk; a failed write
   (:class:`SaveError`) leaves the cassette and its file as they were, and no temp file.
+- No exchange whose text contains an API key the server was sent (:data:`.keys.SEEN`) is written: that check is
+  on its final serialised text, right before the write, whatever route the key came by.
 - A recorder holds the folder's lock (:class:`FolderLock`), so a second one on the same folder refuses to start
   rather than overwrite the first one's recordings.
 """
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..cassette import TAIL, Cassette, CassetteError, Exchange, MissingCassetteError, write_atomically
+from .keys import SEEN
 
 CASSETTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 """What a cassette name looks like: the first path segment of every API URL (``/<cassette>/v1/...``). Match it with
@@ -166,7 +169,8 @@ class CassetteWriter:
         good: list[_Pending] = []
         for item in batch:
             try:
-                _ = item.exchange.text  # rendered here, off the event loop, and kept for later writes
+                if SEEN.find(item.exchange.text):  # rendered here, off the event loop, and kept for later writes
+                    raise CassetteError("the exchange contains an API key this server was sent, so it is not written")
                 good.append(item)
             except CassetteError as e:
                 loop.call_soon_threadsafe(_fail, item.done, SaveError(str(e)))
