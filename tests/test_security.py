@@ -62,6 +62,15 @@ def token_of(srv: Server) -> str:
     return found
 
 
+def control_token(url: str) -> dict[str, str]:
+    """The token header a control call to ``url`` needs (what ``helpers.control`` sends), else nothing."""
+    from helpers.replay import tokens
+
+    base, found, _ = url.partition("/_control/")
+    token = tokens.find(base) if found else None
+    return {TOKEN_HEADER: token} if token else {}
+
+
 def port_of(srv: Server) -> int:
     return int(srv.url.rsplit(":", 1)[1])
 
@@ -350,9 +359,8 @@ async def call(
     session: aiohttp.ClientSession, method: str, url: str, data: bytes = b"", headers: dict[str, str] | None = None
 ) -> tuple[int, str, Any]:
     """``(status, content type, parsed JSON or None)`` of one request."""
-    async with session.request(
-        method, url, data=data, headers={"Content-Type": "application/json", **(headers or {})}
-    ) as r:
+    headers = {"Content-Type": "application/json", **control_token(url), **(headers or {})}
+    async with session.request(method, url, data=data, headers=headers) as r:
         raw = await r.read()
         body = json.loads(raw) if r.content_type == "application/json" and raw else None
         return r.status, r.content_type, body
