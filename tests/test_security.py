@@ -470,6 +470,29 @@ def test_slow_header_clients_are_closed_within_the_idle_timeout(tmp_path: Path) 
         assert len(closed) == len(clients), f"{len(clients) - len(closed)} slow-header clients were never closed"
 
 
+def test_a_trickled_body_gets_a_408_within_the_idle_timeout(tmp_path: Path) -> None:
+    with serving(serve_args(replay_folder(), "--idle-timeout", "1"), tmp_path / "log") as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as client:
+            client.sendall(
+                f"POST /t/v1beta/models/{FLASH}:generateContent HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{".encode()
+            )
+            client.settimeout(0.2)
+            reply, closed = b"", False
+            deadline = time.monotonic() + 15  # 15 times the timeout: a bound, not a measurement
+            while not closed and time.monotonic() < deadline:
+                with contextlib.suppress(TimeoutError):
+                    if not reply:
+                        client.sendall(b" ")  # one byte now and then: the body never completes
+                    data = client.recv(4096)
+                    reply += data
+                    closed = data == b""
+                time.sleep(0.1)
+    assert reply.startswith(b"HTTP/1.1 408") and b"DEADLINE_EXCEEDED" in reply, reply[:300]
+    assert closed, "the connection stayed open after the 408"
+
+
 def test_out_of_file_descriptors_is_one_log_line_and_the_server_serves_again(tmp_path: Path) -> None:
     log = tmp_path / "log"
     limit = 40  # the server needs about 15 descriptors of its own

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from ..cassette import request_key, strip_version
-from .runner import arrival
+from .runner import BODY_TIMEOUT, IDLE_TIMEOUT_S, arrival
 from .store import MAX_NAME_LENGTH, name_problem
 from .wire import JSON_CONTENT_TYPE, ApiError, check_request_body, error_json, json_bytes
 
@@ -204,7 +204,19 @@ async def parse(request: web.Request, handler: Handler) -> web.StreamResponse:
     name, path = segments[1], segments[2]
     upload = path.startswith("upload/")
     headers = {UPLOAD_STATUS: "final"} if upload else None
-    raw = await request.read()
+    limit_s = request.app.get(BODY_TIMEOUT, IDLE_TIMEOUT_S)
+    try:
+        async with asyncio.timeout(limit_s):
+            raw = await request.read()
+    except TimeoutError:
+        response = error_response(
+            408,
+            f"the request's body did not arrive within {limit_s:g} s of its head; send the whole body at once "
+            "(the server closes the connection).",
+            "DEADLINE_EXCEEDED",
+        )
+        response.force_close()
+        return response
     start = arrival(request) or start
     problem = name_problem(name)
     if problem is not None:  # an over-long name is a 400 (the SDK's base URL is wrong), a malformed one a 404

@@ -32,6 +32,9 @@ from aiohttp.web_protocol import RequestHandler
 from . import tokens
 from .wire import JSON_CONTENT_TYPE, error_json, json_bytes
 
+BODY_TIMEOUT = web.AppKey("workbook_body_timeout_s", float)
+"""How long an API request's body may take to arrive after its head, seconds: the idle timeout :func:`running` was
+given (a body trickled a byte at a time would otherwise hold a handler forever; :func:`.pipeline.parse` reads it)."""
 APP_TOKEN = web.AppKey("workbook_token", str)
 """An app's per-server token (:mod:`.guard` sets it); :func:`running` publishes it for the app's URL
 (:func:`.tokens.published`)."""
@@ -228,6 +231,7 @@ async def running(
     ``idle_timeout_s``: see :data:`IDLE_TIMEOUT_S`.
     """
     sock = bind(host, port)
+    app[BODY_TIMEOUT] = idle_timeout_s
     # handler_cancellation: a client that goes away (a cancelled cell, a timeout) ends its request at once, rather than
     # when its next recorded chunk is due, so the stats show it as ended and nothing sleeps on for it.
     runner = web.AppRunner(
