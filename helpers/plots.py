@@ -8,7 +8,6 @@ for the same data (no randomness, no global pyplot state). A notebook cell that 
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,7 +18,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from .timing import PERCENTILES, ConcurrencyTiming, StreamTiming, Summary, in_flight
+from .timing import PERCENTILES, ConcurrencyTiming, StreamTiming, Summary, in_flight, percentile_name
 
 SERIES_COLORS = tuple(matplotlib.colormaps["tab10"](i) for i in range(10))
 """One colour per series, in order."""
@@ -45,12 +44,6 @@ def _figure(width: float, height: float) -> Figure:
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
-
-
-def min_samples(q: float) -> int:
-    """The fewest samples whose ``q``-th percentile is more than an interpolation between the largest two: one
-    sample in ``100 - q`` lies above it (p90: 10, p99: 100)."""
-    return math.ceil(100 / (100 - q) - 1e-9)
 
 
 def distribution(series: Mapping[str, Sequence[float] | Summary], *, metric: str = "TTFT") -> Figure:
@@ -87,7 +80,7 @@ def distribution(series: Mapping[str, Sequence[float] | Summary], *, metric: str
         else:
             ecdf.tick_params(labelright=False)
         for q, value in zip(PERCENTILES, np.percentile(values, PERCENTILES), strict=True):
-            name = f"p{q}" if len(values) >= min_samples(q) else f"p{q} (n < {min_samples(q)}: about the max)"
+            name = percentile_name(q, len(values))
             ax.axvline(value, color="black", linestyle=PERCENTILE_STYLES[q], linewidth=1, label=f"{name} {value:.2f} s")
         ax.set_title(f"{label} (n={len(values)})")
         ax.set_xlabel(f"{metric} (s)")

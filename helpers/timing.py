@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import math
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -353,14 +354,26 @@ def atimed(stream: AsyncIterable[T] | Awaitable[AsyncIterable[T]]) -> AsyncTimed
 # --- repeated measurements ------------------------------------------------------------------------------------------
 
 
+def min_samples(q: float) -> int:
+    """The fewest samples whose ``q``-th percentile is more than an interpolation between the largest two: one
+    sample in ``100 - q`` lies above it (p90: 10, p99: 100)."""
+    return math.ceil(100 / (100 - q) - 1e-9)
+
+
+def percentile_name(q: float, n: int) -> str:
+    """How to label the ``q``-th percentile of ``n`` samples: ``"p90"``, or, when ``n`` is below
+    :func:`min_samples`, ``"p99 (n < 100: about the max)"``, so a small sample's tail is not read as a p99."""
+    return f"p{q:g}" if n >= min_samples(q) else f"p{q:g} (n < {min_samples(q)}: about the max)"
+
+
 @dataclass(frozen=True, repr=False)
 class Summary(_OneLine):
     """A repeated measurement; prints one line::
 
         TTFT over 30 runs: min 0.31 s · p50 0.40 s · p90 0.52 s · p99 0.60 s · max 0.61 s
 
-    Percentiles are numpy's default (linear interpolation); with fewer than 100 samples p99 lies between the two
-    largest. Introduced in ``03_streaming``.
+    Percentiles are numpy's default (linear interpolation); one the sample is too small for (:func:`min_samples`: p99
+    needs 100 runs) is labelled ``p99 (n < 100: about the max)``. Introduced in ``03_streaming``.
 
     Attributes:
         name: what was measured, e.g. ``"TTFT"``.
@@ -393,7 +406,8 @@ class Summary(_OneLine):
 
     def __str__(self) -> str:
         row = self.row()
-        figures = " · ".join(f"{k.removesuffix('_s')} {seconds(row[k])}" for k in list(row)[2:])
+        names = ["min", *(percentile_name(q, self.n) for q in PERCENTILES), "max"]
+        figures = " · ".join(f"{name} {seconds(row[k])}" for name, k in zip(names, list(row)[2:], strict=True))
         return f"{self.name} over {self.n} run{'s' if self.n != 1 else ''}: {figures}"
 
 

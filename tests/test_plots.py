@@ -57,10 +57,6 @@ def test_distribution_marks_percentiles_and_counts_samples(tmp_path):
     assert [t.get_text() for t in panels[0].get_legend().get_texts()][2].startswith("p90 0.")  # n=10 supports p90
 
 
-def test_min_samples_is_how_many_runs_a_percentile_needs():
-    assert [plots.min_samples(q) for q in (50, 90, 99)] == [2, 10, 100]
-
-
 def test_distribution_refuses_empty_series():
     with pytest.raises(ValueError, match="at least one sample"):
         plots.distribution({"flash": []})

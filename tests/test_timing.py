@@ -16,7 +16,7 @@ from google import genai
 from google.genai import errors
 
 import helpers
-from helpers import control, plots
+from helpers import control, plots, timing
 from helpers.cassette import Cassette
 from helpers.models import FLASH
 from helpers.replay.author import author
@@ -205,8 +205,16 @@ def test_summary_matches_numpy_and_prints_one_line():
     assert (s.n, s.row()["min_s"], s.row()["max_s"]) == (10, 0.1, 1.0)
     for q in (50, 90, 99):
         assert s.row()[f"p{q}_s"] == pytest.approx(np.percentile(samples, q))
-    assert str(s) == "TTFT over 10 runs: min 0.10 s · p50 0.55 s · p90 0.91 s · p99 0.99 s · max 1.00 s"
+    assert str(s) == (
+        "TTFT over 10 runs: min 0.10 s · p50 0.55 s · p90 0.91 s · p99 (n < 100: about the max) 0.99 s · max 1.00 s"
+    )
     assert repr(s) == str(s)  # what a notebook cell ending with it shows
+
+
+def test_a_percentile_is_named_plainly_only_when_the_sample_supports_it():
+    assert str(summarize([1.0] * 100, "TTFT")).count("about the max") == 0
+    assert "p90 (n < 10: about the max)" in str(summarize([1.0] * 9, "TTFT"))
+    assert [timing.min_samples(q) for q in (50, 90, 99)] == [2, 10, 100]
 
 
 @pytest.mark.parametrize(("samples", "message"), [([], "no TTFT samples"), ([0.1, None], "missing .* run 1")])
