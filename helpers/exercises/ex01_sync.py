@@ -159,9 +159,10 @@ def safe_ask(model: str, prompt: str) -> str:
     return response.text
 """
     correct_message = (
-        "safe_ask() gave 'error 404' for a missing model, 'error 503' when the server was unavailable, and the text "
-        "otherwise: google-genai raises errors.APIError (ClientError for 4xx, ServerError for 5xx) with the HTTP "
-        "status in e.code, the status name in e.status and the message in e.message."
+        "safe_ask() gave 'error 404' for a missing model, the text otherwise, and (in replay, where the check can "
+        "make the server answer 503) 'error 503' for a server error: google-genai raises errors.APIError "
+        "(ClientError for 4xx, ServerError for 5xx) with the HTTP status in e.code, the status name in e.status and "
+        "the message in e.message."
     )
 
     def explain(self, error: Exception, fn: Callable[..., Any]) -> str:
