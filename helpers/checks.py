@@ -99,8 +99,7 @@ def watching(obj: Any, method: str, *, then: Callable[[list[Watched]], None] | N
     Yields:
         The list of :class:`Watched` calls, filled as they return.
     """
-    own = vars(obj)
-    shadowed, original = method in own, getattr(obj, method)
+    original = getattr(obj, method)
     seen: list[Watched] = []
 
     def spy(*args: Any, **kwargs: Any) -> Any:
@@ -110,9 +109,19 @@ def watching(obj: Any, method: str, *, then: Callable[[list[Watched]], None] | N
             then(seen)
         return result
 
+    with _shadowing(obj, method, spy):
+        yield seen
+
+
+@contextlib.contextmanager
+def _shadowing(obj: Any, method: str, spy: Callable[..., Any]) -> Iterator[None]:
+    """Put ``spy`` in place of ``obj.method`` for the block, as an instance attribute; afterwards, even on error,
+    restore what was there (an instance attribute the object already had, or nothing, so the class's shows again)."""
+    own = vars(obj)
+    shadowed, original = method in own, own.get(method)
     setattr(obj, method, spy)
     try:
-        yield seen
+        yield
     finally:
         if shadowed:
             setattr(obj, method, original)
@@ -140,8 +149,7 @@ def counting_calls(obj: Any, method: str) -> Iterator[InFlight]:
     Yields:
         The :class:`InFlight` counts, updated as calls start and end.
     """
-    own = vars(obj)
-    shadowed, original = method in own, getattr(obj, method)
+    original = getattr(obj, method)
     counts = InFlight()
 
     async def spy(*args: Any, **kwargs: Any) -> Any:
@@ -153,14 +161,8 @@ def counting_calls(obj: Any, method: str) -> Iterator[InFlight]:
         finally:
             counts.now -= 1
 
-    setattr(obj, method, spy)
-    try:
+    with _shadowing(obj, method, spy):
         yield counts
-    finally:
-        if shadowed:
-            setattr(obj, method, original)
-        else:
-            delattr(obj, method)
 
 
 def code_names(code: Any) -> set[str]:
