@@ -4,13 +4,15 @@ Introduced in ``00_setup``. The mode comes from the environment variable ``WORKB
 
 - ``replay`` (the default): a local replay server plays the notebook's cassette back over real HTTP, with its
   recorded timing. No API key, no network.
-- ``live``: the real Gemini API, with your key from ``GEMINI_API_KEY`` (or ``GOOGLE_API_KEY``).
+- ``live``: the real Gemini API, with your key from ``GEMINI_API_KEY`` (or ``GOOGLE_API_KEY``); in Google Colab,
+  when the environment has neither, from Colab Secrets of those names (:mod:`helpers.colab`).
 - ``record``: the real API through the recorder, which refreshes the notebook's cassette as cells run.
   ``WORKBOOK_UPSTREAM=synthetic`` records from the synthetic stand-in instead (how the shipped cassettes are made);
   it has no Files or Batch API, so those are then served locally as in replay (``serve --local-files-batches``).
 
-Nothing here patches the SDK: it sets the SDK's own documented variables (``GOOGLE_GEMINI_BASE_URL`` and, in
-replay only, a placeholder ``GEMINI_API_KEY``), so a plain ``genai.Client()`` in the next cell just works.
+Nothing here patches the SDK: it sets the SDK's own documented variables (``GOOGLE_GEMINI_BASE_URL``; in replay, a
+placeholder ``GEMINI_API_KEY``; in Colab, the key from Colab Secrets), so a plain ``genai.Client()`` in the next
+cell just works.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import models
+from . import colab, models
 from .cassette import Cassette, CassetteError, check_writable, default_dir
 from .prices import CHECKED as PRICES_CHECKED
 from .replay.defaults import DEFAULT_UPSTREAM, FINISH_TIMEOUT_S, PLACEHOLDER_KEY
@@ -303,6 +305,22 @@ def _has_key() -> bool:
     return any(os.environ.get(v) for v in KEY_VARIABLES)
 
 
+def _require_key(mode: str) -> None:
+    """Live or record mode found no key in the environment: in Google Colab, put the one from Colab Secrets there
+    (where the SDK reads it); otherwise, or with no usable secret, raise the one-line :class:`WorkbookError` saying
+    where the key goes. The key is never printed or written anywhere."""
+    if not colab.running_in_colab():
+        raise WorkbookError(
+            f"WORKBOOK_MODE={mode} needs your API key: set GEMINI_API_KEY in the environment that starts Jupyter "
+            "(see 00_setup, 'Where your key goes'), or unset WORKBOOK_MODE to replay the recordings offline."
+        )
+    try:
+        name, key = colab.key_from_secrets()
+    except colab.ColabKeyError as e:
+        raise WorkbookError(f"WORKBOOK_MODE={mode} needs your API key: {e}") from None
+    os.environ[name] = key
+
+
 def check_models(base_url: str | None) -> list[str]:
     """Ask the API once whether it serves each model the workbook uses (:data:`helpers.models.MODELS`).
 
@@ -355,7 +373,8 @@ def setup(notebook: str, *, speed: float = 1.0) -> Session:
         The :class:`Session`; its one-line description is printed.
 
     Raises:
-        WorkbookError: an unknown ``WORKBOOK_MODE``, a missing key in live or record mode, a missing or corrupt
+        WorkbookError: an unknown ``WORKBOOK_MODE``, a missing key in live or record mode (in Google Colab, read
+            from Colab Secrets when the environment has none: :mod:`helpers.colab`), a missing or corrupt
             cassette in replay, a cassette folder record mode cannot write, or a server that would not start. The
             message says what to do.
     """
@@ -366,10 +385,7 @@ def setup(notebook: str, *, speed: float = 1.0) -> Session:
         raise WorkbookError(f"speed must be a finite number greater than 0, got {speed}.")
     upstream = os.environ.get("WORKBOOK_UPSTREAM", DEFAULT_UPSTREAM)
     if mode != "replay" and not _has_key() and not (mode == "record" and upstream == "synthetic"):
-        raise WorkbookError(
-            f"WORKBOOK_MODE={mode} needs your API key: set GEMINI_API_KEY in the environment that starts Jupyter "
-            "(see 00_setup, 'Where your key goes'), or unset WORKBOOK_MODE to replay the recordings offline."
-        )
+        _require_key(mode)
     folder = default_dir()
     if mode == "live":
         os.environ.pop(BASE_URL_VARIABLE, None)
