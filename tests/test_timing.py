@@ -17,10 +17,10 @@ from google.genai import errors
 
 import helpers
 from helpers import control, plots, timing
-from helpers.cassette import Cassette
 from helpers.models import FLASH
-from helpers.replay.author import author
-from helpers.replay.synth import Script, ScriptEntry
+from helpers.replay.app.authoring import author
+from helpers.replay.cassettes.cassette import Cassette
+from helpers.replay.upstream.synthetic import Script, ScriptEntry
 from helpers.timing import (
     CallTiming,
     ChunkTiming,
