@@ -47,7 +47,6 @@ CHUNK_TEXTS = ["", "Once upon ", "a time, a replay server ", "kept perfect time.
 CHUNK_OFFSETS_S = [0.15, 0.25, 0.35, 0.45]
 OUTPUT_TOKENS = 12
 QUICK_OFFSET_S = 0.2
-SECONDS = re.compile(r"\d+\.\d\d s")
 
 
 def _stream_chunks() -> list[dict]:
