@@ -384,6 +384,9 @@ def setup(notebook: str, *, speed: float = 1.0) -> Session:
     if not math.isfinite(speed) or speed <= 0:  # NaN compares false with everything: test finiteness first
         raise WorkbookError(f"speed must be a finite number greater than 0, got {speed}.")
     upstream = os.environ.get("WORKBOOK_UPSTREAM", DEFAULT_UPSTREAM)
+    if mode != "replay" and os.environ.get("GEMINI_API_KEY") == PLACEHOLDER_KEY:
+        # An earlier replay setup in this kernel put it there (Colab: `%env WORKBOOK_MODE=live` mid-session).
+        del os.environ["GEMINI_API_KEY"]
     if mode != "replay" and not _has_key() and not (mode == "record" and upstream == "synthetic"):
         _require_key(mode)
     folder = default_dir()

@@ -49,6 +49,9 @@ KEPT = (*KERNEL, "numpy", "matplotlib", "pillow")
 """Never listed in ``requirements-colab.txt``: the lessons run on Colab's own (``numba`` there needs numpy<2.3)."""
 TEST_TOOLS = ("nbval", "pytest", "pytest-asyncio", "pytest-timeout", "pytest-xdist")
 """What the Colab-shaped environment adds to run the lessons under nbval, at the workbook's pins."""
+COLAB_TOOLS = ("pip", "nbclient")
+"""Colab's own, at its versions, which the environment needs too: ``pip`` for docs/colab.md's ``%pip`` cell, and
+``nbclient`` to run those cells in a kernel (``tests/colab_cells.py``)."""
 TARGET = ("--python-platform", "x86_64-manylinux_2_28", "--python-version", "3.13", "--only-binary", ":all:")
 """Colab's interpreter and machine (``os-info.txt``), wheels only: nothing is compiled in a learner's runtime."""
 GENERATED = "# What those need that Colab lacks or has at a version they cannot use (tests/colab_env.py writes"
@@ -268,8 +271,8 @@ def rewrite_requirements(path: Path = REQUIREMENTS) -> None:
 
 def environment() -> dict[str, str]:
     """The pins of a Colab runtime after the workbook's install, with the test tools added: Colab's versions of the
-    kept packages and everything else it has, ``requirements-colab.txt``'s pins, the test tools at the workbook's pins
-    (``requirements.txt``), and whatever those tools need.
+    kept packages, :data:`COLAB_TOOLS` and everything else it has, ``requirements-colab.txt``'s pins, the test tools
+    at the workbook's pins (``requirements.txt``), and whatever those tools need.
 
     Raises:
         ResolutionError: no such environment exists.
@@ -279,7 +282,7 @@ def environment() -> dict[str, str]:
     workbook = workbook_pins()
     tools = [f"{name}=={workbook[name]}" for name in TEST_TOOLS]
     held = [f"{n}=={v}" for n, v in colab_pins().items() if n not in listed and n not in TEST_TOOLS]
-    return compile_with_uv([*listed_requirements(listed), *KEPT, *tools], held).pins
+    return compile_with_uv([*listed_requirements(listed), *KEPT, *COLAB_TOOLS, *tools], held).pins
 
 
 def main(argv: list[str]) -> int:

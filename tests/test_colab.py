@@ -24,10 +24,8 @@ from google import genai
 import helpers
 from helpers import colab, workbook
 
+from .colab_stub import SECRET, files_holding, write_stub
 from .conftest import PROMPT, TEXT, Server, generate_exchange, write_cassette
-
-SECRET = "AIza" + "StandInColabSecret" + "7" * 17
-"""Key-shaped (built here, so that this file holds no key-shaped string), and found wherever it leaks to."""
 
 Secrets = dict[str, tuple[str, bool]]
 """A stand-in Colab Secrets panel: name -> (value, whether this notebook may read it)."""
@@ -123,6 +121,17 @@ def test_replay_in_colab_runs_as_on_a_laptop_without_asking_for_a_secret(
     assert genai.Client().models.generate_content(model=helpers.FLASH, contents=PROMPT).text == TEXT
 
 
+def test_going_live_after_replay_in_one_session_takes_the_secret_not_replays_placeholder(
+    in_colab: Callable[[Secrets], list[str]], env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_colab({"GEMINI_API_KEY": (SECRET, True)})
+    write_cassette(env, "07_demo", [generate_exchange(PROMPT, TEXT, 0.0)])
+    helpers.setup("07_demo")
+    monkeypatch.setenv("WORKBOOK_MODE", "live")  # as `%env WORKBOOK_MODE=live` in the same Colab session
+    helpers.setup("07_demo")
+    assert os.environ["GEMINI_API_KEY"] == SECRET
+
+
 @pytest.mark.parametrize(
     ("secrets", "says"),
     [
@@ -170,30 +179,6 @@ def test_a_secrets_failure_is_one_line_not_a_traceback(
 
 # End to end: a fresh interpreter with the stand-in google.colab on its path, as a Colab runtime would run a lesson.
 
-STUB = '''
-"""A stand-in for Colab's google.colab.userdata, serving the secrets in secrets.json beside it."""
-import json
-import pathlib
-
-
-class SecretNotFoundError(Exception):
-    pass
-
-
-class NotebookAccessError(Exception):
-    pass
-
-
-def get(key):
-    secrets = json.loads(pathlib.Path(__file__).with_name("secrets.json").read_text())
-    if key not in secrets:
-        raise SecretNotFoundError(key)
-    value, access = secrets[key]
-    if not access:
-        raise NotebookAccessError(key)
-    return value
-'''
-
 LESSON = """
 import os
 import google.colab  # Colab's kernel imports it before any cell runs
@@ -215,11 +200,7 @@ if session.mode == "record":
 def run_in_simulated_colab(tmp_path: Path, mode: str, **variables: str) -> subprocess.CompletedProcess[str]:
     """Run :data:`LESSON` in a fresh interpreter whose ``google.colab`` is the stand-in, holding :data:`SECRET` as
     ``GEMINI_API_KEY``. Everything it writes goes under ``tmp_path`` (cassettes, logs, runtime files)."""
-    stub = tmp_path / "colab-stub"
-    (stub / "google" / "colab").mkdir(parents=True)
-    (stub / "google" / "colab" / "__init__.py").write_text('"""A stand-in for Colab\'s google.colab."""\n')
-    (stub / "google" / "colab" / "userdata.py").write_text(STUB)
-    (stub / "google" / "colab" / "secrets.json").write_text(json.dumps({"GEMINI_API_KEY": [SECRET, True]}))
+    stub = write_stub(tmp_path / "colab-stub", {"GEMINI_API_KEY": (SECRET, True)})
     for folder in ("cassettes", "tmp", "runtime"):
         (tmp_path / folder).mkdir(mode=0o700, exist_ok=True)
     environment = {
@@ -243,16 +224,6 @@ def run_in_simulated_colab(tmp_path: Path, mode: str, **variables: str) -> subpr
     )
 
 
-def files_holding_the_secret(tmp_path: Path) -> list[Path]:
-    """Every file under ``tmp_path``, outside the stand-in's own folder, whose bytes contain :data:`SECRET`."""
-    stub = tmp_path / "colab-stub"
-    return [
-        path
-        for path in tmp_path.rglob("*")
-        if path.is_file() and stub not in path.parents and SECRET.encode() in path.read_bytes()
-    ]
-
-
 def test_live_mode_in_simulated_colab_takes_the_secret_and_writes_it_nowhere(tmp_path: Path) -> None:
     done = run_in_simulated_colab(tmp_path, "live")
     assert done.returncode == 0, done.stderr
@@ -262,7 +233,7 @@ def test_live_mode_in_simulated_colab_takes_the_secret_and_writes_it_nowhere(tmp
         "key from Secrets: True",
     ]
     assert SECRET not in done.stdout + done.stderr
-    assert files_holding_the_secret(tmp_path) == []
+    assert files_holding(tmp_path, SECRET, outside=tmp_path / "colab-stub") == []
 
 
 def test_record_mode_in_simulated_colab_sends_the_secret_upstream_and_keeps_it_out_of_the_cassette(
@@ -276,7 +247,7 @@ def test_record_mode_in_simulated_colab_sends_the_secret_upstream_and_keeps_it_o
     (exchange,) = json.loads((tmp_path / "cassettes" / "07_demo.json").read_text())["exchanges"]
     assert exchange["request"]["body"]["contents"][0]["parts"][0]["text"] == PROMPT
     assert SECRET not in done.stdout + done.stderr
-    assert files_holding_the_secret(tmp_path) == []
+    assert files_holding(tmp_path, SECRET, outside=tmp_path / "colab-stub") == []
 
 
 @pytest.fixture
