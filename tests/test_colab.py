@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -18,6 +19,7 @@ import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import nbformat
 import pytest
 from google import genai
 
@@ -175,6 +177,35 @@ def test_a_secrets_failure_is_one_line_not_a_traceback(
     monkeypatch.setenv("WORKBOOK_MODE", "live")
     with pytest.raises(helpers.WorkbookError, match=r"Secrets did not answer for GEMINI_API_KEY \(TimeoutError\)"):
         helpers.setup("07_demo")
+
+
+# What the learner reads: the install cell in the README and docs/colab.md, and each lesson's note on Colab.
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def python_blocks(path: Path) -> list[str]:
+    return re.findall(r"^```python\n(.*?)^```", path.read_text(encoding="utf-8"), re.MULTILINE | re.DOTALL)
+
+
+def test_the_readme_shows_docs_colab_install_cell_verbatim() -> None:
+    (install,) = [block for block in python_blocks(ROOT / "docs" / "colab.md") if "git clone" in block]
+    assert install in python_blocks(ROOT / "README.md")
+    assert 'REPO_URL = ""' in install, "a placeholder the learner fills in: the project publishes no address"
+
+
+@pytest.mark.parametrize("lesson", sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.stem)
+def test_each_lessons_first_cell_says_what_differs_in_colab(lesson: Path) -> None:
+    first = nbformat.read(lesson, as_version=4).cells[0]
+    assert (
+        first.cell_type == "markdown"
+        and "**In Google Colab:** run the cells of [docs/colab.md](../docs/colab.md)" in first.source
+    )
+    assert (
+        "top-level `await` works and `asyncio.run` does not" in first.source
+        and "colabtools/issues/3720" in first.source
+    )
+    assert 'print(..., end="", flush=True)' in first.source, "how streamed text shows there"
 
 
 # End to end: a fresh interpreter with the stand-in google.colab on its path, as a Colab runtime would run a lesson.
