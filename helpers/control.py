@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
@@ -103,8 +104,11 @@ def _request(
     if token is not None:
         headers[tokens.HEADER] = token
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    # A server on loopback is reached directly, whatever proxy variables are set (a proxy cannot reach it).
+    direct = tokens.is_loopback(urllib.parse.urlsplit(url).hostname or "")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({})) if direct else urllib.request.build_opener()
     try:
-        with urllib.request.urlopen(request, timeout=CONTROL_TIMEOUT_S) as response:
+        with opener.open(request, timeout=CONTROL_TIMEOUT_S) as response:
             return json.loads(response.read() or b"null")
     except urllib.error.HTTPError as e:
         try:

@@ -10,7 +10,8 @@ Introduced in ``00_setup``. The mode comes from the environment variable ``WORKB
   it has no Files or Batch API, so those are then served locally as in replay (``serve --local-files-batches``).
 
 Nothing here patches the SDK: it sets the SDK's own documented variables (``GOOGLE_GEMINI_BASE_URL`` and, in
-replay only, a placeholder ``GEMINI_API_KEY``), so a plain ``genai.Client()`` in the next cell just works.
+replay only, a placeholder ``GEMINI_API_KEY``), so a plain ``genai.Client()`` in the next cell just works, and keeps
+proxies off loopback (``NO_PROXY``, :func:`keep_loopback_off_proxies`), so it works behind a proxy too.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import itertools
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,7 +33,7 @@ from typing import Any
 from . import models
 from .cassette import Cassette, CassetteError, check_writable, default_dir
 from .prices import CHECKED as PRICES_CHECKED
-from .replay.defaults import DEFAULT_UPSTREAM, FINISH_TIMEOUT_S, PLACEHOLDER_KEY
+from .replay.defaults import DEFAULT_UPSTREAM, FINISH_TIMEOUT_S, LOOPBACK_HOSTS, PLACEHOLDER_KEY
 
 MODES = ("replay", "live", "record")
 KEY_VARIABLES = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
@@ -42,6 +42,8 @@ BASE_URL_VARIABLE = "GOOGLE_GEMINI_BASE_URL"
 STARTUP_TIMEOUT_S = 30.0
 MODEL_CHECK_TIMEOUT_MS = 15_000
 """How long :func:`check_models` waits for each ``models.get``, milliseconds."""
+NO_PROXY_VARIABLES = ("NO_PROXY", "no_proxy")
+"""Where HTTP clients read the hosts they reach without a proxy (lower case wins in Python's own reading)."""
 STOP_TIMEOUT_S = 5.0
 """How long a replay server may take to stop before it is killed; a recorder gets its finish timeout on top."""
 
@@ -111,9 +113,11 @@ class ServerProcess:
         self.log = Path(tempfile.gettempdir()) / f"gemini-workbook-{os.getpid()}-{args[0]}-{next(_serial)}.log"
         # 0600: only its user reads the log (the server also redacts every key it was sent from it, SECURITY.md).
         fd = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        os.fchmod(fd, 0o600)  # a file left by an earlier process with this pid keeps no wider mode
+        if os.chmod in os.supports_fd:  # POSIX: a file left by an earlier process with this pid keeps no wider mode
+            os.chmod(fd, 0o600)  # (Windows: the temp folder is the user's own, and files have no such modes)
         with os.fdopen(fd, "ab") as log:
-            # stdin stays open as a lifeline: when this process dies, the server sees EOF and stops.
+            # stdin stays open as a lifeline: when this process dies, or stop() closes it, the server sees EOF and
+            # stops cleanly. That works on every OS (Windows has no SIGTERM to send: terminate() kills outright).
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "helpers.replay", *args, "--port", str(port), "--watch-stdin"],
                 stdin=subprocess.PIPE,
@@ -147,13 +151,18 @@ class ServerProcess:
         return self.proc.poll() is None
 
     def stop(self) -> None:
-        """Stop the server; its log file goes too when the server wrote nothing to it (a clean run).
+        """Stop the server: close its standard input, which it takes as the signal to shut down cleanly (on every
+        OS), and kill it by its handle if it has not exited in time. Its log file goes too when the server wrote
+        nothing to it (a clean run).
 
         A recording server first finishes the streams it is still recording: it gets up to the recorder's
         :data:`FINISH_TIMEOUT_S` more before it is killed.
         """
         if self.alive():
-            self.proc.terminate()
+            stdin = self.proc.stdin
+            assert stdin is not None, "the server is started with stdin=PIPE"
+            with contextlib.suppress(OSError):  # a server that has just exited closed its end already
+                stdin.close()
             timeout = STOP_TIMEOUT_S + (FINISH_TIMEOUT_S if "--record" in self.args else 0.0)
             try:
                 self.proc.wait(timeout=timeout)
@@ -289,14 +298,40 @@ def squatted_port_message(port: int, new_url: str) -> str:
 
 
 def _port_free(port: int) -> bool:
-    """Whether ``port`` on loopback can be bound now (nobody else listens on it)."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
+    """Whether ``port`` on loopback can be bound now (nobody else listens on it), bound as the server binds it."""
+    from .replay.runner import bind
+
+    try:
+        bind("127.0.0.1", port).close()
+    except OSError:
+        return False
     return True
+
+
+def keep_loopback_off_proxies() -> None:
+    """Add this machine's loopback (``127.0.0.1``, ``localhost``, ``::1``) to ``NO_PROXY`` and ``no_proxy``, keeping
+    the hosts they already list, so no HTTP client of this kernel or of the servers it starts sends a call for the
+    replay server (or another local server) to a proxy. Called by :func:`setup` (introduced in ``00_setup``).
+
+    University and company laptops set ``HTTP_PROXY``/``HTTPS_PROXY``, and the SDK's clients honour them (``httpx2``
+    for sync calls, ``aiohttp`` with ``trust_env=True`` for ``client.aio``): without this, every replayed call goes
+    to the proxy, which cannot reach this machine's loopback. Calls to other hosts (live mode) keep their proxy.
+
+    A proxy set only in the system's settings (Windows, macOS), which Python uses when no proxy variable is set, is
+    first written to ``http_proxy``/``https_proxy``: a ``no_proxy`` variable alone would make Python's clients
+    ignore the system's proxy for every host.
+    """
+    import urllib.request
+
+    if not urllib.request.getproxies_environment():
+        system = urllib.request.getproxies()  # with no variable set: the system's settings, or nothing (Linux)
+        for scheme in ("http", "https"):
+            if system.get(scheme):
+                os.environ[f"{scheme}_proxy"] = system[scheme]
+    listed = (host.strip() for name in NO_PROXY_VARIABLES for host in os.environ.get(name, "").split(","))
+    hosts = ",".join(dict.fromkeys(host for host in (*listed, *LOOPBACK_HOSTS) if host))
+    for name in NO_PROXY_VARIABLES:
+        os.environ[name] = hosts
 
 
 def _has_key() -> bool:
@@ -364,6 +399,7 @@ def setup(notebook: str, *, speed: float = 1.0) -> Session:
         raise WorkbookError(f"WORKBOOK_MODE={mode!r} is not a mode; use one of {', '.join(MODES)} (or leave it unset).")
     if not math.isfinite(speed) or speed <= 0:  # NaN compares false with everything: test finiteness first
         raise WorkbookError(f"speed must be a finite number greater than 0, got {speed}.")
+    keep_loopback_off_proxies()
     upstream = os.environ.get("WORKBOOK_UPSTREAM", DEFAULT_UPSTREAM)
     if mode != "replay" and not _has_key() and not (mode == "record" and upstream == "synthetic"):
         raise WorkbookError(

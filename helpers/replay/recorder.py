@@ -27,6 +27,7 @@ import json
 import re
 import sys
 import time
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,6 +39,7 @@ from .control import TIMING, ControlPanel, StreamFault
 from .defaults import FINISH_TIMEOUT_S
 from .pipeline import ApiRequest, error_response, json_response
 from .store import CassetteStore, FolderLock, SaveError
+from .tokens import is_loopback
 from .wire import (
     FILE_NOT_ACTIVE,
     SSE_CONTENT_TYPE,
@@ -103,7 +105,11 @@ class Recorder:
             helpers.cassette.CassetteError: another recorder holds the folder.
         """
         self._lock.acquire()
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=30))
+        # The real API through the proxy the environment names (HTTPS_PROXY on a managed laptop), as the SDK would
+        # reach it; a loopback upstream (the synthetic one) directly, whatever proxy variables are set.
+        local = is_loopback(urllib.parse.urlsplit(self.upstream).hostname or "")
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
+        self._session = aiohttp.ClientSession(timeout=timeout, trust_env=not local)
 
     async def close(self) -> None:
         """Finish recording the streams still being read (for up to :data:`FINISH_TIMEOUT_S`), wait for their writes,
