@@ -39,9 +39,10 @@ from aiohttp import web as aioweb
 from IPython.display import IFrame
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from .cassette import Cassette, default_dir
-from .replay.runner import running
-from .replay.tokens import is_loopback
+from .paths import NOTEBOOKS_DIR
+from .replay.cassettes.cassette import Cassette, default_dir
+from .replay.pipeline.server_token import is_loopback
+from .replay.pipeline.socket_server import running
 from .workbook import WorkbookError
 
 HOST = "127.0.0.1"
@@ -49,7 +50,7 @@ STARTUP_TIMEOUT_S = 30.0
 """How long a server may take to accept connections: importing FastAPI and the SDK takes a second or two."""
 STOP_TIMEOUT_S = 5.0
 """How long a server may take to stop after it was asked to, before it is killed."""
-WEB_DIR = Path(__file__).resolve().parent.parent / "notebooks" / "web"
+WEB_DIR = NOTEBOOKS_DIR / "web"
 """``notebooks/web``: lesson 07's apps (``app.py``, ``flask_app.py``) and their page."""
 
 
@@ -367,12 +368,12 @@ async def read_events(
 def recorded_offsets(notebook: str, prompt: str) -> list[float]:
     """When each chunk of the first recorded stream of ``prompt`` was sent, seconds after its request arrived.
 
-    Read from the notebook's cassette (``helpers.cassette.default_dir()``): what replay plays, with no machine's
-    timing in it, so lessons can compute from it and print the same figures on every run.
+    Read from the notebook's cassette (``helpers.replay.cassettes.cassette.default_dir()``): what replay plays, with
+    no machine's timing in it, so lessons can compute from it and print the same figures on every run.
 
     Raises:
         WorkbookError: the cassette has no stream whose last user text is ``prompt``.
-        helpers.cassette.CassetteError: the cassette is missing or corrupt.
+        helpers.replay.cassettes.cassette.CassetteError: the cassette is missing or corrupt.
     """
     cassette = Cassette.load(default_dir() / f"{notebook}.json")
     for exchange in cassette.exchanges:

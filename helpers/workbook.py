@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from . import models
-from .cassette import Cassette, CassetteError, check_writable, default_dir
 from .prices import CHECKED as PRICES_CHECKED
-from .replay.defaults import DEFAULT_UPSTREAM, FINISH_TIMEOUT_S, LOOPBACK_HOSTS, PLACEHOLDER_KEY
+from .replay.cassettes.cassette import Cassette, CassetteError, check_writable, default_dir
+from .replay.wire.defaults import DEFAULT_UPSTREAM, FINISH_TIMEOUT_S, LOOPBACK_HOSTS, PLACEHOLDER_KEY
 
 MODES = ("replay", "live", "record")
 KEY_VARIABLES = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
@@ -299,7 +299,7 @@ def squatted_port_message(port: int, new_url: str) -> str:
 
 def _port_free(port: int) -> bool:
     """Whether ``port`` on loopback can be bound now (nobody else listens on it), bound as the server binds it."""
-    from .replay.runner import bind
+    from .replay.pipeline.socket_server import bind
 
     try:
         bind("127.0.0.1", port).close()

@@ -22,8 +22,8 @@ import pytest
 
 from helpers import control, web, workbook
 from helpers.models import FLASH
-from helpers.replay.defaults import DEFAULT_UPSTREAM
-from helpers.replay.runner import running
+from helpers.replay.pipeline.socket_server import running
+from helpers.replay.wire.defaults import DEFAULT_UPSTREAM
 
 from .conftest import PROMPT, TEXT, generate_exchange, start_server, stream_exchange, write_cassette
 from .test_record import FAKE_KEY, PIECES, stand_in_upstream

@@ -12,7 +12,7 @@ or SIGTERM, or Ctrl+Break on Windows (or, with ``--watch-stdin``, until standard
 ties a server to its kernel, and stops it, on every OS).
 A ``--host`` that is not loopback is refused without ``--allow-remote``; with it, ``serve`` prints a second line,
 ``token TOKEN``, which every call must then send (``SECURITY.md``). ``serve`` redacts every API key it was sent from
-what it writes to standard error (its log, :class:`.keys.RedactingStream`).
+what it writes to standard error (its log, :class:`.api_keys.RedactingStream`).
 """
 
 from __future__ import annotations
@@ -25,17 +25,17 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from ..cassette import CassetteError, check_writable, default_dir
 from ..models import FLASH, PROFILES
-from .defaults import DEFAULT_UPSTREAM
-from .files import MAX_STORED_BYTES, UPLOAD_TTL_S, FileLimits
-from .keys import RedactingStream
-from .limits import Limits
-from .runner import IDLE_TIMEOUT_S, PortInUseError, serve_forever
-from .server import CassetteStore, Mode, ReplayServer
-from .synth import Script, ScriptEntry, SyntheticUpstream
-from .synth_openai import OpenAIUpstream
-from .tokens import HEADER, RuntimeDirError, is_loopback
+from .app.replay_server import CassetteStore, Mode, ReplayServer
+from .cassettes.cassette import CassetteError, check_writable, default_dir
+from .pipeline.rate_limits import Limits
+from .pipeline.server_token import HEADER, RuntimeDirError, is_loopback
+from .pipeline.socket_server import IDLE_TIMEOUT_S, PortInUseError, serve_forever
+from .services.files_api import MAX_STORED_BYTES, UPLOAD_TTL_S, FileLimits
+from .upstream.synthetic import Script, ScriptEntry, SyntheticUpstream
+from .upstream.synthetic_openai import OpenAIUpstream
+from .wire.api_keys import RedactingStream
+from .wire.defaults import DEFAULT_UPSTREAM
 
 try:
     # uvloop: a burst of 500 simultaneous streams replays with a third of asyncio's loop's TTFT error at the 95th
@@ -169,11 +169,11 @@ def main(argv: list[str] | None = None) -> int:
             app = upstream.app(OpenAIUpstream(upstream).install)
             asyncio.run(serve_forever(app, args.host, args.port, args.watch_stdin, args.idle_timeout))
         elif args.command == "author-notebook":
-            from .author import author_notebook
+            from .app.authoring import author_notebook
 
             print(f"authored {author_notebook(args.notebook, fresh=not args.keep)} and refreshed {args.notebook}")
         else:
-            from .author import author
+            from .app.authoring import author
 
             script = Script([ScriptEntry(args.prompt, [args.text], args.model)])
             base = PROFILES[args.model]

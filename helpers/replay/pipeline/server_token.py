@@ -1,6 +1,6 @@
 """The replay server's per-server token, handed to clients on this machine through a private runtime file.
 
-Layer 2 of the server (``docs/server.md``), light (:mod:`helpers.control` imports it). As Jupyter Server does
+The pipeline layer (``docs/server.md``), light (:mod:`helpers.control` imports it). As Jupyter Server does
 (``jpserver-<pid>.json`` in its runtime dir), a server writes, while it serves, a file ``replay-<pid>-<port>.json``
 (mode 0600 on POSIX) into :func:`runtime_dir` (this user's own runtime folder, from ``platformdirs``) saying
 ``{"url": ..., "token": ..., "pid": ...}``, and removes it when it stops. :func:`find` reads it back: that is how
@@ -23,7 +23,7 @@ from pathlib import Path
 import platformdirs
 import psutil  # type: ignore[import-untyped]
 
-from .defaults import LOOPBACK_HOSTS
+from ..wire.defaults import LOOPBACK_HOSTS
 
 HEADER = "x-workbook-token"
 """The request header that carries the token."""
