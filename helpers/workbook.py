@@ -11,7 +11,8 @@ Introduced in ``00_setup``. The mode comes from the environment variable ``WORKB
 
 Nothing here patches the SDK: it sets the SDK's own documented variables (``GOOGLE_GEMINI_BASE_URL`` and, in
 replay only, a placeholder ``GEMINI_API_KEY``), so a plain ``genai.Client()`` in the next cell just works, and keeps
-proxies off loopback (``NO_PROXY``, :func:`keep_loopback_off_proxies`), so it works behind a proxy too.
+proxies off loopback (``NO_PROXY``, :func:`helpers.proxies.keep_loopback_off_proxies`), so it works behind a proxy
+too.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ from typing import Any
 
 from . import models
 from .prices import CHECKED as PRICES_CHECKED
+from .proxies import keep_loopback_off_proxies
 from .replay.cassettes.cassette import Cassette, CassetteError, check_writable, default_dir
-from .replay.wire.defaults import DEFAULT_UPSTREAM, FINISH_TIMEOUT_S, LOOPBACK_HOSTS, PLACEHOLDER_KEY
+from .replay.wire.defaults import DEFAULT_UPSTREAM, FINISH_TIMEOUT_S, PLACEHOLDER_KEY
 
 MODES = ("replay", "live", "record")
 KEY_VARIABLES = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
@@ -42,8 +44,6 @@ BASE_URL_VARIABLE = "GOOGLE_GEMINI_BASE_URL"
 STARTUP_TIMEOUT_S = 30.0
 MODEL_CHECK_TIMEOUT_MS = 15_000
 """How long :func:`check_models` waits for each ``models.get``, milliseconds."""
-NO_PROXY_VARIABLES = ("NO_PROXY", "no_proxy")
-"""Where HTTP clients read the hosts they reach without a proxy (lower case wins in Python's own reading)."""
 STOP_TIMEOUT_S = 5.0
 """How long a replay server may take to stop before it is killed; a recorder gets its finish timeout on top."""
 
@@ -306,32 +306,6 @@ def _port_free(port: int) -> bool:
     except OSError:
         return False
     return True
-
-
-def keep_loopback_off_proxies() -> None:
-    """Add this machine's loopback (``127.0.0.1``, ``localhost``, ``::1``) to ``NO_PROXY`` and ``no_proxy``, keeping
-    the hosts they already list, so no HTTP client of this kernel or of the servers it starts sends a call for the
-    replay server (or another local server) to a proxy. Called by :func:`setup` (introduced in ``00_setup``).
-
-    University and company laptops set ``HTTP_PROXY``/``HTTPS_PROXY``, and the SDK's clients honour them (``httpx2``
-    for sync calls, ``aiohttp`` with ``trust_env=True`` for ``client.aio``): without this, every replayed call goes
-    to the proxy, which cannot reach this machine's loopback. Calls to other hosts (live mode) keep their proxy.
-
-    A proxy set only in the system's settings (Windows, macOS), which Python uses when no proxy variable is set, is
-    first written to ``http_proxy``/``https_proxy``: a ``no_proxy`` variable alone would make Python's clients
-    ignore the system's proxy for every host.
-    """
-    import urllib.request
-
-    if not urllib.request.getproxies_environment():
-        system = urllib.request.getproxies()  # with no variable set: the system's settings, or nothing (Linux)
-        for scheme in ("http", "https"):
-            if system.get(scheme):
-                os.environ[f"{scheme}_proxy"] = system[scheme]
-    listed = (host.strip() for name in NO_PROXY_VARIABLES for host in os.environ.get(name, "").split(","))
-    hosts = ",".join(dict.fromkeys(host for host in (*listed, *LOOPBACK_HOSTS) if host))
-    for name in NO_PROXY_VARIABLES:
-        os.environ[name] = hosts
 
 
 def _has_key() -> bool:

@@ -123,7 +123,7 @@ WORKBOOK_VARIABLES = (
     "https_proxy",
 )
 """Every environment variable ``helpers.setup`` reads or sets (the proxy ones through
-:func:`helpers.workbook.keep_loopback_off_proxies`)."""
+:func:`helpers.proxies.keep_loopback_off_proxies`)."""
 
 
 def clean_workbook_env(mp: pytest.MonkeyPatch) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from helpers import control, web, workbook
+from helpers import control, proxies, web
 from helpers.models import FLASH
 from helpers.replay.pipeline.socket_server import running
 from helpers.replay.wire.defaults import DEFAULT_UPSTREAM
@@ -175,6 +175,17 @@ async def test_the_recorder_reaches_a_loopback_upstream_directly_and_the_api_thr
     assert proxy.seen == [API_CONNECT], "the real API was asked through the proxy, and only it"
 
 
+def test_the_author_cli_records_behind_a_dead_proxy(tmp_path: Path) -> None:
+    """``python -m helpers.replay author``: its SDK client reaches the recorder on loopback, not the proxy."""
+    env = {k: v for k, v in os.environ.items() if k.lower() not in PROXY_NAMES}
+    command = [sys.executable, "-m", "helpers.replay", "author", "demo", "--prompt", PROMPT, "--text", TEXT]
+    run = subprocess.run(
+        [*command, "--cassettes", str(tmp_path)], env={**env, **behind(DEAD_PROXY)}, capture_output=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout == b"authored 1 synthetic exchange(s) into demo\n"
+
+
 async def test_lesson_apps_are_read_directly_behind_a_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     """07_web's local servers: read_events' own client, and the buffering proxy stand-in, go to loopback directly."""
     set_behind(monkeypatch, DEAD_PROXY)
@@ -188,8 +199,8 @@ def test_setup_adds_loopback_to_no_proxy_keeping_what_is_there(monkeypatch: pyte
     set_behind(monkeypatch, DEAD_PROXY)
     monkeypatch.setenv("NO_PROXY", "intranet.example, localhost")
     monkeypatch.setenv("no_proxy", ".corp.example")
-    workbook.keep_loopback_off_proxies()
-    workbook.keep_loopback_off_proxies()  # again, as each setup cell does: nothing doubles
+    proxies.keep_loopback_off_proxies()
+    proxies.keep_loopback_off_proxies()  # again, as each setup cell does: nothing doubles
     expected = "intranet.example,localhost,.corp.example,127.0.0.1,::1"
     assert (os.environ["NO_PROXY"], os.environ["no_proxy"]) == (expected, expected)
     assert urllib.request.getproxies()["https"] == DEAD_PROXY, "the proxy stays for everything else"
@@ -203,6 +214,6 @@ def test_a_system_proxy_is_kept_when_no_proxy_variable_was_set(monkeypatch: pyte
     clear_proxies(monkeypatch)
     system = {"http": "http://proxy.corp.example:3128", "https": "http://proxy.corp.example:3128"}
     monkeypatch.setattr(urllib.request, "getproxies", lambda: urllib.request.getproxies_environment() or system)
-    workbook.keep_loopback_off_proxies()
+    proxies.keep_loopback_off_proxies()
     assert os.environ["https_proxy"] == os.environ["http_proxy"] == "http://proxy.corp.example:3128"
     assert os.environ["no_proxy"] == "127.0.0.1,localhost,::1"

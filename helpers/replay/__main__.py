@@ -173,7 +173,10 @@ def main(argv: list[str] | None = None) -> int:
 
             print(f"authored {author_notebook(args.notebook, fresh=not args.keep)} and refreshed {args.notebook}")
         else:
+            from ..proxies import keep_loopback_off_proxies
             from .app.authoring import author
+
+            keep_loopback_off_proxies()  # its SDK client calls the recorder on loopback
 
             script = Script([ScriptEntry(args.prompt, [args.text], args.model)])
             base = PROFILES[args.model]
