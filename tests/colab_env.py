@@ -47,6 +47,9 @@ KERNEL = (
 """The packages Colab's own kernel and its page depend on, as Colab has them (``google-colab`` pins several)."""
 KEPT = (*KERNEL, "numpy", "matplotlib", "pillow")
 """Never listed in ``requirements-colab.txt``: the lessons run on Colab's own (``numba`` there needs numpy<2.3)."""
+FROM_COLAB = ("aiohttp", "platformdirs", "psutil", "tqdm", "uvloop")
+"""What the lessons and ``helpers`` import that Colab already has at versions they can use: kept as Colab has them,
+unless ``requirements-colab.txt`` lists one (and a problem if Colab lacks one it does not list)."""
 TEST_TOOLS = ("nbval", "pytest", "pytest-asyncio", "pytest-timeout", "pytest-xdist")
 """What the Colab-shaped environment adds to run the lessons under nbval, at the workbook's pins."""
 COLAB_TOOLS = ("pip", "nbclient")
@@ -196,7 +199,7 @@ def resolve_listed(listed: Mapping[str, str], extra: Iterable[str] = ()) -> Reso
         ResolutionError: no such runtime exists (uv's message says why).
     """
     held = [f"{name}=={version}" for name, version in colab_pins().items() if name not in listed]
-    return compile_with_uv([*listed_requirements(listed), *KEPT, *extra], held)
+    return compile_with_uv([*listed_requirements(listed), *KEPT, *FROM_COLAB, *extra], held)
 
 
 def problems(listed: Mapping[str, str], extra: Iterable[str] = ()) -> list[str]:
@@ -246,7 +249,7 @@ def generate(head: Mapping[str, str]) -> dict[str, str]:
     preferred = {**workbook_pins(), **colab}
     kept = [f"{name}=={colab[name]}" for name in KEPT]
     preferences = [f"{name}=={version}" for name, version in preferred.items() if name not in head]
-    resolution = compile_with_uv([*listed_requirements(head), *KEPT], kept, preferences)
+    resolution = compile_with_uv([*listed_requirements(head), *KEPT, *FROM_COLAB], kept, preferences)
     exempt = kernel_only(resolution, colab)
     return {
         name: version
@@ -282,7 +285,8 @@ def environment() -> dict[str, str]:
     workbook = workbook_pins()
     tools = [f"{name}=={workbook[name]}" for name in TEST_TOOLS]
     held = [f"{n}=={v}" for n, v in colab_pins().items() if n not in listed and n not in TEST_TOOLS]
-    return compile_with_uv([*listed_requirements(listed), *KEPT, *COLAB_TOOLS, *tools], held).pins
+    requirements = [*listed_requirements(listed), *KEPT, *FROM_COLAB, *COLAB_TOOLS, *tools]
+    return compile_with_uv(requirements, held).pins
 
 
 def main(argv: list[str]) -> int:
