@@ -8,6 +8,9 @@ Checks read the learner's names from the namespace of the cell that calls ``chec
 kernel's user namespace), call the learner's functions against the current session's server (see
 :func:`helpers.setup`), and judge what comes back; a later lesson's check may also read the replay server's stats
 (``helpers.control``) around the call. Output is plain text with no addresses or timings, so nbval compares it.
+A check never judges an improvised stand-in (``helpers.setup(..., unmatched="improvise")``): while it runs, the
+server answers the cassette's unmatched requests with the 404 (:func:`recordings_only`), and a value the learner's
+cells got from a stand-in is not judged, and the check says so.
 A learner's function runs under a time limit (:func:`run_bounded`): one that never returns is stopped, and the check
 says where it was, so a check never hangs the kernel. Introduced in ``01_sync``.
 """
@@ -35,6 +38,7 @@ from google.genai import errors
 
 from . import control
 from .models import FLASH
+from .replay.wire.framing import IMPROVISED_HEADER
 from .workbook import WorkbookError, current_session
 
 
@@ -60,7 +64,7 @@ class Outcome:
     """What a check concluded; prints as the one message the learner sees.
 
     Attributes:
-        status: ``"correct"``, ``"incorrect"`` or ``"unattempted"``.
+        status: ``"correct"``, ``"incorrect"``, ``"unattempted"``, or ``"unjudged"`` (it holds a stand-in's answer).
         message: the explanation, without the status word.
     """
 
@@ -68,7 +72,12 @@ class Outcome:
     message: str
 
     def __str__(self) -> str:
-        prefix = {"correct": "Correct", "incorrect": "Incorrect", "unattempted": "Not attempted yet"}[self.status]
+        prefix = {
+            "correct": "Correct",
+            "incorrect": "Incorrect",
+            "unattempted": "Not attempted yet",
+            "unjudged": "Not judged",
+        }[self.status]
         return f"{prefix}: {self.message}" if self.message else f"{prefix}."
 
 
@@ -163,6 +172,34 @@ def counting_calls(obj: Any, method: str) -> Iterator[InFlight]:
 
     with _shadowing(obj, method, spy):
         yield counts
+
+
+@contextlib.contextmanager
+def recordings_only() -> Iterator[None]:
+    """For the block, the session's replay server answers the cassette's unmatched requests with the 404 that names
+    the nearest recording, never an improvised stand-in; afterwards, the server's own choice again. A check's calls
+    (and the learner's functions it calls) then meet exactly what they would with ``unmatched="error"``. Does nothing
+    live, in record mode, or before :func:`helpers.setup`; a server it cannot reach is left to the calls to meet."""
+    try:
+        replay = current_session().mode == "replay"
+    except WorkbookError:
+        replay = False
+    if replay:
+        with contextlib.suppress(WorkbookError):
+            control.set_unmatched("error")
+    try:
+        yield
+    finally:
+        if replay:
+            with contextlib.suppress(WorkbookError):
+                control.set_unmatched(None)
+
+
+def improvised(value: Any) -> bool:
+    """Whether ``value`` is an SDK response that an improvised stand-in answered (its HTTP response carries the
+    replay server's ``x-workbook-improvised`` header)."""
+    headers = getattr(getattr(value, "sdk_http_response", None), "headers", None)
+    return isinstance(headers, Mapping) and any(str(name).lower() == IMPROVISED_HEADER for name in headers)
 
 
 def code_names(code: Any) -> set[str]:
@@ -706,8 +743,17 @@ class Problem:
         absent = [n for n in self.needs if n not in ns]
         if absent:
             return Outcome("incorrect", f"this check uses {_names(absent)} from the setup cells: run those first.")
+        stand_ins = [n for n in (*self.variables, *self.needs) if improvised(ns[n])]
+        if stand_ins:
+            return Outcome(
+                "unjudged",
+                f"{_names(stand_ins)} holds an offline stand-in's answer (no recording matched the call that made it), "
+                f"and checks judge recorded answers only: run that cell as the lesson has it, then {self.name}.check() "
+                "again.",
+            )
         try:
-            self.verify(ns)
+            with recordings_only():
+                self.verify(ns)
         except Incorrect as e:
             return Outcome("incorrect", str(e))
         return Outcome("correct", self.correct_message)

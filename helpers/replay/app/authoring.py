@@ -17,7 +17,7 @@ from ...models import LatencyProfile
 from ..cassettes.cassette import Cassette, Exchange, default_dir
 from ..pipeline.socket_server import running
 from ..upstream.synthetic import Script, SyntheticUpstream
-from ..wire.defaults import PLACEHOLDER_KEY
+from ..wire.defaults import PLACEHOLDER_KEY, UNMATCHED_VARIABLE
 from .replay_server import CassetteStore, Mode, ReplayServer
 
 
@@ -141,7 +141,7 @@ def author_notebook(notebook: Path, *, fresh: bool = True) -> Path:
     check's reference solution (``helpers.exercises.exNAME.PROBLEMS``), so the checks' own requests are recorded
     too. When the script sets ``"takes": N``, only the first N recordings of each identical request are kept
     (:func:`keep_takes`). Then it runs the notebook again in replay mode and writes the outputs, as nbval will check
-    them.
+    them (strict: a request no recording matches fails, as under nbval, rather than being improvised).
 
     Args:
         notebook: path to ``notebooks/NN_name.ipynb``.
@@ -162,5 +162,5 @@ def author_notebook(notebook: Path, *, fresh: bool = True) -> Path:
     takes = json.loads(script.read_text(encoding="utf-8")).get("takes") if script.exists() else None
     if takes is not None:
         keep_takes(cassette, takes)
-    execute_notebook(notebook, {"WORKBOOK_MODE": "replay"}, save=True)
+    execute_notebook(notebook, {"WORKBOOK_MODE": "replay", UNMATCHED_VARIABLE: "error"}, save=True)
     return cassette
