@@ -24,7 +24,7 @@ from google.genai import errors, types
 
 import helpers
 from helpers import control, workbook
-from helpers.checks import Problem
+from helpers.checks import Problem, describe_error
 from helpers.exercises import (
     ex00_setup,
     ex01_sync,
@@ -378,14 +378,21 @@ LESSONS = [
 ANOTHER_MODEL = f"MODEL = {FLASH_LITE!r}  # every call the check makes now has no recording\n"
 
 
+def outcome(problem: Problem, code: str) -> str:
+    """What ``problem``'s check makes of ``code``: its printed line, or the error that escaped it (a check's own
+    call with no recording raises, improvising or not)."""
+    try:
+        return str(problem.evaluate(problem.namespace(code)))
+    except Exception as e:
+        return f"raised {describe_error(e)}"
+
+
 def outcomes(notebook: str, problems: tuple[Problem, ...], speed: float, unmatched: str) -> list[str]:
     """Each problem's outcome for its reference solution, then for the reference on another model (whose requests
     no recording matches), on a fresh replay of the lesson with ``unmatched``."""
     with lesson_replay(notebook, speed=speed, unmatched=unmatched):
         return [
-            str(problem.evaluate(problem.namespace(prefix + problem.solution_code)))
-            for problem in problems
-            for prefix in ("", ANOTHER_MODEL)
+            outcome(problem, prefix + problem.solution_code) for problem in problems for prefix in ("", ANOTHER_MODEL)
         ]
 
 
