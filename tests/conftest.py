@@ -117,9 +117,14 @@ WORKBOOK_VARIABLES = (
     "GOOGLE_API_KEY",
     "GEMINI_API_KEY",
     "GOOGLE_GEMINI_BASE_URL",
+    "NO_PROXY",
+    "no_proxy",
+    "http_proxy",
+    "https_proxy",
 )
-"""Every environment variable ``helpers.setup`` reads or sets, but ``WORKBOOK_UNMATCHED``: the repository's root
-``conftest.py`` sets it to ``error`` for every test (and every notebook kernel nbval starts), and it stays."""
+"""Every environment variable ``helpers.setup`` reads or sets (the proxy ones through
+:func:`helpers.proxies.keep_loopback_off_proxies`), but ``WORKBOOK_UNMATCHED``: the repository's root ``conftest.py``
+sets it to ``error`` for every test (and every notebook kernel nbval starts), and it stays."""
 
 
 def clean_workbook_env(mp: pytest.MonkeyPatch) -> None:

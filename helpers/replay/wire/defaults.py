@@ -21,3 +21,7 @@ with the 404 ``NOT_FOUND`` that names the nearest recording (``serve --unmatched
 
 STAND_IN_LABEL = "[Offline stand-in: no recording matches this prompt.]"
 """The first words of every improvised answer's text, so nobody mistakes it for the model's."""
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+"""The names of this machine's loopback: what the replay server binds by default, and what no proxy may carry
+(:func:`helpers.workbook.setup` adds them to ``NO_PROXY``)."""
