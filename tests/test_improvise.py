@@ -63,10 +63,45 @@ SPREAD = 3.0
 """Log-normal draws are judged within this many sigmas of their median."""
 
 
+def created(interaction_id: str, prompt: str, answer: list[str], *, stream: bool) -> Exchange:
+    """A recorded ``interactions.create`` of ``prompt`` answered with the texts ``answer`` (one delta each when
+    streamed), as the API sends it."""
+    steps = [
+        {"type": "thought", "signature": "c2ln"},
+        {"type": "model_output", "content": [{"type": "text", "text": "".join(answer)}]},
+    ]
+    resource = {"id": interaction_id, "status": "completed", "model": FLASH, "steps": steps, "usage": {}}
+    body = {"model": FLASH, "input": prompt, **({"stream": True} if stream else {})}
+    response: dict = {"status": 200, "offset_s": 0.0, "body": resource}
+    if stream:
+        head = {"id": interaction_id, "model": FLASH}
+        events = [
+            {"event_type": "interaction.created", "interaction": {**head, "status": "in_progress"}},
+            {"event_type": "step.start", "index": 0, "step": {"type": "thought"}},
+            {"event_type": "step.stop", "index": 0},
+            {"event_type": "step.start", "index": 1, "step": {"type": "model_output"}},
+            *({"event_type": "step.delta", "index": 1, "delta": {"type": "text", "text": t}} for t in answer),
+            {"event_type": "step.stop", "index": 1},
+            {"event_type": "interaction.completed", "interaction": {**head, "status": "completed", "usage": {}}},
+        ]
+        chunks = [{"offset_s": 0.0, "data": e, "event": e["event_type"]} for e in events]
+        response = {"status": 200, "chunks": [*chunks, {"offset_s": 0.0, "data": "[DONE]", "raw": True}]}
+    provenance = {"source": "synthetic", "date": "2026-12-06", "latency_model": "none, for tests", "based_on": "tests"}
+    return Exchange({"method": "POST", "path": "interactions", "query": {}, "body": body}, response, provenance)
+
+
+RECORDED_CHAT = [
+    ("v1_first", "Hi there.", ["Hello ", "back."], False),
+    ("v1_streamed", "Go on.", ["More ", "words."], True),
+]
+"""Recorded interactions of cassette ``i``: id, prompt, answer, streamed."""
+
+
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("improvise")
     write_cassette(folder, "t", [generate_exchange(PROMPT, "Recorded.", 0.0)])
+    write_cassette(folder, "i", [created(i, p, a, stream=s) for i, p, a, s in RECORDED_CHAT])
     return folder
 
 
@@ -162,6 +197,27 @@ def test_interactions_create_streamed_continued_and_read_back(improvising: Serve
     assert sdk.interactions.get(first.id).steps[0].type == "user_input"
 
 
+@pytest.mark.parametrize(("interaction_id", "prompt", "answer", "streamed"), RECORDED_CHAT)
+def test_continuing_a_recorded_interaction_reads_its_recorded_conversation(
+    improvising: Server, interaction_id: str, prompt: str, answer: list[str], streamed: bool
+) -> None:
+    sdk = genai.Client(api_key="test-key", http_options=types.HttpOptions(base_url=f"{improvising.url}/i/"))
+    asked = "And then?"
+
+    async def go_on() -> types.Interaction:  # through client.aio, the async path
+        reply = await sdk.aio.interactions.create(model=FLASH, input=asked, previous_interaction_id=interaction_id)
+        await sdk.aio.aclose()
+        return reply
+
+    reply = asyncio.run(go_on())
+    assert reply.output_text == stand_in_text(FLASH, asked) and reply.previous_interaction_id == interaction_id
+    read = estimate_tokens(prompt) + estimate_tokens("".join(answer)) + estimate_tokens(asked)
+    assert reply.usage.total_input_tokens == read, "the recorded conversation is read again, as the API does"
+    with pytest.raises(Exception) as caught:  # the Interactions client raises its own errors, not errors.APIError
+        sdk.interactions.create(model=FLASH, input=asked, previous_interaction_id="v1_nobody_made_this")
+    assert caught.value.status_code == 404 and "Interaction 'v1_nobody_made_this' was not found" in str(caught.value)
+
+
 def test_the_openai_compatible_endpoint_streamed_and_not(improvising: Server) -> None:
     sdk = openai.OpenAI(base_url=f"{improvising.url}/t/v1beta/openai/", api_key="test-key", max_retries=0)
     messages = [{"role": "user", "content": MINE}]
@@ -176,6 +232,9 @@ def test_the_openai_compatible_endpoint_streamed_and_not(improvising: Server) ->
     assert chunks[-1].usage.completion_tokens_details.reasoning_tokens > 0
     raw = sdk.chat.completions.with_raw_response.create(model=FLASH, messages=messages)
     assert json.loads(raw.headers[IMPROVISED_HEADER])["source"] == "improvised"
+    with pytest.raises(openai.NotFoundError) as caught:
+        sdk.chat.completions.create(model="gemini-0.0-nonexistent", messages=messages)
+    assert caught.value.body[0]["error"]["message"].startswith("models/gemini-0.0-nonexistent is not found")
     sdk.close()
 
 

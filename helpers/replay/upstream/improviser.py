@@ -101,7 +101,7 @@ class StandInScript(Script):
 
 def _recorded_steps(response: Any) -> list[dict[str, Any]]:
     """The model's steps in a recorded ``interactions.create`` answer: a JSON reply's ``steps``, or the steps a
-    stream's ``step.start`` and ``step.delta`` (text) events build."""
+    stream's ``step.start`` and ``step.delta`` (text) events build, each step's text deltas joined."""
     if "chunks" not in response:
         body = response.get("body")
         return list(body.get("steps") or []) if isinstance(body, dict) else []
@@ -113,7 +113,8 @@ def _recorded_steps(response: Any) -> list[dict[str, Any]]:
             steps[event["index"]] = {**event["step"]}
         elif kind == "step.delta" and (event.get("delta") or {}).get("type") == "text":
             step = steps.setdefault(event["index"], {"type": "model_output"})
-            step.setdefault("content", []).append({"type": "text", "text": event["delta"]["text"]})
+            content = step.setdefault("content", [{"type": "text", "text": ""}])
+            content[-1]["text"] += event["delta"]["text"]  # the deltas of one step are one text, as a reply has it
     return [steps[i] for i in sorted(steps)]
 
 
