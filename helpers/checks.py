@@ -35,7 +35,7 @@ from google.genai import errors
 
 from . import control
 from .models import FLASH
-from .workbook import WorkbookError, current_session
+from .workbook import WorkbookError, current_session, record_check
 
 
 class Placeholder:
@@ -713,8 +713,12 @@ class Problem:
         return Outcome("correct", self.correct_message)
 
     def check(self) -> None:
-        """Check the calling cell's work and print one line: correct, incorrect (and why) or not attempted."""
-        print(self.evaluate(sys._getframe(1).f_globals))
+        """Check the calling cell's work and print one line: correct, incorrect (and why) or not attempted.
+
+        The outcome is kept as the learner's progress (:func:`helpers.workbook.record_check`)."""
+        outcome = self.evaluate(sys._getframe(1).f_globals)
+        print(outcome)
+        record_check(self.name, outcome.status)
 
     def hint(self, n: int = 1) -> None:
         """Print hint ``n`` (1 is the mildest)."""
