@@ -37,6 +37,10 @@ STATUSES = ("correct", "incorrect", "unattempted")
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 """The repository's lessons; a lesson's exercises are the ``qN.check()`` cells of its notebook."""
 CHECK_CELL = re.compile(r"^\s*(q\d+)\.check\(\)", re.MULTILINE)
+EXERCISE = re.compile(r"q\d{1,3}")
+"""What an exercise's name looks like (``q1``): the variable a lesson binds it to."""
+MAX_LESSONS = 100
+"""The most lessons a classroom relay keeps outcomes of, per seat (what a seat can make it hold is bounded)."""
 ROOM_TIMEOUT_S = 2.0
 """How long posting an outcome to a room's relay may take before it is given up (the lesson goes on)."""
 LOCK_TIMEOUT_S = 10.0
@@ -112,13 +116,7 @@ def record(lesson: str, exercise: str, status: str, now: dt.datetime | None = No
     try:
         with _lock():
             lessons = load()
-            entry = lessons.setdefault(lesson, {}).get(exercise, {"done": False, "attempts": 0})
-            entry = {
-                "status": status,
-                "done": bool(entry.get("done")) or status == "correct",
-                "attempts": int(entry.get("attempts", 0)) + 1,
-                "last": when,
-            }
+            entry = updated(lessons.setdefault(lesson, {}).get(exercise), status, when)
             lessons[lesson][exercise] = entry
             _save(lessons)
     except (OSError, TimeoutError) as e:
@@ -126,6 +124,19 @@ def record(lesson: str, exercise: str, status: str, now: dt.datetime | None = No
             f"could not write {progress_file()} ({e}); set {DATA_DIR_VARIABLE} to a folder you can write."
         ) from None
     return entry
+
+
+def updated(entry: dict[str, Any] | None, status: str, when: str) -> dict[str, Any]:
+    """An exercise's entry after one more check with ``status`` at ``when`` (ISO 8601): the latest status, whether
+    it was ever correct, how many checks ran. ``entry`` is the one before (``None`` for the first check). The same
+    rule keeps a learner's file and a classroom relay's record of the room (:mod:`helpers.classroom.seats`)."""
+    entry = entry or {}
+    return {
+        "status": status,
+        "done": bool(entry.get("done")) or status == "correct",
+        "attempts": int(entry.get("attempts", 0)) + 1,
+        "last": when,
+    }
 
 
 def _save(lessons: dict[str, Any]) -> None:

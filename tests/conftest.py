@@ -120,7 +120,8 @@ WORKBOOK_VARIABLES = (
     "GEMINI_API_KEY",
     "GOOGLE_GEMINI_BASE_URL",
 )
-"""Every environment variable ``helpers.setup`` reads or sets."""
+"""Every environment variable ``helpers.setup`` reads or sets (in a room it also adds the room's host to
+``NO_PROXY``, which the room tests restore themselves)."""
 
 
 def clean_workbook_env(mp: pytest.MonkeyPatch) -> None:
