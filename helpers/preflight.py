@@ -30,15 +30,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import models
-from .cassette import Cassette, CassetteError, RecordedRequest, default_dir
 from .classroom.client import RoomError, room_request
-from .progress import NOTEBOOKS
-from .replay.defaults import PLACEHOLDER_KEY
+from .paths import NOTEBOOKS_DIR
+from .replay.cassettes.cassette import Cassette, CassetteError, RecordedRequest, default_dir
+from .replay.wire.defaults import PLACEHOLDER_KEY
 from .workbook import KEY_VARIABLES, ROOM_VARIABLE, SEAT_VARIABLE, ServerProcess, WorkbookError, check_models
 
 MIN_PYTHON = (3, 11)
 """google-genai 3.4 installs on nothing older."""
-REQUIREMENTS = NOTEBOOKS.parent / "requirements.txt"
+REQUIREMENTS = NOTEBOOKS_DIR.parent / "requirements.txt"
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 """Proxy variables HTTP clients read (each also in lower case)."""
 MIN_FREE_BYTES = 200 * 1024**2
@@ -320,7 +320,7 @@ def check_kernel() -> Finding:
     )
 
 
-def check_disk(folder: Path = NOTEBOOKS) -> Finding:
+def check_disk(folder: Path = NOTEBOOKS_DIR) -> Finding:
     """Free disk space where the workbook is."""
     free = shutil.disk_usage(folder if folder.exists() else Path.cwd()).free
     found = f"{free / 1024**3:.1f} GB free"

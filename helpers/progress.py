@@ -25,8 +25,9 @@ from typing import Any
 import platformdirs
 from filelock import FileLock
 
-from .cassette import write_atomically
 from .classroom.client import RoomError, room_request
+from .paths import NOTEBOOKS_DIR
+from .replay.cassettes.cassette import write_atomically
 
 DATA_DIR_VARIABLE = "WORKBOOK_DATA_DIR"
 """Set it to keep progress somewhere else than the per-user data folder (the test suite points it at a temp folder)."""
@@ -34,8 +35,6 @@ APP_NAME = "gemini-workbook"
 FILE_NAME = "progress.json"
 FORMAT = 1
 STATUSES = ("correct", "incorrect", "unattempted")
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
-"""The repository's lessons; a lesson's exercises are the ``qN.check()`` cells of its notebook."""
 CHECK_CELL = re.compile(r"^\s*(q\d+)\.check\(\)", re.MULTILINE)
 EXERCISE = re.compile(r"q\d{1,3}")
 """What an exercise's name looks like (``q1``): the variable a lesson binds it to."""
@@ -156,7 +155,7 @@ def reset() -> None:
         raise ProgressError(f"could not remove {progress_file()} ({e}).") from None
 
 
-def exercises(lesson: str, notebooks: Path = NOTEBOOKS) -> tuple[str, ...]:
+def exercises(lesson: str, notebooks: Path = NOTEBOOKS_DIR) -> tuple[str, ...]:
     """The exercises of ``lesson``, in order (``("q1", "q2", "q3")``): the ``qN.check()`` cells of its notebook;
     empty when the lesson has no notebook there."""
     path = notebooks / f"{lesson}.ipynb"
@@ -172,7 +171,7 @@ def exercises(lesson: str, notebooks: Path = NOTEBOOKS) -> tuple[str, ...]:
     return tuple(found)
 
 
-def lessons(notebooks: Path = NOTEBOOKS) -> list[str]:
+def lessons(notebooks: Path = NOTEBOOKS_DIR) -> list[str]:
     """The workbook's lessons with exercises, in order: ``["00_setup", "01_sync", ...]``."""
     return [p.stem for p in sorted(notebooks.glob("[0-9][0-9]_*.ipynb")) if exercises(p.stem, notebooks)]
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers.classroom.client import SEAT_HEADER
-from helpers.replay.tokens import HEADER
+from helpers.replay.pipeline.server_token import HEADER
 
 TIMEOUT_S = 20.0
 """The longest a relay may take to start, or any one call to it."""

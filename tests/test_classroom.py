@@ -28,9 +28,9 @@ import helpers
 from helpers import prices, progress
 from helpers.exercises.ex00_setup import q1 as name_the_mode
 from helpers.models import FLASH
-from helpers.replay.limits import RETRY_INFO_TYPE
-from helpers.replay.runner import running
-from helpers.replay.tokens import HEADER
+from helpers.replay.pipeline.rate_limits import RETRY_INFO_TYPE
+from helpers.replay.pipeline.server_token import HEADER
+from helpers.replay.pipeline.socket_server import running
 
 from .conftest import (
     PROMPT,

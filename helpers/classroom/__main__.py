@@ -25,12 +25,12 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ..cassette import default_dir
-from ..replay.defaults import DEFAULT_UPSTREAM
-from ..replay.keys import RedactingStream
-from ..replay.limits import Limits
-from ..replay.runner import PortInUseError, bind
-from ..replay.store import CassetteStore
+from ..replay.cassettes.cassette import default_dir
+from ..replay.cassettes.store import CassetteStore
+from ..replay.pipeline.rate_limits import Limits
+from ..replay.pipeline.socket_server import PortInUseError, bind
+from ..replay.wire.api_keys import RedactingStream
+from ..replay.wire.defaults import DEFAULT_UPSTREAM
 from .backends import LiveUpstream
 from .client import ROOM_PREFIX
 from .meter import Meter

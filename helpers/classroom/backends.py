@@ -4,8 +4,8 @@
 requests take the recordings in turn), its injected faults and its stats (which exercise checks read) are per
 cassette, so one seat's calls would move another's turn, a hold one seat's check set would catch another's stream,
 and a check would count the whole room's requests. So each seat gets, per lesson, a replay server of its own: the
-replay server's own app (:class:`helpers.replay.server.ReplayServer`), run in the relay's process on a loopback port
-(:func:`helpers.replay.runner.running`), all of them sharing one in-memory copy of the cassettes. A lesson's
+replay server's own app (:class:`.replay_server.ReplayServer`), run in the relay's process on a loopback port
+(:func:`.socket_server.running`), all of them sharing one in-memory copy of the cassettes. A lesson's
 ``helpers.setup(..., speed=S)`` starts its server at that speed, and a new one when the speed changes, exactly as a
 kernel's own server is restarted (:func:`helpers.workbook.setup`). ``/_control`` calls of a seat (faults, limits and
 stats its checks use) reach its server with that server's token, which never leaves the relay.
@@ -23,9 +23,11 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from ..replay.runner import APP_TOKEN, running
-from ..replay.server import CassetteStore, Mode, ReplayServer
-from ..replay.tokens import HEADER as CONTROL_HEADER
+from ..replay.app.replay_server import ReplayServer
+from ..replay.cassettes.store import CassetteStore
+from ..replay.pipeline.api_request import Mode
+from ..replay.pipeline.server_token import HEADER as CONTROL_HEADER
+from ..replay.pipeline.socket_server import APP_TOKEN, running
 
 CONNECT_TIMEOUT_S = 30.0
 """How long connecting to the upstream (or a seat's replay server) may take, seconds."""

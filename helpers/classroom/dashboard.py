@@ -24,17 +24,16 @@ import io
 import secrets
 import time
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from .. import progress
-from ..replay.pipeline import json_response
-from ..replay.wire import SSE_CONTENT_TYPE, ApiError, sse_event
+from ..replay.pipeline.api_request import json_response
+from ..replay.wire.framing import SSE_CONTENT_TYPE, ApiError, sse_event
 from .client import ROOM_PREFIX
-
-if TYPE_CHECKING:
-    from .relay import Relay
+from .meter import Meter
+from .seats import SeatBook
 
 MIN_INTERVAL_S = 0.25
 """The shortest time between two snapshots on one stream, seconds."""
@@ -45,10 +44,26 @@ MAX_STREAMS = 20
 CSV_COLUMNS = ("seat", "lesson", "exercise", "status", "done", "attempts", "last")
 
 
-class Dashboard:
-    """The dashboard's routes over a :class:`.relay.Relay`'s state."""
+class Room(Protocol):
+    """What the dashboard reads and changes of the relay (:class:`.relay.Relay`)."""
 
-    def __init__(self, relay: Relay) -> None:
+    book: SeatBook
+    meter: Meter
+    version: int
+    changed: asyncio.Event
+
+    @property
+    def mode(self) -> str: ...
+
+    def notify(self) -> None: ...
+
+    def check_instructor(self, request: web.Request) -> None: ...
+
+
+class Dashboard:
+    """The dashboard's routes over the relay's state."""
+
+    def __init__(self, relay: Room) -> None:
         self.relay = relay
         self.totals = {lesson: len(progress.exercises(lesson)) for lesson in progress.lessons()}
         self.streams = 0
@@ -66,7 +81,7 @@ class Dashboard:
         ``now`` is the relay's clock (seconds since the epoch), for the page to show how long ago a seat was active."""
         meter = self.relay.meter
         return {
-            "mode": self.relay.config.mode,
+            "mode": self.relay.mode,
             "now": time.time(),
             "limits": {"rpm": meter.limits.rpm, "tpm": meter.limits.tpm, "budget_usd": meter.budget_usd},
             "lessons": self.totals,

@@ -1,10 +1,10 @@
 """What each seat may spend and has spent: per-seat rate limits, the budget, and tokens and cost read off answers.
 
 The relay's limits glue (``serve --rpm/--tpm/--budget-usd``). Rate limits are the replay server's own
-(:class:`helpers.replay.limits.RateLimiter`, the sliding minute of lesson ``02_async``, its 429 with ``RetryInfo``),
-with one window per seat and model instead of per cassette and model. A call's tokens are known only once its answer
-is (like record mode's), so TPM counts them when the answer ends (:meth:`Meter.settle`): a seat can go over its TPM by
-the calls it has in flight, then waits until the window has room again.
+(:class:`.rate_limits.RateLimiter`, the sliding minute of lesson ``02_async``, its 429 with ``RetryInfo``), with one
+window per seat and model instead of per cassette and model. A call's tokens are known only once its answer is (as in
+record mode), so TPM counts them when the answer ends (:meth:`Meter.settle`): a seat can go over its TPM by the calls
+it has in flight, then waits until the window has room again.
 
 Every kind of model call counts, under the model it names: ``generateContent`` and ``streamGenerateContent``, the
 Interactions API (``POST interactions``) and the OpenAI-compatible endpoint (``POST openai/chat/completions``, whose
@@ -26,8 +26,8 @@ from typing import Any
 from aiohttp import web
 
 from .. import prices
-from ..replay.limits import MODEL_CALL, WINDOW_S, Limits, RateLimiter
-from ..replay.pipeline import error_response
+from ..replay.pipeline.api_request import error_response
+from ..replay.pipeline.rate_limits import MODEL_CALL, WINDOW_S, Limits, RateLimiter
 from .seats import Seat
 
 NAMED_MODEL_PATHS = re.compile(r"^(interactions|openai/chat/completions)$")

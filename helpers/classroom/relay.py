@@ -17,7 +17,7 @@ in the API's JSON error shape, so binding a LAN address exposes nothing to a mac
 through as their bytes arrive (never buffered). Before a model call is forwarded, the seat's limits and budget
 (:mod:`.meter`) may refuse it with 429; after it, its tokens and cost are counted. The instructor's key is put only in
 the upstream request's header (:mod:`.backends`): never in a reply, the log (standard error, redacted by
-:class:`helpers.replay.keys.RedactingStream`), the page or a file.
+:class:`helpers.replay.wire.api_keys.RedactingStream`), the page or a file.
 """
 
 from __future__ import annotations
@@ -34,15 +34,22 @@ import aiohttp
 from aiohttp import web
 
 from .. import progress
-from ..cassette import CassetteError, MissingCassetteError, strip_version
-from ..replay import errors
-from ..replay.keys import REDACTED, SEEN
-from ..replay.pipeline import CONTROL_PREFIX, MAX_BODY_BYTES, error_response, json_response, parse_json
-from ..replay.store import CassetteStore, name_problem
-from ..replay.tokens import HEADER as INSTRUCTOR_HEADER
-from ..replay.wire import SSE_CONTENT_TYPE, ApiError
+from ..replay.cassettes.cassette import CassetteError, MissingCassetteError, strip_version
+from ..replay.cassettes.store import CassetteStore, name_problem
+from ..replay.pipeline import error_middleware
+from ..replay.pipeline.api_request import (
+    CONTROL_PREFIX,
+    MAX_BODY_BYTES,
+    error_response,
+    json_response,
+    parse_json,
+)
+from ..replay.pipeline.server_token import HEADER as INSTRUCTOR_HEADER
+from ..replay.wire.api_keys import REDACTED, SEEN
+from ..replay.wire.framing import SSE_CONTENT_TYPE, ApiError
 from .backends import LiveUpstream, ReplayPool, Target
 from .client import ROOM_PREFIX
+from .dashboard import Dashboard
 from .meter import Meter, StreamUsage, find_usage, limited_path
 from .seats import Seat, SeatBook
 
@@ -98,12 +105,15 @@ class Relay:
             SEEN.note(config.live.key)
         self._key = config.live.key.encode() if config.live is not None else b""
 
+    @property
+    def mode(self) -> str:
+        """``"replay"`` or ``"live"``."""
+        return self.config.mode
+
     def app(self) -> web.Application:
         """The aiohttp application: every route of the module docstring."""
-        from .dashboard import Dashboard
-
         app = web.Application(client_max_size=MAX_BODY_BYTES)
-        errors.install(app)  # any failure becomes the API's JSON error, never a traceback
+        error_middleware.install(app)  # any failure becomes the API's JSON error, never a traceback
         Dashboard(self).install(app)
         room = f"/{ROOM_PREFIX}"
         app.router.add_get(f"{room}/seat", self.seat_info)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import progress
-from ..cassette import write_atomically
+from ..replay.cassettes.cassette import write_atomically
 
 TOKEN_CHARACTERS = re.compile(r"[A-Za-z0-9_-]{20,200}")
 """What a seat token looks like: URL-safe, long enough to guess at no better than chance, short enough to type."""
