@@ -7,6 +7,7 @@ counts and order, never by a client's clock. Every loop is bounded; every relay 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import os
 import re
@@ -455,3 +456,14 @@ def test_joining_a_room_fails_with_what_to_do(lesson_room: RunningRelay) -> None
         helpers.setup("00_setup", room=dead, seat=lesson_room.seats[0])
     with pytest.raises(helpers.WorkbookError, match="not a URL"):
         helpers.setup("00_setup", room="192.168.1.20:8000", seat=lesson_room.seats[0])
+
+
+@pytest.mark.parametrize(("lesson", "speed"), [("02_async", 60), ("03_streaming", 5), ("04_multimodal", 1)])
+def test_a_lessons_exercise_checks_pass_in_a_room(lesson_room: RunningRelay, lesson: str, speed: float) -> None:
+    # The checks read the seat's replay server through the relay (stats, limits, held streams: 02, 03), run the
+    # learner's code in a subprocess (03's CLI) and upload files, whose bytes the SDK sends without a key (04).
+    helpers.setup(lesson, speed=speed, room=lesson_room.url, seat=lesson_room.seats[1])
+    for problem in importlib.import_module(f"helpers.exercises.ex{lesson}").PROBLEMS:
+        problem.check_reference()
+    seat = lesson_room.seat(2)
+    assert seat["lesson"] == lesson and seat["requests"] > 0 and seat["limited"] == 0

@@ -26,6 +26,8 @@ import asyncio
 import contextlib
 import math
 import secrets
+import urllib.parse
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -58,6 +60,8 @@ PASSED_REQUEST_HEADERS = {"content-type", "user-agent", "x-goog-api-client", "x-
 PASSED_RESPONSE_HEADERS = {"content-type", "content-encoding", "retry-after"}
 """Response headers passed back (with every ``x-goog-upload-*`` one, the upload URL rewritten to the relay)."""
 UPLOAD_URL = "x-goog-upload-url"
+MAX_UPLOADS = 10_000
+"""Upload sessions the relay remembers the seat of (the oldest are forgotten first)."""
 MAX_SPEED = 1000.0
 """The highest replay speed a lesson may ask the relay for (the lessons use at most 60)."""
 
@@ -104,6 +108,9 @@ class Relay:
         if config.live is not None:
             SEEN.note(config.live.key)
         self._key = config.live.key.encode() if config.live is not None else b""
+        self.uploads: OrderedDict[str, Seat] = OrderedDict()
+        """The seat of each upload session, by ``upload_id``: the SDK sends an upload's bytes without its key (the
+        upload URL is the credential, as the real API's is), so the relay knows the seat by the URL it handed out."""
 
     @property
     def mode(self) -> str:
@@ -145,7 +152,7 @@ class Relay:
             ApiError: 401 without a known seat token, 403 for a revoked seat.
         """
         token = seat_token(request.headers, request.query)
-        seat = self.book.by_token(token) if token else None
+        seat = self.book.by_token(token) if token else self.uploads.get(request.query.get("upload_id", ""))
         if seat is None:
             raise ApiError(
                 401,
@@ -318,6 +325,7 @@ class Relay:
         if UPLOAD_URL in {k.lower() for k in headers}:
             key = next(k for k in headers if k.lower() == UPLOAD_URL)
             headers[key] = self._relay_url(request, target, headers[key])
+            self._remember_upload(seat, headers[key])
         if up.status >= 300:
             seat.statuses[up.status] += 1
         if not up.headers.get("content-type", "").startswith(SSE_CONTENT_TYPE):
@@ -336,6 +344,13 @@ class Relay:
         if usage is not None:
             usage[0] = reader.usage
         return stream
+
+    def _remember_upload(self, seat: Seat, url: str) -> None:
+        upload_id = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query).get("upload_id", [""])[0]
+        if upload_id:
+            self.uploads[upload_id] = seat
+            while len(self.uploads) > MAX_UPLOADS:
+                self.uploads.popitem(last=False)
 
     def _redact(self, data: bytes) -> bytes:
         """``data`` without the instructor's key, should an upstream ever echo it (a misconfigured ``--upstream``)."""
