@@ -86,6 +86,7 @@ class Seat:
         last_activity: when it last called, seconds since the epoch (``None``: never).
         lesson: the lesson its last ``helpers.setup`` named.
         progress: its exercises' outcomes, ``{lesson: {exercise: entry}}`` (:func:`helpers.progress.updated`).
+        latest: the exercise it checked last, per lesson.
     """
 
     number: int
@@ -100,6 +101,7 @@ class Seat:
     last_activity: float | None = None
     lesson: str | None = None
     progress: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    latest: dict[str, str] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -115,13 +117,15 @@ class Seat:
         when = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         lessons = self.progress.setdefault(lesson, {})
         lessons[exercise] = progress.updated(lessons.get(exercise), status, when)
+        self.latest[lesson] = exercise
         self.touch()
 
     def snapshot(self, totals: dict[str, int]) -> dict[str, Any]:
         """What the dashboard shows of this seat (no token), with each lesson's exercises done out of ``totals``."""
         lessons = {}
         for lesson, entries in self.progress.items():
-            last_name, last = max(entries.items(), key=lambda item: item[1]["last"])
+            last_name = self.latest[lesson]
+            last = entries[last_name]
             lessons[lesson] = {
                 "done": sum(1 for e in entries.values() if e["done"]),
                 "total": totals.get(lesson, 0),
