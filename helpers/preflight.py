@@ -133,7 +133,7 @@ def check_python() -> Finding:
     if sys.version_info[:2] < MIN_PYTHON:
         need = ".".join(map(str, MIN_PYTHON))
         return Finding(FAIL, "python", f"Python {version}", f"install Python {need} or newer and make the venv with it")
-    return Finding(OK, "python", f"Python {version} ({sys.executable})")
+    return Finding(OK, "python", f"Python {version} (environment {Path(sys.prefix).name})")
 
 
 def pins(path: Path = REQUIREMENTS) -> dict[str, str]:
@@ -287,7 +287,9 @@ def check_proxies(replay: Finding) -> Finding:
 def check_kernel() -> Finding:
     """Whether the lessons' Jupyter kernel (``python3``) runs this environment, where ``helpers`` is installed."""
     if "ipykernel" in sys.modules:
-        return Finding(OK, "kernel", f"this notebook's kernel runs this environment ({sys.prefix})")
+        return Finding(
+            OK, "kernel", f"this notebook's kernel runs the workbook's environment ({Path(sys.prefix).name})"
+        )
     try:
         from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
@@ -311,7 +313,7 @@ def check_kernel() -> Finding:
     except (OSError, subprocess.SubprocessError) as e:
         out = f"nothing that runs ({type(e).__name__})"
     if Path(out) == Path(sys.prefix):
-        return Finding(OK, "kernel", f"the python3 kernel runs this environment ({sys.prefix})")
+        return Finding(OK, "kernel", f"the python3 kernel runs this environment ({Path(sys.prefix).name})")
     return Finding(
         FAIL,
         "kernel",
