@@ -20,6 +20,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from .classroom.client import error_message
 from .replay.pipeline import server_token
 from .workbook import WorkbookError, current_session
 
@@ -110,11 +111,7 @@ def _request(
         with urllib.request.urlopen(request, timeout=CONTROL_TIMEOUT_S) as response:
             return json.loads(response.read() or b"null")
     except urllib.error.HTTPError as e:
-        try:
-            message = json.loads(e.read())["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = f"HTTP {e.code} {e.reason}"
-        raise WorkbookError(f"the replay server refused {method} {url}: {message}") from None
+        raise WorkbookError(f"the replay server refused {method} {url}: {error_message(e)}") from None
     except (urllib.error.URLError, TimeoutError) as e:
         reason = getattr(e, "reason", e)
         raise WorkbookError(

@@ -12,10 +12,13 @@ import json
 import os
 import re
 import socket
+import ssl
 import stat
 import subprocess
 import sys
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,10 +40,7 @@ from .conftest import (
     PROMPT,
     TEXT,
     clean_workbook_env,
-    generate_exchange,
     stop_workbook_servers,
-    stream_exchange,
-    write_cassette,
 )
 from .rooms import TIMEOUT_S, RunningRelay, as_seat, call, relay
 
@@ -49,26 +49,10 @@ KEY = "AIza" + "Sy" + "D-instructors-own-key-000000000000"  # key-shaped on purp
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Cassette ``t``: a plain answer (16 tokens), a streamed one, three takes of "Count"."""
-    folder = tmp_path_factory.mktemp("room-cassettes")
-    write_cassette(
-        folder,
-        "t",
-        [
-            generate_exchange(PROMPT, TEXT, 0.02),
-            stream_exchange(PROMPT, [(0.05, "Sunlight "), (0.10, "scatters, "), (0.15, "blue most.")]),
-            *(generate_exchange("Count", f"take {i}", 0.0) for i in range(3)),
-        ],
-    )
-    return folder
-
-
-@pytest.fixture(scope="module")
-def room(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRelay]:
+def room(cassette_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRelay]:
     """A six-seat replay room at 4 RPM per seat; each test uses seats of its own."""
     seats = tmp_path_factory.mktemp("room") / "seats.txt"
-    with relay(seats, "--seats", "6", "--rpm", "4", "--cassettes", str(folder)) as running_relay:
+    with relay(seats, "--seats", "6", "--rpm", "4", "--cassettes", str(cassette_dir)) as running_relay:
         yield running_relay
 
 
@@ -86,9 +70,11 @@ def ask(client: genai.Client, prompt: str = PROMPT) -> str:
     return client.models.generate_content(model=FLASH, contents=prompt).text or ""
 
 
-def test_the_command_prints_its_two_lines_and_writes_then_extends_the_seats_file(folder: Path, tmp_path: Path) -> None:
+def test_the_command_prints_its_two_lines_and_writes_then_extends_the_seats_file(
+    cassette_dir: Path, tmp_path: Path
+) -> None:
     seats = tmp_path / "seats.txt"
-    with relay(seats, "--seats", "3", "--cassettes", str(folder)) as first:
+    with relay(seats, "--seats", "3", "--cassettes", str(cassette_dir)) as first:
         assert re.fullmatch(r"serving http://127\.0\.0\.1:\d+", first.lines[0])
         assert re.fullmatch(rf"dashboard {re.escape(first.url)}/_room/dashboard\?token=[\w-]{{20,}}", first.lines[1])
         tokens = first.seats
@@ -96,7 +82,7 @@ def test_the_command_prints_its_two_lines_and_writes_then_extends_the_seats_file
     assert all(re.fullmatch(r"[\w-]{20,}", t) for t in tokens)
     if os.name == "posix":
         assert stat.S_IMODE(seats.stat().st_mode) == 0o600, "the seats file holds credentials"
-    with relay(seats, "--seats", "5", "--cassettes", str(folder)) as second:
+    with relay(seats, "--seats", "5", "--cassettes", str(cassette_dir)) as second:
         assert second.seats[:3] == tokens, "a restarted relay keeps the seats' tokens"
         assert len(second.seats) == 5
         assert call(f"{second.url}/_room/seat", headers=as_seat(tokens[0]))[1]["seat"] == 1
@@ -240,8 +226,8 @@ def test_the_session_route_checks_what_a_lesson_sends(room: RunningRelay) -> Non
     assert call(f"{room.url}/_room/progress", bad, headers=token)[0] == 400
 
 
-def test_tpm_counts_the_tokens_answers_report(folder: Path, tmp_path: Path) -> None:
-    with relay(tmp_path / "seats.txt", "--seats", "1", "--tpm", "20", "--cassettes", str(folder)) as tpm_room:
+def test_tpm_counts_the_tokens_answers_report(cassette_dir: Path, tmp_path: Path) -> None:
+    with relay(tmp_path / "seats.txt", "--seats", "1", "--tpm", "20", "--cassettes", str(cassette_dir)) as tpm_room:
         client = sdk(tpm_room, tpm_room.seats[0])
         assert [ask(client), ask(client)] == [TEXT, TEXT]  # 16 tokens known only after the first answer
         with pytest.raises(errors.ClientError) as refused:
@@ -250,10 +236,12 @@ def test_tpm_counts_the_tokens_answers_report(folder: Path, tmp_path: Path) -> N
         assert tpm_room.seat(1)["tokens"] == 32
 
 
-def test_a_budget_caps_a_seats_estimated_spend(folder: Path, tmp_path: Path) -> None:
+def test_a_budget_caps_a_seats_estimated_spend(cassette_dir: Path, tmp_path: Path) -> None:
     cost = prices.cost_usd({"promptTokenCount": 6, "candidatesTokenCount": 10}, FLASH)
     budget = f"{cost * 1.5:.10f}"
-    with relay(tmp_path / "seats.txt", "--seats", "2", "--budget-usd", budget, "--cassettes", str(folder)) as priced:
+    with relay(
+        tmp_path / "seats.txt", "--seats", "2", "--budget-usd", budget, "--cassettes", str(cassette_dir)
+    ) as priced:
         first, second = sdk(priced, priced.seats[0]), sdk(priced, priced.seats[1])
         assert [ask(first), ask(first)] == [TEXT, TEXT]  # under budget before each
         with pytest.raises(errors.ClientError) as refused:
@@ -349,9 +337,13 @@ def test_live_the_instructors_key_goes_upstream_and_nowhere_else(tmp_path: Path)
     assert '"mode": "live"' in replies[-1]
 
 
-def test_thirty_seats_stream_at_once_and_only_the_one_over_its_limit_is_refused(folder: Path, tmp_path: Path) -> None:
+def test_thirty_seats_stream_at_once_and_only_the_one_over_its_limit_is_refused(
+    cassette_dir: Path, tmp_path: Path
+) -> None:
     seats, rpm, calls, greedy = 30, 4, 3, 8
-    with relay(tmp_path / "seats.txt", "--seats", str(seats), "--rpm", str(rpm), "--cassettes", str(folder)) as full:
+    with relay(
+        tmp_path / "seats.txt", "--seats", str(seats), "--rpm", str(rpm), "--cassettes", str(cassette_dir)
+    ) as full:
         tokens = full.seats
 
         async def seat(token: str, n: int) -> list[str]:
@@ -467,3 +459,21 @@ def test_a_lessons_exercise_checks_pass_in_a_room(lesson_room: RunningRelay, les
         problem.check_reference()
     seat = lesson_room.seat(2)
     assert seat["lesson"] == lesson and seat["requests"] > 0 and seat["limited"] == 0
+
+
+def test_with_a_certificate_the_relay_serves_https(tmp_path: Path) -> None:
+    cert, key = tmp_path / "room.pem", tmp_path / "room-key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    args = ("--seats", "1", "--certfile", str(cert), "--keyfile", str(key))
+    with relay(tmp_path / "seats.txt", *args) as secure:
+        assert re.fullmatch(r"serving https://127\.0\.0\.1:\d+", secure.lines[0])
+        context = ssl.create_default_context(cafile=str(cert))
+        request = urllib.request.Request(f"{secure.url}/_room/seat", headers=as_seat(secure.seats[0]))
+        with urllib.request.urlopen(request, context=context, timeout=TIMEOUT_S) as answer:
+            assert json.loads(answer.read())["seat"] == 1
+        with pytest.raises((urllib.error.URLError, ConnectionError)):  # plain HTTP to it gets nowhere
+            urllib.request.urlopen(secure.url.replace("https", "http") + "/_room/seat", timeout=TIMEOUT_S)

@@ -48,6 +48,14 @@ def room_url(room: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def error_message(error: urllib.error.HTTPError) -> str:
+    """The message of an error reply in the API's JSON shape, or ``HTTP CODE REASON`` when it has none."""
+    try:
+        return str(json.loads(error.read())["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {error.code} {error.reason}"
+
+
 def room_request(
     room: str, seat: str, method: str, route: str, payload: Any = None, *, timeout_s: float = JOIN_TIMEOUT_S
 ) -> Any:
@@ -75,11 +83,7 @@ def room_request(
         with opener.open(request, timeout=timeout_s) as response:
             return json.loads(response.read() or b"null")
     except urllib.error.HTTPError as e:
-        try:
-            message = json.loads(e.read())["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = f"HTTP {e.code} {e.reason}"
-        raise RoomError(f"the room refused it ({e.code}): {message}", e.code) from None
+        raise RoomError(f"the room refused it ({e.code}): {error_message(e)}", e.code) from None
     except (urllib.error.URLError, OSError, ValueError) as e:
         reason = getattr(e, "reason", e)
         raise RoomError(f"could not reach the room at {room_url(room)} ({reason})") from None

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,19 +37,19 @@ MAX_EVENT_BYTES = 1024**2
 """An SSE event longer than this is not read for usage (it is still passed on whole)."""
 
 
-def limited_path(api_path: str, method: str, body: Any) -> str | None:
+def limited_path(api_path: str, method: str, body: Callable[[], Any]) -> str | None:
     """The path a call counts under: ``models/M:generateContent``-like for every model call (see the module
     docstring), ``None`` for calls that are not model calls (files, batches' polling, ``countTokens``, ``models.get``).
 
     Args:
         api_path: the path without its version segment, e.g. ``models/gemini-3.8-flash:streamGenerateContent``.
         method: the HTTP method.
-        body: the parsed JSON body, or ``None``.
+        body: gives the parsed JSON body, or ``None``; called only for the calls whose model is in the body.
     """
     if MODEL_CALL.match(api_path):
         return api_path
-    if method == "POST" and NAMED_MODEL_PATHS.match(api_path) and isinstance(body, dict):
-        model = body.get("model")
+    if method == "POST" and NAMED_MODEL_PATHS.match(api_path) and isinstance(parsed := body(), dict):
+        model = parsed.get("model")
         if isinstance(model, str) and model and "/" not in model.removeprefix("models/"):
             return f"models/{model.removeprefix('models/')}:generateContent"
     return None
@@ -89,11 +90,12 @@ def estimate_usd(model: str, prompt: int, total: int) -> float:
 
 class StreamUsage:
     """Reads the usage a server-sent-events stream reports, from its bytes as they pass (:meth:`feed`), without
-    holding the stream back; :attr:`usage` is the last one seen."""
+    holding the stream back: it keeps the last event that mentions usage and parses only that one, at the end
+    (:attr:`usage`)."""
 
     def __init__(self) -> None:
         self._pending = b""
-        self.usage: tuple[int, int] | None = None
+        self._last = b""
 
     def feed(self, data: bytes) -> None:
         """Take the next bytes of the stream."""
@@ -102,15 +104,17 @@ class StreamUsage:
         if len(self._pending) > MAX_EVENT_BYTES:
             self._pending = b""
         for event in events:
-            if b"usage" not in event:  # most chunks carry none: don't parse them
-                continue
-            lines = [line[5:].strip() for line in event.splitlines() if line.startswith(b"data:")]
-            try:
-                found = find_usage(json.loads(b"\n".join(lines)))
-            except ValueError:
-                continue
-            if found is not None:
-                self.usage = found
+            if b"usage" in event:  # a Gemini chunk's usageMetadata, an OpenAI or Interactions usage
+                self._last = event
+
+    @property
+    def usage(self) -> tuple[int, int] | None:
+        """``(prompt tokens, total tokens)`` the stream reported last, or ``None``."""
+        lines = [line[5:].strip() for line in self._last.splitlines() if line.startswith(b"data:")]
+        try:
+            return find_usage(json.loads(b"\n".join(lines))) if lines else None
+        except ValueError:
+            return None
 
 
 @dataclass

@@ -12,6 +12,9 @@ Routes (a seat authenticates with its token, sent as the SDK sends an API key: `
     GET  /_room/dashboard                 instructor: the dashboard page (:mod:`.dashboard`)
     GET  /_room/events, /_room/seats, /_room/progress.csv; POST /_room/seats/{n}/revoke|unrevoke   instructor
 
+An upload's bytes are the one exception: the SDK sends them without a key to the upload URL the relay handed out
+(as the real API's upload URL is the credential), so the relay knows their seat by its ``upload_id``.
+
 Every route needs a token: an unknown one gets 401 ``UNAUTHENTICATED``, a revoked seat's 403 ``PERMISSION_DENIED``,
 in the API's JSON error shape, so binding a LAN address exposes nothing to a machine without one. Streams pass
 through as their bytes arrive (never buffered). Before a model call is forwarded, the seat's limits and budget
@@ -261,8 +264,7 @@ class Relay:
         cassette, path = request.match_info["cassette"], request.match_info["path"]
         _check_cassette(cassette)
         raw = await request.read()
-        body = _maybe_json(raw, request.content_type)
-        counted = limited_path(strip_version(path), request.method, body)
+        counted = limited_path(strip_version(path), request.method, lambda: _maybe_json(raw, request.content_type))
         seat.requests += 1
         seat.touch()
         admitted_at = 0.0
