@@ -385,9 +385,7 @@ def test_thirty_seats_stream_at_once_and_only_the_one_over_its_limit_is_refused(
 @pytest.fixture
 def lesson_room(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningRelay]:
     """A two-seat room replaying the workbook's own cassettes, and a clean environment restored afterwards."""
-    clean_workbook_env(monkeypatch)
-    for name in ("NO_PROXY", "no_proxy"):
-        monkeypatch.setenv(name, os.environ.get(name, ""))  # setup() adds the room's host: restored afterwards
+    clean_workbook_env(monkeypatch)  # proxy variables too: setup() adds the room's host to NO_PROXY
     monkeypatch.setenv("WORKBOOK_DATA_DIR", str(tmp_path / "data"))
     with relay(tmp_path / "seats.txt", "--seats", "2") as running_relay:
         yield running_relay

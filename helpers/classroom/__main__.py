@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import math
 import os
 import signal
@@ -140,8 +139,10 @@ async def serve(relay: Relay, host: str, port: int, context: ssl.SSLContext | No
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows: Ctrl+C is a KeyboardInterrupt there
+        try:
             loop.add_signal_handler(sig, stop.set)
+        except NotImplementedError:  # Windows' event loops: Python's own handler, handing over to the loop
+            signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
     try:
         await stop.wait()
     finally:
