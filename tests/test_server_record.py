@@ -15,11 +15,11 @@ from google import genai
 from google.genai import types
 
 from helpers import control
-from helpers.cassette import Exchange
 from helpers.models import FLASH
-from helpers.replay import control as panel
-from helpers.replay.runner import running
-from helpers.replay.server import CassetteStore, ReplayServer
+from helpers.replay.app.replay_server import CassetteStore, ReplayServer
+from helpers.replay.cassettes.cassette import Exchange
+from helpers.replay.pipeline import control_panel as panel
+from helpers.replay.pipeline.socket_server import running
 
 from .conftest import generate_exchange, stream_exchange, write_cassette
 
