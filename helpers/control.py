@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -215,16 +216,27 @@ def set_limits(
     _request("POST", "limits", {"rpm": rpm, "tpm": tpm}, cassette, server_url)
 
 
-def fail_next(n: int, status: int = 503, *, cassette: str | None = None, server_url: str | None = None) -> None:
+def fail_next(
+    n: int,
+    status: int = 503,
+    *,
+    retry_delays_s: Sequence[float] = (),
+    cassette: str | None = None,
+    server_url: str | None = None,
+) -> None:
     """Answer the cassette's next ``n`` API requests (of any kind) with ``status`` in the API's error shape.
 
     ``status`` is 429, 500, 502, 503 or 504; the SDK raises ``errors.ClientError`` for 429, ``ServerError`` for the
-    rest. An injected 429 carries no ``RetryInfo``; the 429s of :func:`set_limits` do.
+    rest. An injected 429 carries no ``RetryInfo`` unless ``retry_delays_s`` gives its ``retryDelay``: the first
+    injected 429 carries the first delay, the next the second, and so on (seconds, at most ``n`` of them; ``02_async``
+    checks that a retry waits as long as each says). The 429s of :func:`set_limits` always carry one.
 
     Raises:
-        WorkbookError: ``n`` below 1 or another status, or see :func:`_request`.
+        WorkbookError: ``n`` below 1, another status, delays for a status other than 429, more delays than ``n``, or
+            a delay not from 0 to 3600 s; or see :func:`_request`.
     """
-    _request("POST", "faults/fail_next", {"n": n, "status": status}, cassette, server_url)
+    payload = {"n": n, "status": status, "retry_delays_s": list(retry_delays_s)}
+    _request("POST", "faults/fail_next", payload, cassette, server_url)
 
 
 def cut_stream(after_chunks: int, *, cassette: str | None = None, server_url: str | None = None) -> None:

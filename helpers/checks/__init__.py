@@ -59,6 +59,7 @@ from .problem import (
     lesson_context,
 )
 from .record import (
+    CLOSE_WAIT_S,
     HOLD_S,
     MODEL_CALL,
     Record,
@@ -68,6 +69,7 @@ from .record import (
     holding_stream,
     model_calls,
     recording,
+    stream_ended,
     stream_seen,
 )
 from .watching import (
@@ -84,6 +86,7 @@ from .watching import (
 __all__ = [
     "ADDRESS",
     "BLOCKING_SLEEP",
+    "CLOSE_WAIT_S",
     "HOLD_S",
     "LEARNER_THREAD",
     "LIVE_TIME_LIMIT_S",
@@ -138,6 +141,7 @@ __all__ = [
     "run_bounded",
     "run_coroutine",
     "show",
+    "stream_ended",
     "stream_seen",
     "uses_placeholder",
     "watching",
