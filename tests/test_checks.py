@@ -557,6 +557,12 @@ def test_placeholders_and_messages_helpers():
     exec("semaphore = asyncio.Semaphore(2)\n\ndef f():\n    return [semaphore for _ in range(2)], len\n", cell)
     assert list(checks.global_values(cell["f"])) == ["semaphore"]  # globals of the cell, nested code included
     assert len(describe_error(ValueError("x" * 500))) == 200
+    refused = ConnectionError("Cannot connect to host 127.0.0.1:41567 ssl:default [Connect call failed]")
+    assert (
+        describe_error(refused)
+        == "ConnectionError: Cannot connect to host 127.0.0.1:PORT ssl:default [Connect call failed]"
+    )
+    assert show("http://localhost:8123/stream") == "'http://localhost:PORT/stream'", "a random port never shows"
 
 
 def test_checks_need_the_setup_cell(monkeypatch):

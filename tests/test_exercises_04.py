@@ -165,7 +165,10 @@ def test_q2_says_what_to_do_when_an_earlier_upload_of_the_clip_is_still_there() 
             "not for each file",
         ),
         ("def send_as(sizes):\n    return 'inline' if sum(sizes) * 4 / 3 <= 20_000_000 else 'files'", "not 20 MB"),
-        ("def send_as(sizes):\n    return sum(sizes) * 4 / 3 <= INLINE_LIMIT_BYTES", "the exercise wants 'inline' or 'files'"),
+        (
+            "def send_as(sizes):\n    return sum(sizes) * 4 / 3 <= INLINE_LIMIT_BYTES",
+            "the exercise wants 'inline' or 'files'",
+        ),
         ("def send_as(sizes):\n    print('inline')", "did you forget `return`"),
         (  # the lesson derives the threshold from INLINE_LIMIT_BYTES and base64's 4/3: typed in, it fails another limit
             "def send_as(sizes):\n    return 'inline' if sum(sizes) <= 75_000_000 else 'files'",

@@ -49,7 +49,18 @@ from .expect import (
     expect_ttft,
 )
 from .families import Case, EqualityCheckProblem, FunctionProblem, Mistake, ScriptProblem, ScriptRun, name_mistake
-from .outcomes import ADDRESS, PLACEHOLDER_NAME, Incorrect, Outcome, Placeholder, ____, describe_error, show
+from .outcomes import (
+    ADDRESS,
+    LOCAL_PORT,
+    PLACEHOLDER_NAME,
+    Incorrect,
+    Outcome,
+    Placeholder,
+    ____,
+    describe_error,
+    show,
+    steady,
+)
 from .problem import (
     Problem,
     assert_check_failed,
@@ -90,6 +101,7 @@ __all__ = [
     "HOLD_S",
     "LEARNER_THREAD",
     "LIVE_TIME_LIMIT_S",
+    "LOCAL_PORT",
     "MODEL_CALL",
     "PLACEHOLDER_NAME",
     "STOP_GRACE_S",
@@ -141,6 +153,7 @@ __all__ = [
     "run_bounded",
     "run_coroutine",
     "show",
+    "steady",
     "stream_ended",
     "stream_seen",
     "uses_placeholder",
