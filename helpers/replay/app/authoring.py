@@ -108,7 +108,27 @@ def execute_notebook(path: Path, env: dict[str, str], *, save: bool, then: str =
     if extra is not None:
         notebook.cells.remove(extra)
     if save:
+        for cell in notebook.cells:
+            if cell.cell_type == "code":
+                cell.outputs = _joined_streams(cell.outputs)
         nbformat.write(notebook, path)
+
+
+def _joined_streams(outputs: list[Any]) -> list[Any]:
+    """``outputs`` with each run of consecutive stream outputs to the same stream joined into one, as a kernel
+    that flushed once would have sent them: a print split by a flush mid-line must not change the saved shape."""
+    joined: list[Any] = []
+    for output in outputs:
+        last = joined[-1] if joined else None
+        if (
+            output.output_type == "stream"
+            and last is not None
+            and (last.output_type, last.name) == ("stream", output.name)
+        ):
+            last.text += output.text
+            continue
+        joined.append(output)
+    return joined
 
 
 def keep_takes(path: Path, takes: int) -> int:
