@@ -463,11 +463,12 @@ def test_a_check_in_improvise_mode_behaves_exactly_as_in_error_mode(module, note
 
 
 def test_a_value_a_stand_in_answered_is_not_judged(env: Path) -> None:
-    write_cassette(env, "00_setup", [generate_exchange(ex00_setup.FIRST_PROMPT, "Hello.", 0.0)])
+    first, lite = (generate_exchange(ex00_setup.FIRST_PROMPT, "Hello.", 0.0, model=m) for m in (FLASH, FLASH_LITE))
+    write_cassette(env, "00_setup", [first, lite])
     helpers.setup("00_setup", unmatched="improvise")
     q2 = ex00_setup.q2
     ns = q2.namespace("response = client.models.generate_content(model=MODEL, contents='Hi!')\n" + q2.solution_code)
     outcome = q2.evaluate(ns)
-    assert outcome.status == "unjudged"
-    assert str(outcome).startswith("Not judged: `response` holds an offline stand-in's answer")
+    assert outcome.status == "unattempted"
+    assert str(outcome).startswith("Not attempted yet: `response` holds an offline stand-in's answer")
     assert q2.evaluate(q2.namespace(q2.solution_code)).status == "correct", "a recorded one is judged"

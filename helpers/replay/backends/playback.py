@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Collection
 from typing import Protocol
 
@@ -126,7 +125,7 @@ class Replayer:
                         return stream
                     fault = None  # a hold, released: the rest goes out as recorded (what is overdue, now)
                 if timing is not None:
-                    timing.chunks.append(time.monotonic())
+                    timing.chunk(chunk["data"])
                 await stream.write(frame)
                 texts += carries_text(chunk["data"])
             if fault is None or fault.release is not None:
