@@ -30,7 +30,7 @@ from helpers.replay.cassettes.matcher import Matcher
 from helpers.replay.cassettes.store import CassetteStore
 from helpers.replay.pipeline.api_request import ApiRequest, Mode
 from helpers.replay.services.files_api import FileService
-from helpers.replay.upstream.improviser import Improviser, stand_in_text
+from helpers.replay.upstream.improviser import MAX_INTERACTIONS, Improviser, stand_in_text
 from helpers.replay.upstream.synthetic import chunk_text, estimate_tokens
 from helpers.replay.wire.defaults import STAND_IN_LABEL, UNMATCHED_VARIABLE
 from helpers.replay.wire.framing import IMPROVISED_HEADER
@@ -336,6 +336,21 @@ def test_unknown_files_and_batches_are_refused_as_in_error_mode(improvising: Ser
         answers.append([(e.value.code, e.value.status, e.value.message) for e in (file_error, batch_error)])
     assert answers[0] == answers[1]
     assert [code for code, _, _ in answers[0]] == [403, 404]
+
+
+def test_the_improviser_keeps_a_bounded_number_of_interactions(folder: Path) -> None:
+    store = CassetteStore(folder)
+    improviser = Improviser(FileService(Mode.REPLAY, 1.0, store, Matcher(), None))
+    made = []
+    for n in range(MAX_INTERACTIONS + 2):
+        body = {"model": FLASH, "input": f"Prompt number {n}."}
+        exchange = improviser.improvise(
+            store.get("t"), ApiRequest("t", "POST", "v1beta/interactions", "v1beta", {}, {}, b"", body, 0.0)
+        )
+        assert isinstance(exchange, Exchange) and "body" in exchange.response
+        made.append(exchange.response["body"]["id"])
+    kept = improviser.interaction_ids("t")
+    assert len(kept) == MAX_INTERACTIONS and set(kept) == set(made[2:]), "the oldest are forgotten first"
 
 
 def test_improvised_answers_are_never_written_into_the_cassette(improvising: Server, folder: Path) -> None:
