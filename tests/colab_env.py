@@ -17,6 +17,8 @@ Command line, from the repository's root::
 
 from __future__ import annotations
 
+import ast
+import json
 import re
 import subprocess
 import sys
@@ -47,14 +49,13 @@ KERNEL = (
 """The packages Colab's own kernel and its page depend on, as Colab has them (``google-colab`` pins several)."""
 KEPT = (*KERNEL, "numpy", "matplotlib", "pillow")
 """Never listed in ``requirements-colab.txt``: the lessons run on Colab's own (``numba`` there needs numpy<2.3)."""
-FROM_COLAB = ("aiohttp", "platformdirs", "psutil", "tqdm", "uvloop")
+FROM_COLAB = ("aiohttp", "filelock", "nbclient", "nbformat", "packaging", "platformdirs", "psutil", "tqdm", "uvloop")
 """What the lessons and ``helpers`` import that Colab already has at versions they can use: kept as Colab has them,
 unless ``requirements-colab.txt`` lists one (and a problem if Colab lacks one it does not list)."""
 TEST_TOOLS = ("nbval", "pytest", "pytest-asyncio", "pytest-timeout", "pytest-xdist")
 """What the Colab-shaped environment adds to run the lessons under nbval, at the workbook's pins."""
-COLAB_TOOLS = ("pip", "nbclient")
-"""Colab's own, at its versions, which the environment needs too: ``pip`` for docs/colab.md's ``%pip`` cell, and
-``nbclient`` to run those cells in a kernel (``tests/colab_cells.py``)."""
+COLAB_TOOLS = ("pip",)
+"""Colab's own, at its versions, which the environment needs too: ``pip`` for docs/colab.md's ``%pip`` cell."""
 TARGET = ("--python-platform", "x86_64-manylinux_2_28", "--python-version", "3.13", "--only-binary", ":all:")
 """Colab's interpreter and machine (``os-info.txt``), wheels only: nothing is compiled in a learner's runtime."""
 GENERATED = "# What those need that Colab lacks or has at a version they cannot use (tests/colab_env.py writes"
@@ -169,6 +170,27 @@ def colab_pins() -> dict[str, str]:
     """Colab's preinstalled packages, ``{name: version}`` (those installed from a URL or a file have no version and
     are left out)."""
     return pins_in(FREEZE.read_text(encoding="utf-8"))
+
+
+def imported_modules() -> set[str]:
+    """The top-level modules ``helpers``, the lessons' code cells and their apps (``notebooks/web``) import, less the
+    standard library's and the workbook's own (``helpers``, ``web``)."""
+    sources = [path.read_text(encoding="utf-8") for path in (ROOT / "helpers").rglob("*.py")]
+    sources += [path.read_text(encoding="utf-8") for path in (ROOT / "notebooks" / "web").glob("*.py")]
+    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+            if cell["cell_type"] == "code":  # IPython's % and ! lines are not Python
+                lines = "".join(cell["source"]).splitlines()
+                sources.append("\n".join(line for line in lines if not line.lstrip().startswith(("%", "!"))))
+    found: set[str] = set()
+    for source in sources:
+        tree = compile(source, "<source>", "exec", flags=ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                found.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.split(".")[0])
+    return found - set(sys.stdlib_module_names) - {"helpers", "web", "__future__"}
 
 
 def workbook_pins() -> dict[str, str]:

@@ -7,6 +7,8 @@ Resolved with uv against Colab's published package list (``tests/data/colab/``, 
 
 from __future__ import annotations
 
+import importlib.metadata
+
 from . import colab_env
 from .colab_env import KEPT, KERNEL, listed_pins, problems
 
@@ -20,6 +22,18 @@ def test_requirements_colab_resolves_on_colab_keeping_its_kernel_packages_and_nu
     colab = colab_env.colab_pins()
     assert {name: resolution.pins[name] for name in KEPT} == {name: colab[name] for name in KEPT}
     assert resolution.pins["google-genai"] == HEAD["google-genai"], "the SDK the recordings were checked against"
+
+
+def test_every_package_helpers_and_the_lessons_import_comes_from_colab_or_the_file() -> None:
+    """A module whose distribution is not in the resolved runtime would be missing there (``--no-deps``)."""
+    pins = colab_env.resolve_listed(LISTED).pins
+    distributions = importlib.metadata.packages_distributions()
+    missing = {
+        module: distributions.get(module, [])
+        for module in colab_env.imported_modules()
+        if not any(colab_env.normalize(name) in pins for name in distributions.get(module, []))
+    }
+    assert missing == {}, "list these in requirements-colab.txt (or, if Colab has them, in tests/colab_env.FROM_COLAB)"
 
 
 def test_it_never_lists_a_kernel_package_numpy_matplotlib_or_pillow() -> None:
