@@ -9,8 +9,15 @@ Introduced in ``00_setup``. The mode comes from the environment variable ``WORKB
   ``WORKBOOK_UPSTREAM=synthetic`` records from the synthetic stand-in instead (how the shipped cassettes are made);
   it has no Files or Batch API, so those are then served locally as in replay (``serve --local-files-batches``).
 
-Nothing here patches the SDK: it sets the SDK's own documented variables (``GOOGLE_GEMINI_BASE_URL`` and, in
-replay only, a placeholder ``GEMINI_API_KEY``), so a plain ``genai.Client()`` in the next cell just works.
+Nothing here patches the SDK: it sets the SDK's own documented variables (``GOOGLE_GEMINI_BASE_URL`` and the key
+variables), so a plain ``genai.Client()`` in the next cell just works.
+
+The replay server it starts answers only calls that carry its token (``serve --require-token``, ``SECURITY.md``):
+other accounts of a shared machine reach its port too. Setup hands the token to the SDK in the key itself: each key
+variable that is set becomes ``KEY.TOKEN`` (without a key, ``GEMINI_API_KEY`` becomes a placeholder with the token),
+so every client that reads the key from the environment (the SDK, ``openai``, ``httpx`` with the key header, LiteLLM)
+sends it, and record mode forwards only ``KEY`` upstream. Live mode gets the keys back as they were. No URL carries
+the token, so nothing a notebook prints shows it.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import contextlib
 import itertools
 import math
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -34,6 +42,8 @@ from . import models
 from .cassette import Cassette, CassetteError, check_writable, default_dir
 from .prices import CHECKED as PRICES_CHECKED
 from .replay.defaults import DEFAULT_UPSTREAM, FINISH_TIMEOUT_S, PLACEHOLDER_KEY
+from .replay.keys import TOKEN_SEPARATOR
+from .replay.tokens import TOKEN_VARIABLE
 
 MODES = ("replay", "live", "record")
 KEY_VARIABLES = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
@@ -103,9 +113,13 @@ _serial = itertools.count(1)
 
 
 class ServerProcess:
-    """A ``python -m helpers.replay ...`` subprocess, tied to this kernel (it exits when the kernel does)."""
+    """A ``python -m helpers.replay ...`` subprocess, tied to this kernel (it exits when the kernel does).
 
-    def __init__(self, args: list[str], port: int = 0) -> None:
+    With ``--require-token`` in ``args``, the server takes ``token`` as its token (given in its environment, which
+    only this user can read, never on its command line, which every user can).
+    """
+
+    def __init__(self, args: list[str], port: int = 0, token: str | None = None) -> None:
         self.args = args
         # One log per server: a replacement's log never carries what an earlier server wrote.
         self.log = Path(tempfile.gettempdir()) / f"gemini-workbook-{os.getpid()}-{args[0]}-{next(_serial)}.log"
@@ -120,8 +134,10 @@ class ServerProcess:
                 stdout=subprocess.PIPE,
                 stderr=log,
                 text=True,
+                env={**os.environ, TOKEN_VARIABLE: token} if token else None,
             )
         self.url = self._read_url()
+        self.token = self._read_token() if "--require-token" in args else None
         atexit.register(self.stop)
 
     def _read_url(self) -> str:
@@ -142,6 +158,16 @@ class ServerProcess:
                 "Re-run this cell; if it fails again, run `python -m helpers.replay serve` in a terminal to see why."
             )
         return first.split()[1]
+
+    def _read_token(self) -> str:
+        """The ``token TOKEN`` line a ``--require-token`` server prints second (read from its pipe, never logged)."""
+        stdout = self.proc.stdout
+        assert stdout is not None, "the server is started with stdout=PIPE"
+        words = stdout.readline().split()
+        if words[:1] != ["token"] or len(words) != 2:
+            self.stop()
+            raise WorkbookError(f"the replay server did not say its token (its log is {self.log}). Re-run this cell.")
+        return words[1]
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -176,6 +202,33 @@ def _last_error(log: Path) -> str:
 
 _servers: dict[str, ServerProcess] = {}
 _current: Session | None = None
+_wrapped: dict[str, tuple[str | None, str]] = {}
+"""The key variables :func:`_wrap_keys` changed: name -> (the value before, the value it set)."""
+_token = secrets.token_urlsafe(32)
+"""This kernel's replay servers' token: every server :func:`setup` starts takes it, so that a client made before a
+server was replaced (``genai.Client()`` keeps the key it read) still reaches the new one."""
+
+
+def _unwrap_keys() -> None:
+    """Give every key variable back the value it had before :func:`_wrap_keys` (one changed since is kept)."""
+    for name, (before, wrapped) in _wrapped.items():
+        if os.environ.get(name) == wrapped:
+            if before is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = before
+    _wrapped.clear()
+
+
+def _wrap_keys(token: str) -> None:
+    """Make each key variable that is set ``KEY.TOKEN`` (``GEMINI_API_KEY`` a placeholder with it when none is), so
+    that every client reading the key from the environment sends the replay server its token (see the module
+    docstring)."""
+    before = {name: _wrapped[name][0] if name in _wrapped else os.environ.get(name) for name in KEY_VARIABLES}
+    for name in [name for name in KEY_VARIABLES if before[name]] or ["GEMINI_API_KEY"]:
+        wrapped = f"{before[name] or PLACEHOLDER_KEY}{TOKEN_SEPARATOR}{token}"
+        os.environ[name] = wrapped
+        _wrapped[name] = (before[name], wrapped)
 
 
 def current_session() -> Session:
@@ -261,16 +314,16 @@ def _server(role: str, args: list[str]) -> ServerProcess:
     if current is not None and current.alive() and current.args == args:
         return current
     if current is None:
-        _servers[role] = ServerProcess(args)
+        _servers[role] = ServerProcess(args, token=_token)
         return _servers[role]
     current.stop()
     port = int(current.url.rsplit(":", 1)[1])
     try:
         if not _port_free(port):
             raise WorkbookError(f"port {port} is taken")
-        _servers[role] = ServerProcess(args, port=port)
+        _servers[role] = ServerProcess(args, port=port, token=_token)
     except WorkbookError:  # the port was taken meanwhile: any free one will do, and earlier clients must be told
-        _servers[role] = ServerProcess(args)
+        _servers[role] = ServerProcess(args, token=_token)
         print(squatted_port_message(port, _servers[role].url))
     return _servers[role]
 
@@ -359,6 +412,7 @@ def setup(notebook: str, *, speed: float = 1.0) -> Session:
             cassette in replay, a cassette folder record mode cannot write, or a server that would not start. The
             message says what to do.
     """
+    _unwrap_keys()  # a previous setup's server token is not this one's, and live mode needs the keys as they were
     mode = os.environ.get("WORKBOOK_MODE", "replay").strip().lower() or "replay"
     if mode not in MODES:
         raise WorkbookError(f"WORKBOOK_MODE={mode!r} is not a mode; use one of {', '.join(MODES)} (or leave it unset).")
@@ -385,7 +439,7 @@ def setup(notebook: str, *, speed: float = 1.0) -> Session:
         except CassetteError as e:
             raise WorkbookError(str(e)) from None
         sources, recorded = cassette.sources(), tuple(cassette.models())
-        server = _server("serve", ["serve", "--cassettes", str(folder), "--speed", f"{speed:g}"])
+        server = _server("serve", ["serve", "--require-token", "--cassettes", str(folder), "--speed", f"{speed:g}"])
     else:
         try:
             check_writable(folder)  # refused here, before a server starts or a call is billed
@@ -399,14 +453,19 @@ def setup(notebook: str, *, speed: float = 1.0) -> Session:
             sources, local = "synthetic", ["--local-files-batches"]
         # --speed scales the server's own clocks in record mode too (rate-limit window, batch and file timelines),
         # so a lesson's waits match its replay; the upstream's answers keep their real timing.
-        args = ["serve", "--cassettes", str(folder), "--speed", f"{speed:g}", "--record", "--upstream", upstream]
+        args = ["serve", "--require-token", "--cassettes", str(folder), "--speed", f"{speed:g}", "--record"]
+        args += ["--upstream", upstream]
         server = _server("serve", [*args, *local])
-    if not _has_key():
+    if not _has_key():  # the SDK needs a key to make a client (check_models makes one in record mode)
         os.environ["GEMINI_API_KEY"] = PLACEHOLDER_KEY
+        _wrapped["GEMINI_API_KEY"] = (None, PLACEHOLDER_KEY)
     base_url = f"{server.url}/{notebook}/"
     os.environ[BASE_URL_VARIABLE] = base_url
     session = _announce(Session(mode, notebook, base_url, server.url, speed, sources, recorded))
     if mode == "record":
-        for problem in check_models(upstream):  # the upstream itself: a check through the recorder would be recorded
+        # The upstream itself, with the keys as they are: a check through the recorder would be recorded.
+        for problem in check_models(upstream):
             print(problem)
+    assert server.token is not None, "setup starts its servers with --require-token"
+    _wrap_keys(server.token)
     return session

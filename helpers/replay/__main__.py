@@ -1,6 +1,7 @@
 """Command line of the replay server (a fixed contract: flags are added, never renamed).
 
-    python -m helpers.replay serve [--host 127.0.0.1] [--allow-remote] [--port N] [--cassettes DIR] [--speed S]
+    python -m helpers.replay serve [--host 127.0.0.1] [--allow-remote] [--require-token] [--port N] [--cassettes DIR]
+                                   [--speed S]
                                    [--record] [--upstream URL] [--local-files-batches] [--rpm N] [--tpm N]
                                    [--idle-timeout S] [--upload-ttl S] [--max-stored-bytes N]
     python -m helpers.replay synth --script FILE [--host H] [--allow-remote] [--port N] [--idle-timeout S]
@@ -9,9 +10,10 @@
 
 ``serve`` and ``synth`` print exactly ``serving http://HOST:PORT`` as their first stdout line, then run until SIGINT
 or SIGTERM (or, with ``--watch-stdin``, until standard input closes: how ``helpers.setup`` ties a server to its kernel).
-A ``--host`` that is not loopback is refused without ``--allow-remote``; with it, ``serve`` prints a second line,
-``token TOKEN``, which every call must then send (``SECURITY.md``). ``serve`` redacts every API key it was sent from
-what it writes to standard error (its log, :class:`.keys.RedactingStream`).
+A ``--host`` that is not loopback is refused without ``--allow-remote``; with it, or with ``--require-token`` (how
+``helpers.setup`` starts every server, so that another account on the machine cannot use it), ``serve`` prints a
+second line, ``token TOKEN``, which every call must then send (``SECURITY.md``). ``serve`` redacts every API key it
+was sent from what it writes to standard error (its log, :class:`.keys.RedactingStream`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import argparse
 import asyncio
 import json
 import math
+import os
+import re
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -37,7 +41,7 @@ from .runner import IDLE_TIMEOUT_S, PortInUseError, serve_forever
 from .server import CassetteStore, Mode, ReplayServer
 from .synth import Script, ScriptEntry, SyntheticUpstream
 from .synth_openai import OpenAIUpstream
-from .tokens import HEADER, RuntimeDirError
+from .tokens import HEADER, TOKEN_VARIABLE, RuntimeDirError
 
 
 def _positive(text: str) -> float:
@@ -80,6 +84,11 @@ def parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="replay cassettes (or record them) over Gemini's REST protocol")
     network(serve)
     serve.add_argument("--cassettes", type=Path, default=None, help=f"cassette folder (default: {default_dir()})")
+    serve.add_argument(
+        "--require-token",
+        action="store_true",
+        help="every call needs the printed token, on loopback too (as the API key's suffix KEY.TOKEN, or a header)",
+    )
     serve.add_argument("--speed", type=_positive, default=1.0, help="divide every recorded delay by S (default 1)")
     serve.add_argument("--record", action="store_true", help="forward to --upstream and record into the cassettes")
     serve.add_argument("--upstream", default=DEFAULT_UPSTREAM, help=f"record from here (default {DEFAULT_UPSTREAM})")
@@ -153,12 +162,29 @@ def main(argv: list[str] | None = None) -> int:
             files = FileLimits(upload_ttl_s=args.upload_ttl, max_stored_bytes=args.max_stored_bytes)
             remote = not is_loopback(args.host)
             limits = Limits(args.rpm, args.tpm)
-            server = ReplayServer(store, args.speed, mode, args.upstream, limits, files, remote=remote)
+            token = os.environ.get(TOKEN_VARIABLE) or None
+            if token is not None and not re.fullmatch(r"[A-Za-z0-9_-]{20,}", token):
+                raise ValueError(
+                    f"{TOKEN_VARIABLE} must be at least 20 letters, digits, '_' or '-' (a dot separates it "
+                    "from the API key in KEY.TOKEN)."
+                )
+            server = ReplayServer(
+                store,
+                args.speed,
+                mode,
+                args.upstream,
+                limits,
+                files,
+                remote=remote,
+                require_token=args.require_token,
+                token=token,
+            )
             # uvloop: a burst of 500 simultaneous streams replays with a third of asyncio's loop's TTFT error at the
             # 95th percentile (bench/pipeline_bench.py, bench/RESULTS.md).
             app = server.app()
             sys.stderr = RedactingStream(sys.stderr)  # type: ignore[assignment]
-            uvloop.run(serve_forever(app, args.host, args.port, args.watch_stdin, args.idle_timeout, show_token=remote))
+            show = remote or args.require_token
+            uvloop.run(serve_forever(app, args.host, args.port, args.watch_stdin, args.idle_timeout, show_token=show))
         elif args.command == "synth":
             upstream = SyntheticUpstream(Script.load(args.script))
             app = upstream.app(OpenAIUpstream(upstream).install)

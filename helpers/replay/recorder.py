@@ -148,7 +148,7 @@ class Recorder:
         refusal = self.control.admit(api.cassette, api.path, None)
         if refusal is not None:
             return refusal
-        headers = {h: request.headers[h] for h in FORWARDED_HEADERS if h in request.headers}
+        headers = {h: api.headers[h] for h in FORWARDED_HEADERS if h in api.headers}
         try:
             upstream = await self.send(api.method, api.path, api.query, api.raw_body or None, headers)
         except aiohttp.ClientError as e:

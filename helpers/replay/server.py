@@ -25,7 +25,7 @@ from .control import STATS_HISTORY, ControlPanel
 from .defaults import DEFAULT_UPSTREAM
 from .files import FileLimits, FileService
 from .generate import ModelService
-from .guard import Guard
+from .guard import Grants, Guard
 from .interactions import InteractionService
 from .limits import Limits
 from .match import Matcher
@@ -51,6 +51,9 @@ class ReplayServer:
             (``--upload-ttl``, ``--max-stored-bytes``).
         stats_history: requests each cassette's stats timeline keeps (:data:`.control.STATS_HISTORY`).
         remote: bound to a non-loopback address (``--allow-remote``): every call then needs the token (:mod:`.guard`).
+        require_token: every call needs the token, on loopback too (``--require-token``; ``helpers.setup`` always
+            starts its servers so).
+        token: the server's token (:class:`.guard.Guard`); a fresh random one when ``None``.
     """
 
     store: CassetteStore
@@ -61,6 +64,8 @@ class ReplayServer:
     file_limits: FileLimits = field(default_factory=FileLimits)
     stats_history: int = STATS_HISTORY
     remote: bool = False
+    require_token: bool = False
+    token: str | None = None
 
     def _lookup(self, name: str) -> None:
         """Raise :class:`CassetteError` unless the server can serve cassette ``name`` (record mode creates it)."""
@@ -76,11 +81,12 @@ class ReplayServer:
         matcher = Matcher()
         recorder = Recorder(self.store, self.upstream, control) if self.mode.records else None
         backend: Backend = recorder or Replayer(self.store, matcher, control, self.speed)
-        guard = Guard(self.remote)
+        grants = Grants()
+        guard = Guard(self.remote, self.token, self.require_token, grants)
         guard.install(app)
         app.middlewares.extend([guard.middleware, parse, control.middleware])
         errors.install(app)  # outermost: any failure below becomes the API's error shape
-        files = FileService(self.mode, self.speed, self.store, matcher, recorder, self.file_limits)
+        files = FileService(self.mode, self.speed, self.store, matcher, recorder, self.file_limits, grants)
         files.install(app)
         BatchService(self.mode, self.speed, self.store, matcher, files).install(app)
         InteractionService(self.mode, self.speed, self.store, backend).install(app)
