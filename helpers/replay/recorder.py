@@ -97,20 +97,24 @@ class Recorder:
         self._background: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        """Take the folder's lock and open the upstream session.
+        """Take the folder's lock, merge the journals a killed recorder left, and open the upstream session.
 
         Raises:
             helpers.cassette.CassetteError: another recorder holds the folder.
         """
         self._lock.acquire()
+        await asyncio.to_thread(self.store.recover)  # what a killed recorder left in journals, now in the files
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=30))
 
     async def close(self) -> None:
         """Finish recording the streams still being read (for up to :data:`FINISH_TIMEOUT_S`), wait for their writes,
-        close the upstream session and let the folder's lock go."""
+        merge each cassette's journal into its file, close the upstream session and let the folder's lock go."""
         if self._background:
             await asyncio.wait(self._background, timeout=FINISH_TIMEOUT_S)
-        await self.store.flush()
+        try:
+            await self.store.compact()
+        except OSError as e:  # the journals stay, and are read with their cassettes
+            print(f"record: could not merge a recording journal into its cassette: {e}", file=sys.stderr, flush=True)
         if self._session is not None:
             await self._session.close()
         self._lock.release()
