@@ -36,6 +36,7 @@ from aiohttp import web
 from ..cassette import Chunk, Exchange, JsonReply, RecordedRequest, Reply, StreamReply, canonical_query, strip_version
 from .control import TIMING, ControlPanel, StreamFault
 from .defaults import FINISH_TIMEOUT_S
+from .keys import KEY_SHAPE, REDACTED, SEEN
 from .pipeline import ApiRequest, error_response, json_response
 from .store import CassetteStore, FolderLock, SaveError
 from .wire import (
@@ -311,17 +312,28 @@ def not_saved(error: SaveError) -> str:
     return f"Record mode could not save this exchange, so it was not recorded ({error}). Earlier recordings are kept."
 
 
+MAX_AGENT_CHARS = 200
+"""The longest ``User-Agent`` kept in a recording's provenance (the SDK's is about 60 characters)."""
+
+
+def scrubbed_agent(agent: str) -> str:
+    """A client's ``User-Agent`` as provenance may keep it: every key the server was sent and anything shaped like a
+    key replaced by ``[redacted]``, cut to :data:`MAX_AGENT_CHARS` (a header is the client's to fill)."""
+    return SEEN.redact(KEY_SHAPE.sub(REDACTED, agent))[:MAX_AGENT_CHARS]
+
+
 def provenance(client: Mapping[str, str], upstream: aiohttp.ClientResponse, response: Reply) -> dict[str, Any]:
     """The exchange's provenance: a synthetic upstream's own label, else recorded today by the SDK whose
     ``user-agent`` is in the ``client`` request headers."""
     synthetic = upstream.headers.get(SYNTHETIC_HEADER)
     if synthetic:
         return json.loads(synthetic)
-    sdk = _SDK_VERSION.search(client.get("user-agent", ""))
+    agent = scrubbed_agent(client.get("user-agent", "unknown"))
+    sdk = _SDK_VERSION.search(agent)
     last = response["chunks"][-1]["data"] if "chunks" in response else response["body"]
     return {
         "source": "recorded",
         "date": dt.date.today().isoformat(),
-        "sdk": f"google-genai {sdk.group(1)}" if sdk else client.get("user-agent", "unknown"),
+        "sdk": f"google-genai {sdk.group(1)}" if sdk else agent,
         "model_version": last.get("modelVersion") if isinstance(last, dict) else None,
     }
