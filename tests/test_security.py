@@ -15,6 +15,7 @@ import os
 import resource
 import socket
 import stat
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,6 +38,7 @@ from helpers import control, workbook
 from helpers.cassette import Cassette, CassetteError
 from helpers.models import FLASH
 from helpers.replay.__main__ import parser
+from helpers.replay.batches import BatchService
 from helpers.replay.files import FileLimits
 from helpers.replay.pipeline import json_response
 from helpers.replay.runner import bind, running
@@ -1054,3 +1056,249 @@ async def test_a_recorder_killed_while_appending_loses_nothing_answered_before(t
             start_server(*args).stop()  # a new run merges the journal the killed one left into the file
             assert set(answered) <= recorded_prompts(folder)
             assert sorted(p.name for p in folder.iterdir()) == ["rec.json"]
+
+
+# Nothing stalls the loop; what a client can make the server hold ------------------------------------------------
+
+
+def batch_body(n: int, prompt: str = PROMPT) -> bytes:
+    request = {"contents": [{"parts": [{"text": prompt}], "role": "user"}]}
+    requests = [{"request": request, "metadata": {"i": i}} for i in range(n)]
+    return json.dumps({"batch": {"displayName": "big", "inputConfig": {"requests": {"requests": requests}}}}).encode()
+
+
+async def test_a_huge_inline_batch_does_not_keep_other_clients_waiting() -> None:
+    """The finding: an inline batch of 20,000 requests (1.8 MB) held the event loop 25.6 s; another client's
+    ``GET /files`` got no answer meanwhile. Judged by order in the server's own record: a ``GET /files`` sent while
+    the batch is being worked on is answered before the batch is."""
+    folder = replay_folder()
+    server = ReplayServer(CassetteStore(folder))
+    async with running(server.app()) as url, aiohttp.ClientSession() as session:
+        await asyncio.to_thread(control.reset_stats, cassette="t", server_url=url)
+        batch = asyncio.ensure_future(
+            call(session, "POST", f"{url}/t/v1beta/{MODEL}:batchGenerateContent", batch_body(20_000))
+        )
+        while (await asyncio.to_thread(control.stats, cassette="t", server_url=url)).received < 1:
+            await asyncio.sleep(0.01)  # the batch is in the server's hands (parsed, being answered)
+        listed = await call(session, "GET", f"{url}/t/v1beta/files")
+        created = await batch
+        stats = await asyncio.to_thread(control.stats, cassette="t", server_url=url)
+    assert listed[0] == 200 and created[0] == 200
+    assert created[2]["metadata"]["batchStats"]["requestCount"] == "20000"
+    timeline = {r.path: r for r in stats.requests}
+    files, job = timeline["v1beta/files"], timeline[f"v1beta/{MODEL}:batchGenerateContent"]
+    assert job.start_s < files.start_s and files.end_s is not None and job.end_s is not None
+    assert files.end_s < job.end_s, "the listing waited for the whole batch"
+
+
+async def test_an_inline_batch_over_the_apis_20_mb_is_refused_naming_the_limit() -> None:
+    server = ReplayServer(CassetteStore(replay_folder()))
+    async with running(server.app()) as url, aiohttp.ClientSession() as session:
+        padded = batch_body(1, "x" * 20_100_000)
+        result = await call(session, "POST", f"{url}/t/v1beta/{MODEL}:batchGenerateContent", padded)
+    assert_api_error(result, 400, "batch.inputConfig.requests", "20 MB", "JSONL")
+
+
+async def test_a_batch_job_and_its_results_are_let_go_when_it_expires() -> None:
+    """The finding: each batch's memory was kept for ever (+12 MB each)."""
+    server = ReplayServer(CassetteStore(replay_folder()), file_limits=FileLimits(file_ttl_s=0.5))
+    app = server.app()
+    async with running(app) as url, aiohttp.ClientSession() as session:
+        created = await call(session, "POST", f"{url}/t/v1beta/{MODEL}:batchGenerateContent", batch_body(50))
+        name = created[2]["name"]
+        (batches,) = {r.handler.__self__ for r in app.router.routes() if isinstance(r.handler.__self__, BatchService)}
+        assert name.removeprefix("batches/") in batches.jobs["t"]
+        await asyncio.sleep(0.6)
+        gone = await call(session, "GET", f"{url}/t/v1beta/{name}")
+        assert_api_error(gone, 404, name.removeprefix("batches/"))
+        assert not batches.jobs.get("t"), "the job's results are still held"
+
+
+def rss_bytes(pid: int) -> int:
+    """A process's resident memory (Linux's /proc; the test is skipped elsewhere)."""
+    status = Path(f"/proc/{pid}/status")
+    if not status.exists():
+        pytest.skip("needs /proc to read a process's memory")
+    (line,) = [x for x in status.read_text().splitlines() if x.startswith("VmRSS:")]
+    return int(line.split()[1]) * 1024
+
+
+def test_downloads_that_nobody_reads_are_let_go_and_hold_little(tmp_path: Path) -> None:
+    """The finding: 100 clients that requested a 6 MB download and never read took the server from 186 MB to 749 MB,
+    still held past the idle timeout. A download is written as the client takes it, and a client that takes nothing
+    for the idle timeout has its connection closed."""
+    srv, token = setup_style_server(replay_folder(), "--idle-timeout", "1")
+    try:
+        c = learner_client(srv.url, token)
+        data = os.urandom(6 * 1024 * 1024)
+        file = c.files.upload(file=io.BytesIO(data), config={"mime_type": "application/octet-stream"})
+        before = rss_bytes(srv.proc.pid)
+        host, port = srv.url.removeprefix("http://").split(":")
+        readers = []
+        for _ in range(40):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: a small window
+            s.connect((host, int(port)))
+            s.sendall(
+                f"GET /t/v1beta/{file.name}:download?alt=media HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                f"x-goog-api-key: k.{token}\r\n\r\n".encode()
+            )
+            readers.append(s)
+        time.sleep(0.5)
+        held = rss_bytes(srv.proc.pid) - before
+        time.sleep(3)  # three times the idle timeout without reading a byte
+        closed = 0
+        for s in readers:
+            s.settimeout(5)
+            try:
+                while s.recv(1 << 20):  # what the kernel buffered before the server gave up, then the end
+                    pass
+                closed += 1
+            except ConnectionResetError:
+                closed += 1
+            except TimeoutError:
+                pass  # still open: the server holds it (a whole response read, then kept alive, counts too)
+            s.close()
+        assert c.files.download(file=file.name) == data, "a client that reads gets the whole file"
+    finally:
+        srv.stop()
+    assert held < 40 * 1024 * 1024, f"40 stalled downloads of 6 MB held {held / 1e6:.0f} MB"
+    assert closed == len(readers), f"{len(readers) - closed} stalled downloads were never let go"
+
+
+async def test_upload_cost_does_not_grow_with_the_number_of_uploads() -> None:
+    """The finding: 1,500 uploads got 40x slower one by one (1.7 ms at #100, 74 ms at #1500). Judged by the server's
+    own record: how long it took to answer the finishing chunk of uploads 100-199 and of 1400-1499."""
+    server = ReplayServer(CassetteStore(replay_folder()))
+    async with running(server.app()) as url, aiohttp.ClientSession() as session:
+        await asyncio.to_thread(control.reset_stats, cassette="t", server_url=url)
+        for _ in range(1500):
+            headers = {**START, "X-Goog-Upload-Header-Content-Length": "5"}
+            meta = b'{"file": {"mime_type": "text/plain"}}'
+            async with session.post(f"{url}/t/upload/v1beta/files", data=meta, headers=headers) as r:
+                upload_url = r.headers["x-goog-upload-url"]
+            chunk = {"X-Goog-Upload-Command": "upload, finalize", "X-Goog-Upload-Offset": "0"}
+            async with session.post(upload_url, data=b"notes", headers=chunk) as r:
+                assert r.status == 200
+        stats = await asyncio.to_thread(control.stats, cassette="t", server_url=url)
+    seconds = [r.end_s - r.start_s for r in stats.requests[1::2] if r.end_s is not None]  # the finishing chunks
+    assert len(seconds) == 1500
+    early, late = statistics.median(seconds[100:200]), statistics.median(seconds[1400:1500])
+    assert late < 3 * early + 0.002, f"upload #1400-1499 took {late * 1e3:.2f} ms, #100-199 {early * 1e3:.2f} ms"
+
+
+# Every bad input is a 400 naming the field --------------------------------------------------------------------
+
+LONE = b'"\\ud800"'
+BAD_INPUTS = [
+    ("POST", f"{MODEL}:generateContent", b'{"contents": [{"parts": [{"text": ' + LONE + b"}]}]}", {}, "parts[0].text"),
+    ("POST", f"{MODEL}:generateContent", b'{"contents": [{"parts": [{' + LONE + b': "x"}]}]}', {}, "field name"),
+    ("POST", f"{MODEL}:countTokens", b'{"contents": [{"parts": [{"text": ' + LONE + b"}]}]}", {}, "parts[0].text"),
+    (
+        "POST",
+        "openai/chat/completions",
+        b'{"model": "m", "messages": [{"role": "user", "content": ' + LONE + b"}]}",
+        {},
+        "messages[0].content",
+    ),
+    ("POST", "interactions", b'{"model": "m", "input": ' + LONE + b"}", {}, "'input'"),
+    ("POST", f"{MODEL}:batchGenerateContent", b'{"batch": {"displayName": ' + LONE + b"}}", {}, "batch.displayName"),
+    (
+        "UPLOAD",
+        "files",
+        b'{"file": {"mime_type": "text/plain", "display_name": ' + LONE + b"}}",
+        {},
+        "file.display_name",
+    ),
+    ("GET", "files?pageToken=abc", b"", {}, "pageToken"),
+    ("GET", "files?pageToken=%C2%B2", b"", {}, "pageToken"),  # '²' is a digit to str.isdigit, not to int()
+    ("GET", "files?pageToken=" + "9" * 5000, b"", {}, "pageToken"),
+    ("GET", "batches?pageToken=" + "9" * 5000, b"", {}, "pageToken"),
+    ("POST", f"{MODEL}:generateContent", b"not gzip", {"Content-Encoding": "gzip"}, "Content-Encoding"),
+    ("POST", f"{MODEL}:generateContent", b"not deflate", {"Content-Encoding": "deflate"}, "Content-Encoding"),
+    ("UPLOAD", "files", '{"file": {"mime_type": "ü/ü"}}'.encode(), {}, "file.mime_type"),
+    (
+        "UPLOAD",
+        "files",
+        b'{"file": {"mime_type": "text/plain"}}',
+        {"X-Goog-Upload-Header-Content-Type": "a b/c"},
+        "file.mime_type",
+    ),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "headers", "field"), BAD_INPUTS)
+async def test_bad_input_is_a_400_naming_the_field_never_a_500(
+    method: str, path: str, body: bytes, headers: dict[str, str], field: str
+) -> None:
+    server = ReplayServer(CassetteStore(replay_folder()))
+    async with running(server.app()) as url, aiohttp.ClientSession() as session:
+        if method == "UPLOAD":
+            sent = {**START, "X-Goog-Upload-Header-Content-Length": "1", **headers}
+            result = await call(session, "POST", f"{url}/t/upload/v1beta/{path}", body, sent)
+        else:
+            result = await call(session, method, f"{url}/t/v1beta/{path}", body, headers)
+        assert (await call(session, "GET", f"{url}/t/v1beta/files"))[0] == 200, "the server serves on"
+    assert_api_error(result, 400, field)
+
+
+# Keys anywhere, provenance, downloads, Host ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Authorization": f"Bearer\t{KEY}"},  # the finding: a tab after Bearer, echoed by the upstream
+        {"Authorization": f"bearer   {KEY}"},
+        {"X-Proxy-Key": f"key={KEY}"},  # a key in a header no API reads
+    ],
+)
+async def test_a_key_in_any_header_is_never_written(tmp_path: Path, headers: dict[str, str]) -> None:
+    seen: list[str] = []
+    echoed = {"contents": [{"parts": [{"text": f"my key is {KEY}"}], "role": "user"}]}
+    async with running(stand_in_upstream(seen)) as upstream:
+        server = ReplayServer(CassetteStore(tmp_path), mode=Mode.RECORD, upstream=upstream)
+        async with running(server.app()) as url, httpx.AsyncClient(timeout=10) as client:
+            reply = await client.post(f"{url}/rec/v1/models/{FLASH}:countTokens", json=echoed, headers=headers)
+    assert reply.status_code == 500 and "API key" in reply.json()["error"]["message"]
+    assert not (tmp_path / "rec.json").exists() or KEY not in (tmp_path / "rec.json").read_text()
+
+
+async def test_a_key_shaped_user_agent_is_scrubbed_from_provenance(tmp_path: Path) -> None:
+    """The finding: a key-shaped ``User-Agent`` was recorded in ``provenance``."""
+    seen: list[str] = []
+    async with running(stand_in_upstream(seen)) as upstream:
+        server = ReplayServer(CassetteStore(tmp_path), mode=Mode.RECORD, upstream=upstream)
+        async with running(server.app()) as url, httpx.AsyncClient(timeout=10) as client:
+            headers = {"User-Agent": f"my-app/1.0 {KEY}", "x-goog-api-key": "test-key"}
+            reply = await client.post(f"{url}/rec/v1/models/{FLASH}:countTokens", json=BODY, headers=headers)
+    assert reply.status_code == 200
+    (exchange,) = Cassette.load(tmp_path / "rec.json").exchanges
+    assert exchange.provenance["sdk"] == "my-app/1.0 [redacted]"
+    assert KEY not in (tmp_path / "rec.json").read_text()
+
+
+async def test_downloads_are_attachments_never_sniffed() -> None:
+    """The finding: an upload declared ``text/html`` was downloaded as such, without ``nosniff`` or
+    ``Content-Disposition``: a browser would render it as a page of the server's origin."""
+    server = ReplayServer(CassetteStore(replay_folder()))
+    async with running(server.app()) as url:
+        c = genai.Client(api_key="test-key", http_options=types.HttpOptions(base_url=f"{url}/t/"))
+        page = b"<script>alert(1)</script>"
+        file = await c.aio.files.upload(file=io.BytesIO(page), config={"mime_type": "text/html"})
+        await c.aio.aclose()
+        async with httpx.AsyncClient(timeout=10) as client:
+            reply = await client.get(f"{url}/t/v1beta/{file.name}:download?alt=media")
+    assert reply.content == page
+    assert reply.headers["X-Content-Type-Options"] == "nosniff"
+    assert reply.headers["Content-Disposition"].startswith("attachment")
+
+
+@pytest.mark.parametrize("host", ["evil@127.0.0.1:PORT", "127.0.0.1:PORT@evil", "127.0.0.1:PORT/x", "127.0.0.1 :PORT"])
+def test_the_host_check_refuses_userinfo_and_anything_but_host_and_port(server: Server, host: str) -> None:
+    headers = {"Host": host.replace("PORT", str(port_of(server)))}
+    with socket.create_connection(("127.0.0.1", port_of(server)), timeout=10) as s:
+        s.sendall(f"GET /t/v1beta/files HTTP/1.1\r\nHost: {headers['Host']}\r\nConnection: close\r\n\r\n".encode())
+        reply = s.makefile("rb").read().decode(errors="replace")
+    assert reply.split()[1] in ("400", "403"), reply[:200]
+    assert '"files"' not in reply and '"error"' in reply
