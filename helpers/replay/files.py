@@ -96,9 +96,10 @@ MAX_STORED_BYTES = 2 * 1024**3
 """The most bytes the server holds for the Files API, over every cassette: stored files plus unfinished uploads
 (``serve --max-stored-bytes``). Past it an upload is refused with 429 ``RESOURCE_EXHAUSTED`` until files are deleted;
 2 GiB, one file at the real API's largest."""
-MIME_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")
-"""A MIME type as RFC 6838 spells one, ``type/subtype`` in ASCII (parameters left out): what an upload may declare,
-since it is sent back as a header on download."""
+MIME_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}(/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126})?")
+"""A MIME type as RFC 6838 spells one, ``type/subtype`` in ASCII (parameters left out), or a bare subtype such as the
+``jsonl`` of the Batch API docs' upload example: what an upload may declare, since it is sent back as a header on
+download."""
 DOWNLOAD_CHUNK_BYTES = 64 * 1024
 """A download is written this many bytes at a time, each write waiting until the client has taken the bytes before
 (backpressure): a client that requests a file and never reads holds at most about this much of the server's memory,

@@ -1,0 +1,176 @@
+"""Issue 26's figure: how faithfully a burst of 500 simultaneous streams is replayed, as a client process sees it.
+
+    python bench/burst_bench.py [--streams 500] [--rounds 3] [--server-python PATH]
+
+Unlike ``bench/pipeline_bench.py`` (which times each request from when aiohttp's trace hook says its body went to the
+socket, on connections an unmeasured round opened first), the client here is a separate process that times each
+stream as a notebook would: from just before its ``session.post``, one aiohttp session, 500 streams started by one
+``asyncio.gather``. Its TTFT error is its TTFT minus the recorded TTFT of the recording that answered it, minus the
+same for a lone stream (the median of 20 sent one at a time first, on the same session): what the burst adds.
+
+Three servers, each a real ``python -m helpers.replay serve`` subprocess:
+
+- *quiet*: the fidelity cassette of ``bench/replay_bench.py`` (500 recordings, TTFT 0.2-0.5 s, 10 chunks);
+- *loaded*: the same, with two CPU-bound processes beside it, started by this script and stopped by their PIDs;
+- *floor*: the same burst against recordings answered at once (every chunk at 0 s): what the client's own work and
+  the server's least work add, the limit the other figures are judged against.
+
+Each prints one markdown row (first round on connections the burst opens, then the later rounds on open
+connections), with the load average before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+from common import JSON_HEADERS, MODEL, payload, percentiles_ms, stream_exchange, write
+from replay_bench import write_cassettes
+
+from helpers.cassette import Cassette
+
+LONE_STREAMS = 20
+"""Lone streams sent one at a time before the burst: their median error is the baseline subtracted."""
+
+
+async def ttft(session: aiohttp.ClientSession, url: str) -> tuple[str, float]:
+    """One stream's ``(response id, seconds from just before the request to its first chunk)``."""
+    start = time.perf_counter()
+    async with session.post(url, params={"alt": "sse"}, data=payload("fidelity"), headers=JSON_HEADERS) as reply:
+        if reply.status != 200:
+            raise RuntimeError(f"HTTP {reply.status}: {(await reply.text())[:200]}")
+        async for line in reply.content:
+            if line.startswith(b"data: "):
+                first = time.perf_counter() - start
+                rid = json.loads(line[6:])["responseId"]
+                async for _ in reply.content:  # read the rest, as a client does
+                    pass
+                return rid, first
+    raise RuntimeError("the stream had no chunk")
+
+
+async def client(url: str, recorded: dict[str, float], streams: int, rounds: int) -> dict[str, list[float]]:
+    """The client process's work: lone streams, then ``rounds`` bursts; each stream's error in seconds, by round
+    kind (``"cold"``: the first burst, which opens its connections; ``"warm"``: later ones)."""
+    endpoint = f"{url}/fidelity/v1/models/{MODEL}:streamGenerateContent"
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=300)
+    ) as session:
+        lone = []
+        for _ in range(LONE_STREAMS):
+            rid, first = await ttft(session, endpoint)
+            lone.append(first - recorded[rid])
+        base = statistics.median(lone)
+        errors: dict[str, list[float]] = {"cold": [], "warm": []}
+        for round_ in range(rounds):
+            answers = await asyncio.gather(*(ttft(session, endpoint) for _ in range(streams)))
+            errors["cold" if round_ == 0 else "warm"] += [first - recorded[rid] - base for rid, first in answers]
+            await asyncio.sleep(1.0)
+    return errors
+
+
+def run_client(url: str, recorded: dict[str, float], streams: int, rounds: int) -> dict[str, list[float]]:
+    """:func:`client` in a separate process (this script with ``--client``); its errors."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(recorded, f)
+    args = [sys.executable, __file__, "--client", url, f.name, str(streams), str(rounds)]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=900, check=False)
+    os.unlink(f.name)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-2000:])
+    return json.loads(done.stdout)
+
+
+@contextlib.contextmanager
+def serve(python: str, folder: Path) -> Iterator[str]:
+    """A replay server subprocess on ``folder``; yields its URL."""
+    proc = subprocess.Popen(
+        [python, "-m", "helpers.replay", "serve", "--port", "0", "--cassettes", str(folder)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    try:
+        first = proc.stdout.readline().split()
+        if first[:1] != ["serving"]:
+            raise RuntimeError(f"the server did not start: {first}")
+        yield first[1]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+@contextlib.contextmanager
+def cpu_hogs(n: int) -> Iterator[list[int]]:
+    """``n`` CPU-bound processes for the duration of the block, stopped by their PIDs."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        yield [p.pid for p in procs]
+    finally:
+        for p in procs:
+            p.kill()  # by its own handle: this process started it
+            p.wait()
+
+
+def load() -> str:
+    return f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "n/a"
+
+
+def row(name: str, errors: dict[str, list[float]], before: str, after: str) -> str:
+    def pct(samples: list[float]) -> str:
+        p50, p95, top = percentiles_ms(samples)
+        return f"p50/p95/max {p50:.1f}/{p95:.1f}/{top:.1f} ms"
+
+    cold, warm = errors["cold"], errors["warm"]
+    warm_text = f"; later rounds ({len(warm)} TTFTs) {pct(warm)}" if warm else ""
+    return f"| {name} | first round ({len(cold)} TTFTs) {pct(cold)}{warm_text} | load {before} -> {after} |"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--streams", type=int, default=500)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--server-python", default=sys.executable)
+    p.add_argument("--client", nargs=4, metavar=("URL", "RECORDED", "STREAMS", "ROUNDS"), help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.client:
+        url, recorded_path, streams, rounds = args.client
+        recorded = json.loads(Path(recorded_path).read_text())
+        print(json.dumps(asyncio.run(client(url, recorded, int(streams), int(rounds)))))
+        return
+    folder = Path(tempfile.mkdtemp(prefix="burst-"))
+    recordings = write_cassettes(folder)
+    recorded = {rid: offsets[0] for rid, offsets in recordings.items()}
+    instant = folder / "instant"
+    instant.mkdir()
+    write(instant, "fidelity", [stream_exchange("fidelity", [0.0] * 10, rid) for rid in recordings])
+    assert len(Cassette.load(instant / "fidelity.json").exchanges) == len(recordings)
+    zero = dict.fromkeys(recordings, 0.0)
+    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores")
+    print(f"| burst of {args.streams} streams: TTFT error vs a lone stream's, client-timed | result | load |")
+    print("|---|---|---|")
+    for name, where, times, hogs in [
+        ("quiet", folder, recorded, 0),
+        ("loaded (2 CPU-bound processes)", folder, recorded, 2),
+        ("floor (recordings answered at once)", instant, zero, 0),
+    ]:
+        with serve(args.server_python, where) as url, cpu_hogs(hogs):
+            before = load()
+            errors = run_client(url, times, args.streams, args.rounds)
+            print(row(name, errors, before, load()), flush=True)
+
+
+if __name__ == "__main__":
+    main()
