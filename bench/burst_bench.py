@@ -38,7 +38,7 @@ import aiohttp
 from common import JSON_HEADERS, MODEL, payload, percentiles_ms, stream_exchange, write
 from replay_bench import write_cassettes
 
-from helpers.cassette import Cassette
+from helpers.replay.cassettes.cassette import Cassette
 
 LONE_STREAMS = 20
 """Lone streams sent one at a time before the burst: their median error is the baseline subtracted."""

@@ -6,9 +6,10 @@ server never disturb each other. ``cassette`` and ``server_url`` default to the 
 All durations are seconds of the client's wall clock (never divided by the server's ``--speed``).
 
 Control routes need the server's per-server token (``SECURITY.md``). Every call here finds it by itself: a server
-publishes its token, while it runs, in a private runtime file of this user (:mod:`helpers.replay.tokens`, mode 0600
-in a 0700 folder), and :func:`_request` sends the token of the server at ``server_url`` in the ``x-workbook-token``
-header, whoever started that server (``helpers.setup``, a test, a terminal). Nothing needs passing.
+publishes its token, while it runs, in a private runtime file of this user
+(:mod:`helpers.replay.pipeline.server_token`, mode 0600 in a 0700 folder), and :func:`_request` sends the token of
+the server at ``server_url`` in the ``x-workbook-token`` header, whoever started that server (``helpers.setup``, a
+test, a terminal). Nothing needs passing.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from .replay import tokens
+from .replay.pipeline import server_token
 from .workbook import WorkbookError, current_session
 
 CONTROL_TIMEOUT_S = 10.0
@@ -60,7 +61,7 @@ class Stats:
         in_flight: requests arrived but not finished, now.
         peak_in_flight: the most requests in flight at once.
         requests: one :class:`RequestTiming` per request, in arrival order: the last
-            ``helpers.replay.control.STATS_HISTORY`` (10 000) of them.
+            ``helpers.replay.pipeline.control_panel.STATS_HISTORY`` (10 000) of them.
         requests_dropped: how many earlier requests fell off ``requests`` (they are still counted above).
     """
 
@@ -97,11 +98,11 @@ def _request(
     data = None if payload is None else json.dumps(payload).encode()
     headers = {"Content-Type": "application/json"}
     try:
-        token = tokens.find(server_url)
-    except tokens.RuntimeDirError as e:
+        token = server_token.find(server_url)
+    except server_token.RuntimeDirError as e:
         raise WorkbookError(str(e)) from None
     if token is not None:
-        headers[tokens.HEADER] = token
+        headers[server_token.HEADER] = token
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=CONTROL_TIMEOUT_S) as response:
@@ -153,7 +154,7 @@ def set_limits(
 
     Overrides the server's ``--rpm``/``--tpm`` for this cassette. The minute is scaled by the server's ``--speed``;
     requests already admitted in the current window keep counting. Over a limit, calls get the API's 429
-    RESOURCE_EXHAUSTED with a ``RetryInfo`` delay (see ``helpers.replay.limits``).
+    RESOURCE_EXHAUSTED with a ``RetryInfo`` delay (see ``helpers.replay.pipeline.rate_limits``).
 
     Raises:
         WorkbookError: a limit that is not a positive integer, or see :func:`_request`.
@@ -240,7 +241,7 @@ def inject_batch_state(name: str, state: str, *, cassette: str | None = None, se
 
     Introduced in ``05_batch``, to show how a job that fails or expires looks. ``state`` may also be spelt
     ``BATCH_STATE_*`` or ``JOB_STATE_*`` (a ``types.JobState`` works). The job must still be pending or running;
-    its ``batchStats`` stop where they are and it reports no results (see ``helpers.replay.batches``).
+    its ``batchStats`` stop where they are and it reports no results (see ``helpers.replay.services.batches_api``).
 
     Raises:
         WorkbookError: another state, an unknown or already finished job, or see :func:`_request`.

@@ -41,7 +41,7 @@ from ..checks import (
     show,
     watching_sleep,
 )
-from ..replay.limits import WINDOW_S
+from ..replay.pipeline.rate_limits import WINDOW_S
 from ..workbook import current_session
 
 PROMPTS = tuple(

@@ -22,11 +22,12 @@ from google.genai import errors, types
 from .. import control
 from ..checks import Incorrect, Problem, Slept, ____, lesson, lesson_context, show, watching, watching_sleep
 from ..media import INLINE_LIMIT_BYTES
-from ..replay.files import PROCESSING_S
+from ..paths import NOTEBOOKS_DIR
+from ..replay.services.files_api import PROCESSING_S
 from ..workbook import current_session
 from .ex01_sync import expect_text
 
-DATA = Path(__file__).resolve().parents[2] / "notebooks" / "data"
+DATA = NOTEBOOKS_DIR / "data"
 """The lesson's sample media (``notebooks/data``); the notebook's ``DATA`` is the same folder, relative."""
 BEFORE, AFTER = "dots_before.png", "dots_after.png"
 DOTS_QUESTION = "How many dots are in each picture?"

@@ -1,6 +1,6 @@
 """The cassettes of one folder, held in memory: loaded once, checked by name, and (recording) written durably.
 
-Layer 1 of the server (``docs/server.md``): it knows the cassette format (:mod:`helpers.cassette`), not HTTP.
+The cassette layer of the server (``docs/server.md``): it knows the cassette format (:mod:`.cassette`), not HTTP.
 
 - Replay reads a cassette on first use and again only when its file changes on disk (a re-recording).
 - Recording keeps the in-memory cassette as the truth: :meth:`CassetteStore.record` hands an exchange to the
@@ -9,10 +9,10 @@ Layer 1 of the server (``docs/server.md``): it knows the cassette format (:mod:`
   (:class:`SaveError`) leaves the cassette and its file as they were, and no temp file.
 - No write can corrupt what was recorded before it, whenever the process is killed: the cassette file is only ever
   replaced whole (a temp file renamed over it), once when a run begins, and each new exchange is appended to the
-  cassette's journal (:func:`helpers.cassette.journal_path`), whose last line alone a crash can cut short, and which
+  cassette's journal (:func:`.cassette.journal_path`), whose last line alone a crash can cut short, and which
   loading leaves out. Each append costs the size of its exchanges, however long the cassette has grown; the journal
   is merged back into the file when the recorder stops (:meth:`CassetteStore.compact`).
-- No exchange whose text contains an API key the server was sent (:data:`.keys.SEEN`) is written: that check is
+- No exchange whose text contains an API key the server was sent (:data:`.api_keys.SEEN`) is written: that check is
   on its final serialised text, right before the write, whatever route the key came by.
 - A recorder holds the folder's lock (:class:`FolderLock`, a ``filelock`` lock, portable), so a second one on the same
   folder refuses to start rather than overwrite the first one's recordings.
@@ -28,7 +28,8 @@ from pathlib import Path
 
 import filelock
 
-from ..cassette import (
+from ..wire.api_keys import SEEN
+from .cassette import (
     JOURNAL_SUFFIX,
     Cassette,
     CassetteError,
@@ -39,7 +40,6 @@ from ..cassette import (
     journal_path,
     write_atomically,
 )
-from .keys import SEEN
 
 CASSETTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 """What a cassette name looks like: the first path segment of every API URL (``/<cassette>/v1/...``). Match it with

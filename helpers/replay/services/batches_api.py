@@ -1,6 +1,6 @@
 """The Batch API offline: batch jobs answered from the cassette's recorded ``generateContent`` exchanges.
 
-A service (layer 4 of the server, ``docs/server.md``); introduced in ``05_batch``. Routes, after the cassette
+A service (the services layer, ``docs/server.md``); introduced in ``05_batch``. Routes, after the cassette
 segment (``{v}`` is ``v1``, ``v1beta``, ...)::
 
     POST   {v}/models/{model}:batchGenerateContent  {"batch": {"displayName"?, "inputConfig": ...}} -> the job
@@ -25,7 +25,7 @@ How a job behaves (shapes from google-genai 3.4.0's ``batches.py`` and real resp
   one as ``BATCH_STATE_FAILED`` or ``BATCH_STATE_EXPIRED``. ``batchStats`` freeze there; only a succeeded job has
   ``output``. Cancelling a finished job is 400 FAILED_PRECONDITION.
 - Each request is answered by the cassette's recorded ``generateContent`` exchange of the same request: the same
-  model and the same body, matched by the server's one matcher (:mod:`.match`; a JSONL line may spell fields
+  model and the same body, matched by the server's one matcher (:mod:`.matcher`; a JSONL line may spell fields
   ``snake_case`` and leave out ``role``, as the real API accepts, and the matcher compares normalised bodies). The
   SDK sends an inline request's body exactly as ``generate_content`` sends it, so one recording serves a call, an
   inline batch and a JSONL batch. Several recordings of one request take turns, shared with direct calls. Streamed
@@ -39,10 +39,10 @@ How a job behaves (shapes from google-genai 3.4.0's ``batches.py`` and real resp
   other fields (``key``) and a ``response`` or an ``error``.
 - Bounds (``SECURITY.md``, "Limits"): an inline batch's request is at most :data:`MAX_INLINE_BATCH_BYTES`, the
   API's own figure, else 400 (a JSONL file takes more); its body is parsed in a worker thread
-  (:data:`.pipeline.OFF_LOOP_BYTES`), its requests' keys are computed and a JSONL file's lines parsed there too, and
+  (:data:`.api_request.OFF_LOOP_BYTES`), its requests' keys are computed and a JSONL file's lines parsed there too, and
   the requests are matched :data:`BATCH_SLICE` at a time, the event loop serving other clients between slices, so no
   batch stalls the server; a big job's reply is encoded in a worker thread. A job is let go with its results when it
-  is deleted or when its results file would expire (:data:`.files.FILE_TTL_S`, 48 h after creation).
+  is deleted or when its results file would expire (:data:`.files_api.FILE_TTL_S`, 48 h after creation).
 - In record mode none of this runs: batch calls go through the recorder like any other call. Except with
   ``serve --record --local-files-batches`` (how ``helpers.setup`` records from the synthetic upstream, which has no
   Batch API): then jobs run here as in replay, answered from the generateContent calls recorded so far, and are not
@@ -61,12 +61,20 @@ from typing import Any
 
 from aiohttp import web
 
-from ..cassette import Cassette, CassetteError, canonical_json, request_key
-from .files import VERSION, FileService, paginate, rfc3339, stable_id
-from .match import Matcher, unmatched_message
-from .pipeline import API, Mode, api_error_response, error_response, json_response, parse_json, raw_json_response
-from .store import CassetteStore
-from .wire import ApiError, camel, error_json, json_bytes
+from ..cassettes.cassette import Cassette, CassetteError, canonical_json, request_key
+from ..cassettes.matcher import Matcher, unmatched_message
+from ..cassettes.store import CassetteStore
+from ..pipeline.api_request import (
+    API,
+    Mode,
+    api_error_response,
+    error_response,
+    json_response,
+    parse_json,
+    raw_json_response,
+)
+from ..wire.framing import ApiError, camel, error_json, json_bytes
+from .files_api import VERSION, FileService, paginate, rfc3339, stable_id
 
 MAX_INLINE_BATCH_BYTES = 20_000_000
 """The largest inline batch request, bytes: the API takes inline requests "for smaller batches that keep the total

@@ -1,6 +1,6 @@
 """The replay server's guard: no web page or other account can drive it, and it learns every key it is sent first.
 
-Layer 2 of the server (``docs/server.md``), the outermost middleware (before :func:`.pipeline.parse`). Modelled on
+The pipeline layer (``docs/server.md``), the outermost middleware (before :func:`.api_request.parse`). Modelled on
 Jupyter Server's checks (``SECURITY.md`` has the threat model). It refuses, in the API's JSON error shape, before
 anything is matched, forwarded or written:
 
@@ -16,11 +16,11 @@ anything is matched, forwarded or written:
   without asking first (403);
 - without the server's token, a ``/_control`` call; with ``--require-token`` (how ``helpers.setup`` starts every
   server) or bound to a non-loopback address (``--allow-remote``), every call (403). The token is sent in the
-  :data:`.tokens.HEADER` header, or as the API key's suffix, ``KEY.TOKEN`` (:data:`.keys.TOKEN_SEPARATOR`), which
-  is how a plain ``genai.Client()`` sends it: ``helpers.setup`` puts it in the SDK's own key variable, and the
-  key part alone travels upstream in record mode (:meth:`Guard.unwrapped`). An upload's chunks, which the SDK sends
-  to the upload URL with no key, pass on the upload URL's own ``upload_id``, handed out only to a call that had the
-  token (:class:`Grants`);
+  :data:`.server_token.HEADER` header, or as the API key's suffix, ``KEY.TOKEN``
+  (:data:`.api_keys.TOKEN_SEPARATOR`), which is how a plain ``genai.Client()`` sends it: ``helpers.setup`` puts it
+  in the SDK's own key variable, and the key part alone travels upstream in record mode (:meth:`Guard.unwrapped`).
+  An upload's chunks, which the SDK sends to the upload URL with no key, pass on the upload URL's own
+  ``upload_id``, handed out only to a call that had the token (:class:`Grants`);
 - a ``POST``/``PUT``/``PATCH`` whose ``Content-Type`` is not ``application/json``, except on the ``upload/`` routes,
   where an upload's bytes keep their own type (415): the content types a page can send without a CORS preflight.
 
@@ -38,10 +38,10 @@ import urllib.parse
 from aiohttp import web
 from multidict import CIMultiDict
 
-from .keys import SEEN, TOKEN_SEPARATOR, credentials
-from .pipeline import CONTROL_PREFIX, UNWRAPPED, UPLOAD_STATUS, Handler, error_response
-from .runner import APP_TOKEN, arrival
-from .tokens import HEADER
+from ..wire.api_keys import SEEN, TOKEN_SEPARATOR, credentials
+from .api_request import CONTROL_PREFIX, UNWRAPPED, UPLOAD_STATUS, Handler, error_response
+from .server_token import HEADER
+from .socket_server import APP_TOKEN, arrival
 
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 """Methods whose body must be JSON (outside the upload routes)."""
@@ -125,13 +125,13 @@ class Guard:
         SEEN.note(self.token)  # a token is a secret too: never in a cassette or the log
 
     def install(self, app: web.Application) -> None:
-        """Hand the token to :func:`.runner.running` (which publishes it); :meth:`middleware` is the app's to place,
-        first."""
+        """Hand the token to :func:`.socket_server.running` (which publishes it); :meth:`middleware` is the app's to
+        place, first."""
         app[APP_TOKEN] = self.token
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Note the request's key (:data:`.keys.SEEN`), then refuse it (see the module docstring) or pass it on."""
+        """Note the request's key (:data:`.api_keys.SEEN`), then refuse it (see the module docstring) or pass it on."""
         SEEN.note_request(request.headers, request.query)
         refusal = self.refusal(request)
         if refusal is None:

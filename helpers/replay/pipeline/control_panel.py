@@ -18,7 +18,7 @@
 Latency and ``fail_next`` hit every API request of the cassette (files and batches too, record mode included);
 stream faults hit the next stream, replayed or recorded (a hold: replayed only, until ``release_stream`` or
 ``faults/clear``); rate limits apply to model calls, replayed or recorded (in record mode RPM only: a call's tokens
-are not known before it is forwarded; see :mod:`.limits`). The stats time each chunk of a stream as it goes out.
+are not known before it is forwarded; see :mod:`.rate_limits`). The stats time each chunk of a stream as it goes out.
 A POST answers ``{}``. Bad input answers 400 (an unknown action 404) in the API's error shape, with a message that
 says what to do. Times are seconds of the server's monotonic clock, reported relative to the last reset; they are
 the client's wall-clock seconds too (``--speed`` scales recorded delays, not the clock).
@@ -40,11 +40,11 @@ from typing import Any
 
 from aiohttp import web
 
-from ..cassette import CassetteError, Exchange
-from .limits import WINDOW_S, Limits, RateLimiter
-from .pipeline import API, CONTROL_PREFIX, Handler, error_response, json_response, parse_json
-from .store import name_problem
-from .wire import STATUS_NAMES, ApiError, error_json, sse_event
+from ..cassettes.cassette import CassetteError, Exchange
+from ..cassettes.store import name_problem
+from ..wire.framing import STATUS_NAMES, ApiError, error_json, sse_event
+from .api_request import API, CONTROL_PREFIX, Handler, error_response, json_response, parse_json
+from .rate_limits import WINDOW_S, Limits, RateLimiter
 
 FAULT_STATUSES = tuple(sorted(code for code in STATUS_NAMES if code >= 429 and code != 501))
 """Statuses a fault can inject: 429 and the 5xx ones the API sends (their names come from ``STATUS_NAMES``; 501
@@ -247,7 +247,7 @@ class ControlPanel:
         app.on_response_prepare.append(self._first_byte)
 
     def admit(self, cassette: str, path: str, exchange: Exchange | None) -> web.Response | None:
-        """Count a model call against the cassette's rate limits, or return its 429 (see :mod:`.limits`).
+        """Count a model call against the cassette's rate limits, or return its 429 (see :mod:`.rate_limits`).
 
         ``exchange`` is the recording that will answer it, or ``None`` in record mode (TPM then counts no tokens).
         """
@@ -261,8 +261,8 @@ class ControlPanel:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Count and time every API request (from its arrival, as :func:`.pipeline.parse` noted it); apply injected
-        latency and failures before the handler runs. Goes right after :func:`.pipeline.parse`."""
+        """Count and time every API request (from its arrival, as :func:`.api_request.parse` noted it); apply injected
+        latency and failures before the handler runs. Goes right after :func:`.api_request.parse`."""
         api = request.get(API)
         if api is None or not self.serves(api.cassette):  # no state for it; its service answers (or refuses) it
             return await handler(request)

@@ -13,12 +13,12 @@ from typing import Any
 from google import genai
 from google.genai import types
 
-from ..cassette import Cassette, Exchange, default_dir
-from ..models import LatencyProfile
-from .defaults import PLACEHOLDER_KEY
-from .runner import running
-from .server import CassetteStore, Mode, ReplayServer
-from .synth import Script, SyntheticUpstream
+from ...models import LatencyProfile
+from ..cassettes.cassette import Cassette, Exchange, default_dir
+from ..pipeline.socket_server import running
+from ..upstream.synthetic import Script, SyntheticUpstream
+from ..wire.defaults import PLACEHOLDER_KEY
+from .replay_server import CassetteStore, Mode, ReplayServer
 
 
 async def author(
@@ -116,7 +116,7 @@ def keep_takes(path: Path, takes: int) -> int:
 
     Raises:
         ValueError: ``takes`` is below 1.
-        helpers.cassette.CassetteError: the cassette is missing or corrupt.
+        helpers.replay.cassettes.cassette.CassetteError: the cassette is missing or corrupt.
     """
     if takes < 1:
         raise ValueError(f"takes must be at least 1, got {takes}")
