@@ -41,9 +41,13 @@ from typing import Any
 from . import models
 from .prices import CHECKED as PRICES_CHECKED
 from .replay.cassettes.cassette import Cassette, CassetteError, check_writable, default_dir
-from .replay.pipeline.server_token import TOKEN_VARIABLE
-from .replay.wire.api_keys import TOKEN_SEPARATOR
-from .replay.wire.defaults import DEFAULT_UPSTREAM, FINISH_TIMEOUT_S, PLACEHOLDER_KEY
+from .replay.wire.defaults import (
+    DEFAULT_UPSTREAM,
+    FINISH_TIMEOUT_S,
+    PLACEHOLDER_KEY,
+    TOKEN_SEPARATOR,
+    TOKEN_VARIABLE,
+)
 
 MODES = ("replay", "live", "record")
 KEY_VARIABLES = ("GOOGLE_API_KEY", "GEMINI_API_KEY")

@@ -35,13 +35,13 @@ from .app.replay_server import CassetteStore, Mode, ReplayServer
 from .cassettes.cassette import CassetteError, check_writable, default_dir
 from .pipeline.guard import is_loopback
 from .pipeline.rate_limits import Limits
-from .pipeline.server_token import HEADER, TOKEN_VARIABLE, RuntimeDirError
+from .pipeline.server_token import HEADER, RuntimeDirError
 from .pipeline.socket_server import IDLE_TIMEOUT_S, PortInUseError, serve_forever
 from .services.files_api import MAX_STORED_BYTES, UPLOAD_TTL_S, FileLimits
 from .upstream.synthetic import Script, ScriptEntry, SyntheticUpstream
 from .upstream.synthetic_openai import OpenAIUpstream
 from .wire.api_keys import RedactingStream
-from .wire.defaults import DEFAULT_UPSTREAM
+from .wire.defaults import DEFAULT_UPSTREAM, TOKEN_VARIABLE
 
 
 def _positive(text: str) -> float:

@@ -17,7 +17,7 @@ anything is matched, forwarded or written:
 - without the server's token, a ``/_control`` call; with ``--require-token`` (how ``helpers.setup`` starts every
   server) or bound to a non-loopback address (``--allow-remote``), every call (403). The token is sent in the
   :data:`.server_token.HEADER` header, or as the API key's suffix, ``KEY.TOKEN``
-  (:data:`.api_keys.TOKEN_SEPARATOR`), which is how a plain ``genai.Client()`` sends it: ``helpers.setup`` puts it
+  (:data:`.defaults.TOKEN_SEPARATOR`), which is how a plain ``genai.Client()`` sends it: ``helpers.setup`` puts it
   in the SDK's own key variable, and the key part alone travels upstream in record mode (:meth:`Guard.unwrapped`).
   An upload's chunks, which the SDK sends to the upload URL with no key, pass on the upload URL's own
   ``upload_id``, handed out only to a call that had the token (:class:`Grants`);
@@ -38,7 +38,8 @@ import urllib.parse
 from aiohttp import web
 from multidict import CIMultiDict
 
-from ..wire.api_keys import SEEN, TOKEN_SEPARATOR, credentials
+from ..wire.api_keys import SEEN, credentials
+from ..wire.defaults import TOKEN_SEPARATOR
 from .api_request import CONTROL_PREFIX, UNWRAPPED, UPLOAD_STATUS, Handler, error_response
 from .server_token import HEADER
 from .socket_server import APP_TOKEN, arrival

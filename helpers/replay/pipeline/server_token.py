@@ -22,10 +22,6 @@ from pathlib import Path
 
 HEADER = "x-workbook-token"
 """The request header that carries the token."""
-TOKEN_VARIABLE = "WORKBOOK_SERVER_TOKEN"
-"""An environment variable that gives ``serve --require-token`` its token (``helpers.setup`` sets it for its
-servers, so that a replacement server keeps the token its clients were given). The environment, unlike the command
-line, is readable only by its own user."""
 
 ANY_ADDRESS = {"0.0.0.0", "::", "[::]"}
 """Bound hosts that answer on every address, loopback included."""

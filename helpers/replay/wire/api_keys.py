@@ -16,9 +16,7 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-TOKEN_SEPARATOR = "."
-"""Between a key and a replay server's token in a credential ``KEY.TOKEN`` (:mod:`.guard`): neither an API key nor a
-token (``secrets.token_urlsafe``) holds a dot, and every client sends one in a header, a query or a bearer token."""
+from .defaults import TOKEN_SEPARATOR
 
 MIN_KEY_LENGTH = 20
 """Keys shorter than this are test placeholders (a real Gemini API key is 39 characters) and may occur anywhere."""

@@ -9,5 +9,15 @@ DEFAULT_UPSTREAM = "https://generativelanguage.googleapis.com"
 PLACEHOLDER_KEY = "workbook-replay-placeholder-key"
 """The API key the SDK is given where no real one is needed (replay, synthetic authoring). Not a secret."""
 
+TOKEN_SEPARATOR = "."
+"""Between a key and a replay server's token in a credential ``KEY.TOKEN`` (``helpers.setup`` hands the SDK one,
+the server's guard checks it): neither an API key nor a token (``secrets.token_urlsafe``) holds a dot, and every
+client sends one unchanged in a header, a query or a bearer token."""
+
+TOKEN_VARIABLE = "WORKBOOK_SERVER_TOKEN"
+"""An environment variable that gives ``serve --require-token`` its token (``helpers.setup`` sets it for its
+servers, so that a replacement server keeps the token its clients were given). The environment, unlike the command
+line, is readable only by its own user."""
+
 FINISH_TIMEOUT_S = 60.0
 """How long a recorder that is stopping waits for streams it is still recording, before it gives up on them."""
