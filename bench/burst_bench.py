@@ -36,7 +36,7 @@ from pathlib import Path
 
 import aiohttp
 from common import JSON_HEADERS, MODEL, payload, percentiles_ms, stream_exchange, write
-from replay_bench import write_cassettes
+from replay_bench import raw_session, write_cassettes
 
 from helpers.replay.cassettes.cassette import Cassette
 
@@ -44,10 +44,16 @@ LONE_STREAMS = 20
 """Lone streams sent one at a time before the burst: their median error is the baseline subtracted."""
 
 
-async def ttft(session: aiohttp.ClientSession, url: str) -> tuple[str, float]:
-    """One stream's ``(response id, seconds from just before the request to its first chunk)``."""
+async def ttft(session: aiohttp.ClientSession, url: str) -> tuple[str, float, float]:
+    """One stream's ``(response id, seconds from just before the request to its first chunk, seconds from just
+    before the request to when its bytes went to the socket)``: the last is the client's own share (connecting,
+    queueing behind the burst's other requests), which the server cannot see."""
+    sent: dict[str, float] = {}
     start = time.perf_counter()
-    async with session.post(url, params={"alt": "sse"}, data=payload("fidelity"), headers=JSON_HEADERS) as reply:
+    request = session.post(
+        url, params={"alt": "sse"}, data=payload("fidelity"), headers=JSON_HEADERS, trace_request_ctx=sent
+    )
+    async with request as reply:
         if reply.status != 200:
             raise RuntimeError(f"HTTP {reply.status}: {(await reply.text())[:200]}")
         async for line in reply.content:
@@ -56,7 +62,7 @@ async def ttft(session: aiohttp.ClientSession, url: str) -> tuple[str, float]:
                 rid = json.loads(line[6:])["responseId"]
                 async for _ in reply.content:  # read the rest, as a client does
                     pass
-                return rid, first
+                return rid, first, sent["sent"] - start
     raise RuntimeError("the stream had no chunk")
 
 
@@ -64,18 +70,19 @@ async def client(url: str, recorded: dict[str, float], streams: int, rounds: int
     """The client process's work: lone streams, then ``rounds`` bursts; each stream's error in seconds, by round
     kind (``"cold"``: the first burst, which opens its connections; ``"warm"``: later ones)."""
     endpoint = f"{url}/fidelity/v1/models/{MODEL}:streamGenerateContent"
-    async with aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=300)
-    ) as session:
-        lone = []
+    async with raw_session(traced=True) as session:
+        lone, lone_sent = [], []
         for _ in range(LONE_STREAMS):
-            rid, first = await ttft(session, endpoint)
+            rid, first, sent = await ttft(session, endpoint)
             lone.append(first - recorded[rid])
-        base = statistics.median(lone)
-        errors: dict[str, list[float]] = {"cold": [], "warm": []}
+            lone_sent.append(sent)
+        base, base_sent = statistics.median(lone), statistics.median(lone_sent)
+        errors: dict[str, list[float]] = {"cold": [], "warm": [], "cold sent": [], "warm sent": []}
         for round_ in range(rounds):
+            kind = "cold" if round_ == 0 else "warm"
             answers = await asyncio.gather(*(ttft(session, endpoint) for _ in range(streams)))
-            errors["cold" if round_ == 0 else "warm"] += [first - recorded[rid] - base for rid, first in answers]
+            errors[kind] += [first - recorded[rid] - base for rid, first, _ in answers]
+            errors[f"{kind} sent"] += [sent - base_sent for _, _, sent in answers]
             await asyncio.sleep(1.0)
     return errors
 
@@ -133,9 +140,14 @@ def row(name: str, errors: dict[str, list[float]], before: str, after: str) -> s
         p50, p95, top = percentiles_ms(samples)
         return f"p50/p95/max {p50:.1f}/{p95:.1f}/{top:.1f} ms"
 
-    cold, warm = errors["cold"], errors["warm"]
-    warm_text = f"; later rounds ({len(warm)} TTFTs) {pct(warm)}" if warm else ""
-    return f"| {name} | first round ({len(cold)} TTFTs) {pct(cold)}{warm_text} | load {before} -> {after} |"
+    def part(kind: str, label: str) -> str:
+        found = errors[kind]
+        return f"{label} ({len(found)} TTFTs) {pct(found)}, of which the client's own, before its bytes left: " + (
+            pct(errors[f"{kind} sent"])
+        )
+
+    text = part("cold", "first round") + ("; " + part("warm", "later rounds") if errors["warm"] else "")
+    return f"| {name} | {text} | load {before} -> {after} |"
 
 
 def main() -> None:
