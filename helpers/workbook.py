@@ -45,8 +45,10 @@ from .replay.wire.defaults import (
     DEFAULT_UPSTREAM,
     FINISH_TIMEOUT_S,
     PLACEHOLDER_KEY,
+    TOKEN_HEADER,
     TOKEN_SEPARATOR,
     TOKEN_VARIABLE,
+    UPSTREAM_TOKEN_VARIABLE,
 )
 
 MODES = ("replay", "live", "record")
@@ -119,11 +121,14 @@ _serial = itertools.count(1)
 class ServerProcess:
     """A ``python -m helpers.replay ...`` subprocess, tied to this kernel (it exits when the kernel does).
 
-    With ``--require-token`` in ``args``, the server takes ``token`` as its token (given in its environment, which
-    only this user can read, never on its command line, which every user can).
+    With ``--require-token`` in ``args``, the server takes ``token`` as its token, and a recorder sends
+    ``upstream_token`` to its upstream (both given in its environment, which only this user can read, never on its
+    command line, which every user can).
     """
 
-    def __init__(self, args: list[str], port: int = 0, token: str | None = None) -> None:
+    def __init__(
+        self, args: list[str], port: int = 0, token: str | None = None, upstream_token: str | None = None
+    ) -> None:
         self.args = args
         # One log per server: a replacement's log never carries what an earlier server wrote.
         self.log = Path(tempfile.gettempdir()) / f"gemini-workbook-{os.getpid()}-{args[0]}-{next(_serial)}.log"
@@ -138,7 +143,7 @@ class ServerProcess:
                 stdout=subprocess.PIPE,
                 stderr=log,
                 text=True,
-                env={**os.environ, TOKEN_VARIABLE: token} if token else None,
+                env={**os.environ, **_tokens(token, upstream_token)},
             )
         self.url = self._read_url()
         self.token = self._read_token() if "--require-token" in args else None
@@ -308,7 +313,13 @@ def _explain_connection_errors() -> None:
     shell.set_custom_exc(errors, _show_connection_error)
 
 
-def _server(role: str, args: list[str]) -> ServerProcess:
+def _tokens(token: str | None, upstream_token: str | None) -> dict[str, str]:
+    """The environment variables that give a server its token and its upstream's."""
+    given = {TOKEN_VARIABLE: token, UPSTREAM_TOKEN_VARIABLE: upstream_token}
+    return {name: value for name, value in given.items() if value}
+
+
+def _server(role: str, args: list[str], upstream_token: str | None = None) -> ServerProcess:
     """The running server for ``role`` if it was started with ``args``; otherwise a new one (the old one stopped).
 
     A replacement takes the old server's port when it is free, so clients made before (``genai.Client()`` keeps its
@@ -318,16 +329,16 @@ def _server(role: str, args: list[str]) -> ServerProcess:
     if current is not None and current.alive() and current.args == args:
         return current
     if current is None:
-        _servers[role] = ServerProcess(args, token=_token)
+        _servers[role] = ServerProcess(args, token=_token, upstream_token=upstream_token)
         return _servers[role]
     current.stop()
     port = int(current.url.rsplit(":", 1)[1])
     try:
         if not _port_free(port):
             raise WorkbookError(f"port {port} is taken")
-        _servers[role] = ServerProcess(args, port=port, token=_token)
+        _servers[role] = ServerProcess(args, port=port, token=_token, upstream_token=upstream_token)
     except WorkbookError:  # the port was taken meanwhile: any free one will do, and earlier clients must be told
-        _servers[role] = ServerProcess(args, token=_token)
+        _servers[role] = ServerProcess(args, token=_token, upstream_token=upstream_token)
         print(squatted_port_message(port, _servers[role].url))
     return _servers[role]
 
@@ -360,7 +371,7 @@ def _has_key() -> bool:
     return any(os.environ.get(v) for v in KEY_VARIABLES)
 
 
-def check_models(base_url: str | None) -> list[str]:
+def check_models(base_url: str | None, token: str | None = None) -> list[str]:
     """Ask the API once whether it serves each model the workbook uses (:data:`helpers.models.MODELS`).
 
     Called by :func:`setup` in live and record mode, so a retired or mistyped model id is one line at the top of the
@@ -369,6 +380,7 @@ def check_models(base_url: str | None) -> list[str]:
 
     Args:
         base_url: where to ask (the record upstream), or ``None`` for the SDK's default endpoint (live mode).
+        token: the upstream's token, for ``helpers.setup``'s synthetic stand-in (sent as ``x-workbook-token``).
 
     Returns:
         One message per model that is not served (what the API said, and where to change the id), or that could
@@ -378,7 +390,10 @@ def check_models(base_url: str | None) -> list[str]:
     from google.genai import errors, types
 
     options = types.HttpOptions(
-        base_url=base_url, timeout=MODEL_CHECK_TIMEOUT_MS, retry_options=types.HttpRetryOptions(attempts=1)
+        base_url=base_url,
+        timeout=MODEL_CHECK_TIMEOUT_MS,
+        retry_options=types.HttpRetryOptions(attempts=1),
+        headers={TOKEN_HEADER: token} if token else None,
     )
     problems = []
     with genai.Client(http_options=options) as client:
@@ -449,17 +464,18 @@ def setup(notebook: str, *, speed: float = 1.0) -> Session:
             check_writable(folder)  # refused here, before a server starts or a call is billed
         except CassetteError as e:
             raise WorkbookError(str(e)) from None
-        sources, local = "recorded", []
+        sources, local, upstream_token = "recorded", [], None
         if upstream == "synthetic":
             script = folder.parent / "scripts" / f"{notebook}.json"
-            upstream = _server("synth", ["synth", "--script", str(script)]).url
+            upstream = _server("synth", ["synth", "--require-token", "--script", str(script)]).url
+            upstream_token = _token
             # The synthetic upstream has no Files or Batch API: the recorder serves those as replay does.
             sources, local = "synthetic", ["--local-files-batches"]
         # --speed scales the server's own clocks in record mode too (rate-limit window, batch and file timelines),
         # so a lesson's waits match its replay; the upstream's answers keep their real timing.
         args = ["serve", "--require-token", "--cassettes", str(folder), "--speed", f"{speed:g}", "--record"]
         args += ["--upstream", upstream]
-        server = _server("serve", [*args, *local])
+        server = _server("serve", [*args, *local], upstream_token)
     if not _has_key():  # the SDK needs a key to make a client (check_models makes one in record mode)
         os.environ["GEMINI_API_KEY"] = PLACEHOLDER_KEY
         _wrapped["GEMINI_API_KEY"] = (None, PLACEHOLDER_KEY)
@@ -468,7 +484,7 @@ def setup(notebook: str, *, speed: float = 1.0) -> Session:
     session = _announce(Session(mode, notebook, base_url, server.url, speed, sources, recorded))
     if mode == "record":
         # The upstream itself, with the keys as they are: a check through the recorder would be recorded.
-        for problem in check_models(upstream):
+        for problem in check_models(upstream, upstream_token):
             print(problem)
     assert server.token is not None, "setup starts its servers with --require-token"
     _wrap_keys(server.token)

@@ -1304,3 +1304,20 @@ def test_the_host_check_refuses_userinfo_and_anything_but_host_and_port(server: 
         reply = s.makefile("rb").read().decode(errors="replace")
     assert reply.split()[1] in ("400", "403"), reply[:200]
     assert '"files"' not in reply and '"error"' in reply
+
+
+def test_setups_synthetic_upstream_needs_the_token_too(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every server ``helpers.setup`` starts: the synthetic stand-in a record run of ``WORKBOOK_UPSTREAM=synthetic``
+    records from answers its recorder (which sends the token), nobody else."""
+    from .test_workbook import record_from_the_synthetic_upstream
+
+    record_from_the_synthetic_upstream(env, monkeypatch)
+    write_cassette(env, "07_demo", [])
+    helpers.setup("07_demo")
+    assert genai.Client().models.generate_content(model=FLASH, contents=PROMPT).text == TEXT
+    synth, token = workbook._servers["synth"], workbook._servers["serve"].token
+    assert token and synth.token == token
+    body = {"contents": [{"parts": [{"text": "sky"}], "role": "user"}]}
+    url = f"{synth.url}/v1beta/models/{FLASH}:generateContent"
+    assert httpx.post(url, json=body, timeout=10).status_code == 403
+    assert httpx.post(url, json=body, headers={TOKEN_HEADER: token}, timeout=10).status_code == 200

@@ -33,7 +33,7 @@ import uvloop
 from ..models import FLASH, PROFILES
 from .app.replay_server import CassetteStore, Mode, ReplayServer
 from .cassettes.cassette import CassetteError, check_writable, default_dir
-from .pipeline.guard import is_loopback
+from .pipeline.guard import Guard, is_loopback
 from .pipeline.rate_limits import Limits
 from .pipeline.server_token import HEADER, RuntimeDirError
 from .pipeline.socket_server import IDLE_TIMEOUT_S, PortInUseError, serve_forever
@@ -41,7 +41,7 @@ from .services.files_api import MAX_STORED_BYTES, UPLOAD_TTL_S, FileLimits
 from .upstream.synthetic import Script, ScriptEntry, SyntheticUpstream
 from .upstream.synthetic_openai import OpenAIUpstream
 from .wire.api_keys import RedactingStream
-from .wire.defaults import DEFAULT_UPSTREAM, TOKEN_VARIABLE
+from .wire.defaults import DEFAULT_UPSTREAM, TOKEN_VARIABLE, UPSTREAM_TOKEN_VARIABLE
 
 
 def _positive(text: str) -> float:
@@ -61,6 +61,21 @@ def _limit(text: str) -> int:
     return value
 
 
+def _token(variable: str) -> str | None:
+    """A token given in the environment variable ``variable`` (``helpers.setup`` passes its servers' so), or ``None``.
+
+    Raises:
+        ValueError: it is not at least 20 letters, digits, ``_`` or ``-``.
+    """
+    token = os.environ.get(variable) or None
+    if token is not None and not re.fullmatch(r"[A-Za-z0-9_-]{20,}", token):
+        raise ValueError(
+            f"{variable} must be at least 20 letters, digits, '_' or '-' (a dot separates a token from the API key "
+            "in KEY.TOKEN)."
+        )
+    return token
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m helpers.replay", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -71,6 +86,11 @@ def parser() -> argparse.ArgumentParser:
             "--allow-remote",
             action="store_true",
             help="allow a --host reachable from other machines; every call then needs the printed token",
+        )
+        cmd.add_argument(
+            "--require-token",
+            action="store_true",
+            help="every call needs the printed token, on loopback too (as the API key's suffix KEY.TOKEN, or a header)",
         )
         cmd.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one (default)")
         cmd.add_argument("--watch-stdin", action="store_true", help="also stop when standard input closes")
@@ -84,11 +104,6 @@ def parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="replay cassettes (or record them) over Gemini's REST protocol")
     network(serve)
     serve.add_argument("--cassettes", type=Path, default=None, help=f"cassette folder (default: {default_dir()})")
-    serve.add_argument(
-        "--require-token",
-        action="store_true",
-        help="every call needs the printed token, on loopback too (as the API key's suffix KEY.TOKEN, or a header)",
-    )
     serve.add_argument("--speed", type=_positive, default=1.0, help="divide every recorded delay by S (default 1)")
     serve.add_argument("--record", action="store_true", help="forward to --upstream and record into the cassettes")
     serve.add_argument("--upstream", default=DEFAULT_UPSTREAM, help=f"record from here (default {DEFAULT_UPSTREAM})")
@@ -162,12 +177,6 @@ def main(argv: list[str] | None = None) -> int:
             files = FileLimits(upload_ttl_s=args.upload_ttl, max_stored_bytes=args.max_stored_bytes)
             remote = not is_loopback(args.host)
             limits = Limits(args.rpm, args.tpm)
-            token = os.environ.get(TOKEN_VARIABLE) or None
-            if token is not None and not re.fullmatch(r"[A-Za-z0-9_-]{20,}", token):
-                raise ValueError(
-                    f"{TOKEN_VARIABLE} must be at least 20 letters, digits, '_' or '-' (a dot separates it "
-                    "from the API key in KEY.TOKEN)."
-                )
             server = ReplayServer(
                 store,
                 args.speed,
@@ -177,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
                 files,
                 remote=remote,
                 require_token=args.require_token,
-                token=token,
+                token=_token(TOKEN_VARIABLE),
+                upstream_token=_token(UPSTREAM_TOKEN_VARIABLE),
             )
             # uvloop: a burst of 500 simultaneous streams replays with a third of asyncio's loop's TTFT error at the
             # 95th percentile (bench/pipeline_bench.py, bench/RESULTS.md).
@@ -188,7 +198,12 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "synth":
             upstream = SyntheticUpstream(Script.load(args.script))
             app = upstream.app(OpenAIUpstream(upstream).install)
-            asyncio.run(serve_forever(app, args.host, args.port, args.watch_stdin, args.idle_timeout))
+            if args.require_token:  # helpers.setup's stand-in upstream: its recorder sends the token
+                guard = Guard(token=_token(TOKEN_VARIABLE), require_token=True)
+                guard.install(app)
+                app.middlewares.insert(1, guard.middleware)  # after the error middleware, before all else
+            show = args.require_token
+            asyncio.run(serve_forever(app, args.host, args.port, args.watch_stdin, args.idle_timeout, show_token=show))
         elif args.command == "author-notebook":
             from .app.authoring import author_notebook
 

@@ -55,6 +55,8 @@ class ReplayServer:
         require_token: every call needs the token, on loopback too (``--require-token``; ``helpers.setup`` always
             starts its servers so).
         token: the server's token (:class:`.guard.Guard`); a fresh random one when ``None``.
+        upstream_token: a record mode's upstream's token, sent with every call forwarded to it (``helpers.setup``'s
+            synthetic stand-in requires one).
     """
 
     store: CassetteStore
@@ -67,6 +69,7 @@ class ReplayServer:
     remote: bool = False
     require_token: bool = False
     token: str | None = None
+    upstream_token: str | None = None
 
     def _lookup(self, name: str) -> None:
         """Raise :class:`CassetteError` unless the server can serve cassette ``name`` (record mode creates it)."""
@@ -80,7 +83,7 @@ class ReplayServer:
         app = web.Application(client_max_size=MAX_BODY_BYTES)
         control = ControlPanel(self.speed, self.limits, self._lookup, self.stats_history)
         matcher = Matcher()
-        recorder = Recorder(self.store, self.upstream, control) if self.mode.records else None
+        recorder = Recorder(self.store, self.upstream, control, self.upstream_token) if self.mode.records else None
         backend: Backend = recorder or Replayer(self.store, matcher, control, self.speed)
         grants = Grants()
         guard = Guard(self.remote, self.token, self.require_token, grants)

@@ -46,6 +46,7 @@ from ..cassettes.cassette import (
 from ..cassettes.store import CassetteStore, FolderLock, SaveError
 from ..pipeline.api_request import ApiRequest, error_response, json_response
 from ..pipeline.control_panel import TIMING, ControlPanel, StreamFault
+from ..pipeline.server_token import HEADER
 from ..wire.api_keys import KEY_SHAPE, REDACTED, SEEN
 from ..wire.defaults import FINISH_TIMEOUT_S
 from ..wire.framing import (
@@ -99,10 +100,15 @@ class Recorder:
         store: the cassettes; this recorder holds their folder's lock from :meth:`start` to :meth:`close`.
         upstream: the API's base URL, e.g. ``https://generativelanguage.googleapis.com``.
         control: the server's faults and limits (limits apply to recorded calls too, RPM only).
+        upstream_token: sent in the ``x-workbook-token`` header of every call to the upstream (a stand-in upstream of
+            ``helpers.setup``, which needs it), or ``None``.
     """
 
-    def __init__(self, store: CassetteStore, upstream: str, control: ControlPanel) -> None:
+    def __init__(
+        self, store: CassetteStore, upstream: str, control: ControlPanel, upstream_token: str | None = None
+    ) -> None:
         self.store, self.upstream, self.control = store, upstream, control
+        self.upstream_token = upstream_token
         self._lock = FolderLock(store.folder)
         self._session: aiohttp.ClientSession | None = None
         self._background: set[asyncio.Task[None]] = set()
@@ -145,6 +151,8 @@ class Recorder:
         key = query.get("key")
         if key and not any(name.lower() == "x-goog-api-key" for name in headers):
             headers = {**headers, "x-goog-api-key": key}
+        if self.upstream_token is not None:
+            headers = {**headers, HEADER: self.upstream_token}
         return self.session.request(method, url, params=canonical_query(dict(query)), data=data, headers=headers)
 
     def unreachable(self, error: aiohttp.ClientError, headers: dict[str, str] | None = None) -> web.Response:

@@ -20,7 +20,9 @@ import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
-HEADER = "x-workbook-token"
+from ..wire.defaults import TOKEN_HEADER
+
+HEADER = TOKEN_HEADER
 """The request header that carries the token."""
 
 ANY_ADDRESS = {"0.0.0.0", "::", "[::]"}
