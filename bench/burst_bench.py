@@ -36,6 +36,7 @@ from pathlib import Path
 
 import aiohttp
 from common import JSON_HEADERS, MODEL, payload, percentiles_ms, stream_exchange, write
+from pipeline_bench import load, serve
 from replay_bench import raw_session, write_cassettes
 
 from helpers.replay.cassettes.cassette import Cassette
@@ -100,26 +101,6 @@ def run_client(url: str, recorded: dict[str, float], streams: int, rounds: int) 
 
 
 @contextlib.contextmanager
-def serve(python: str, folder: Path) -> Iterator[str]:
-    """A replay server subprocess on ``folder``; yields its URL."""
-    proc = subprocess.Popen(
-        [python, "-m", "helpers.replay", "serve", "--port", "0", "--cassettes", str(folder)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    try:
-        first = proc.stdout.readline().split()
-        if first[:1] != ["serving"]:
-            raise RuntimeError(f"the server did not start: {first}")
-        yield first[1]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
-
-
-@contextlib.contextmanager
 def cpu_hogs(n: int) -> Iterator[list[int]]:
     """``n`` CPU-bound processes for the duration of the block, stopped by their PIDs."""
     procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
@@ -129,10 +110,6 @@ def cpu_hogs(n: int) -> Iterator[list[int]]:
         for p in procs:
             p.kill()  # by its own handle: this process started it
             p.wait()
-
-
-def load() -> str:
-    return f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "n/a"
 
 
 def row(name: str, errors: dict[str, list[float]], before: str, after: str) -> str:
