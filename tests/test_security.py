@@ -931,19 +931,38 @@ def test_every_route_of_a_token_server_needs_the_token_and_a_plain_client_works(
         plain.stop()
 
 
+def header_capturing_upstream(sent: list[str]) -> web.Application:
+    """Answers countTokens with 7 tokens, noting every header value and the query string it was sent."""
+
+    async def count(request: web.Request) -> web.Response:
+        sent.extend([*request.headers.values(), request.query_string])
+        return json_response({"totalTokens": 7})
+
+    app = web.Application()
+    app.router.add_post(f"/v1/models/{FLASH}:countTokens", count)
+    return app
+
+
 async def test_record_mode_forwards_the_learners_key_never_the_token(tmp_path: Path) -> None:
-    seen: list[str] = []
-    async with running(stand_in_upstream(seen)) as upstream:
+    sent: list[str] = []
+    async with running(header_capturing_upstream(sent)) as upstream:
         srv, token = setup_style_server(tmp_path, "--record", "--upstream", upstream)
         try:
             async with httpx.AsyncClient(timeout=10) as client:
                 url = f"{srv.url}/rec/v1/models/{FLASH}:countTokens"
-                reply = await client.post(url, json=BODY, headers={"x-goog-api-key": f"{KEY}.{token}"})
-                query = await client.post(f"{url}?key={KEY}.{token}", json=BODY)
+                replies = [
+                    await client.post(url, json=BODY, headers={"x-goog-api-key": f"{KEY}.{token}"}),
+                    await client.post(f"{url}?key={KEY}.{token}", json=BODY),
+                    await client.post(url, json=BODY, headers={"Authorization": f"Bearer {KEY}.{token}"}),
+                    await client.post(
+                        url, json=BODY, headers={"Authorization": f"Bearer {token}", "x-goog-api-key": KEY}
+                    ),
+                ]
         finally:
             srv.stop()
-    assert (reply.status_code, query.status_code) == (200, 200)
-    assert seen == [KEY, KEY], "the key alone went upstream"
+    assert [r.status_code for r in replies] == [200] * 4
+    assert sum(KEY in value for value in sent) == 4, "the key alone went upstream, each time"
+    assert not any(token in value for value in sent), "the token never left the server"
     text = (tmp_path / "rec.json").read_text()
     assert KEY not in text and token not in text and '"totalTokens": 7' in text
 

@@ -38,7 +38,7 @@ import urllib.parse
 from aiohttp import web
 from multidict import CIMultiDict
 
-from ..wire.api_keys import SEEN, credentials
+from ..wire.api_keys import BEARER, SEEN, credentials
 from ..wire.defaults import TOKEN_SEPARATOR
 from .api_request import CONTROL_PREFIX, UNWRAPPED, UPLOAD_STATUS, Handler, error_response
 from .server_token import HEADER
@@ -200,9 +200,8 @@ class Guard:
         a call with the token started."""
         if secrets.compare_digest(request.headers.get(HEADER, ""), self.token):
             return True
-        for key in credentials(request.headers, request.query):
-            if secrets.compare_digest(key.rpartition(TOKEN_SEPARATOR)[2], self.token):
-                return True
+        if any(self._key_of(key) is not None for key in credentials(request.headers, request.query)):
+            return True
         upload_id = request.query.get("upload_id")
         return _is_upload(request) and upload_id is not None and upload_id in self.grants
 
@@ -210,27 +209,34 @@ class Guard:
         """``request``'s headers and query with every ``KEY.TOKEN`` credential of this server's token cut down to
         ``KEY`` (left out when only the token was sent): what record mode forwards upstream. ``None`` when the
         request carries no such credential."""
-        suffix = TOKEN_SEPARATOR + self.token
         headers, query = CIMultiDict(request.headers), dict(request.query)
         changed = False
-        for name in ("x-goog-api-key", "authorization"):
-            value = headers.get(name)
-            if value is not None and (value.rstrip().endswith(suffix) or value.strip() == self.token):
-                bare = value.rstrip().removesuffix(suffix)
-                changed = True
-                if bare.strip() in ("", self.token) or re.fullmatch(r"\s*bearer\s*", bare, re.IGNORECASE):
-                    del headers[name]
-                else:
-                    headers[name] = bare
-        key = query.get("key")
-        if key is not None and (key.endswith(suffix) or key == self.token):
+        key = self._key_of(headers.get("x-goog-api-key", ""))
+        if key is not None:
             changed = True
-            bare = key.removesuffix(suffix)
-            if bare and bare != self.token:
-                query["key"] = bare
-            else:
-                del query["key"]
+            headers.popall("x-goog-api-key")
+            if key:
+                headers["x-goog-api-key"] = key
+        bearer = BEARER.fullmatch(headers.get("authorization", ""))
+        key = self._key_of(bearer.group(1)) if bearer else None
+        if key is not None:
+            changed = True
+            headers.popall("authorization")
+            if key:
+                headers["authorization"] = f"Bearer {key}"
+        key = self._key_of(query.get("key", ""))
+        if key is not None:
+            changed = True
+            del query["key"]
+            if key:
+                query["key"] = key
         return (headers, query) if changed else None
+
+    def _key_of(self, credential: str) -> str | None:
+        """The key part of ``credential`` when it carries this server's token (``""`` for the token alone), else
+        ``None``."""
+        key, _dot, token = credential.strip().rpartition(TOKEN_SEPARATOR)
+        return key if token and secrets.compare_digest(token, self.token) else None
 
     @staticmethod
     def _own_origin(request: web.Request) -> str:
