@@ -69,7 +69,8 @@ async def ttft(session: aiohttp.ClientSession, url: str) -> tuple[str, float, fl
 
 async def client(url: str, recorded: dict[str, float], streams: int, rounds: int) -> dict[str, list[float]]:
     """The client process's work: lone streams, then ``rounds`` bursts; each stream's error in seconds, by round
-    kind (``"cold"``: the first burst, which opens its connections; ``"warm"``: later ones)."""
+    kind (``"cold"``: the first burst, which opens its connections; ``"warm"``: later ones), and of each the part
+    before its bytes left the client (``" sent"``) and after (``" after"``)."""
     endpoint = f"{url}/fidelity/v1/models/{MODEL}:streamGenerateContent"
     async with raw_session(traced=True) as session:
         lone, lone_sent = [], []
@@ -78,12 +79,17 @@ async def client(url: str, recorded: dict[str, float], streams: int, rounds: int
             lone.append(first - recorded[rid])
             lone_sent.append(sent)
         base, base_sent = statistics.median(lone), statistics.median(lone_sent)
-        errors: dict[str, list[float]] = {"cold": [], "warm": [], "cold sent": [], "warm sent": []}
+        errors: dict[str, list[float]] = {
+            f"{kind}{part}": [] for kind in ("cold", "warm") for part in ("", " sent", " after")
+        }
         for round_ in range(rounds):
             kind = "cold" if round_ == 0 else "warm"
             answers = await asyncio.gather(*(ttft(session, endpoint) for _ in range(streams)))
-            errors[kind] += [first - recorded[rid] - base for rid, first, _ in answers]
-            errors[f"{kind} sent"] += [sent - base_sent for _, _, sent in answers]
+            for rid, first, sent in answers:
+                error, own = first - recorded[rid] - base, sent - base_sent
+                errors[kind].append(error)
+                errors[f"{kind} sent"].append(own)
+                errors[f"{kind} after"].append(error - own)
             await asyncio.sleep(1.0)
     return errors
 
@@ -119,8 +125,9 @@ def row(name: str, errors: dict[str, list[float]], before: str, after: str) -> s
 
     def part(kind: str, label: str) -> str:
         found = errors[kind]
-        return f"{label} ({len(found)} TTFTs) {pct(found)}, of which the client's own, before its bytes left: " + (
-            pct(errors[f"{kind} sent"])
+        return (
+            f"{label} ({len(found)} TTFTs) **{pct(found)}**; the client's own share, before its bytes left, "
+            f"{pct(errors[f'{kind} sent'])}; the rest, from then to the first chunk, {pct(errors[f'{kind} after'])}"
         )
 
     text = part("cold", "first round") + ("; " + part("warm", "later rounds") if errors["warm"] else "")
