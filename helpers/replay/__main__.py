@@ -9,7 +9,8 @@
     python -m helpers.replay author-notebook notebooks/NN_name.ipynb [--keep]
 
 ``serve`` and ``synth`` print exactly ``serving http://HOST:PORT`` as their first stdout line, then run until SIGINT
-or SIGTERM (or, with ``--watch-stdin``, until standard input closes: how ``helpers.setup`` ties a server to its kernel).
+or SIGTERM, or Ctrl+Break on Windows (or, with ``--watch-stdin``, until standard input closes: how ``helpers.setup``
+ties a server to its kernel, and stops it, on every OS).
 A ``--host`` that is not loopback is refused without ``--allow-remote``; with it, or with ``--require-token`` (how
 ``helpers.setup`` starts every server, so that another account on the machine cannot use it), ``serve`` prints a
 second line, ``token TOKEN``, which every call must then send (``SECURITY.md``). ``serve`` redacts every API key it
@@ -28,20 +29,26 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import uvloop
-
 from ..models import FLASH, PROFILES
 from .app.replay_server import CassetteStore, Mode, ReplayServer
 from .cassettes.cassette import CassetteError, check_writable, default_dir
-from .pipeline.guard import Guard, is_loopback
+from .pipeline.guard import Guard
 from .pipeline.rate_limits import Limits
-from .pipeline.server_token import HEADER, RuntimeDirError
+from .pipeline.server_token import HEADER, RuntimeDirError, is_loopback
 from .pipeline.socket_server import IDLE_TIMEOUT_S, PortInUseError, serve_forever
 from .services.files_api import MAX_STORED_BYTES, UPLOAD_TTL_S, FileLimits
 from .upstream.synthetic import Script, ScriptEntry, SyntheticUpstream
 from .upstream.synthetic_openai import OpenAIUpstream
 from .wire.api_keys import RedactingStream
 from .wire.defaults import DEFAULT_UPSTREAM, TOKEN_VARIABLE, UPSTREAM_TOKEN_VARIABLE
+
+try:
+    # uvloop: a burst of 500 simultaneous streams replays with a third of asyncio's loop's TTFT error at the 95th
+    # percentile (bench/pipeline_bench.py, bench/RESULTS.md). It has no Windows build (requirements.txt installs it
+    # where sys_platform != 'win32'); there asyncio's own loop (Proactor) serves.
+    from uvloop import run as run_serving
+except ImportError:
+    run_serving = asyncio.run  # type: ignore[assignment]
 
 
 def _positive(text: str) -> float:
@@ -189,12 +196,11 @@ def main(argv: list[str] | None = None) -> int:
                 token=_token(TOKEN_VARIABLE),
                 upstream_token=_token(UPSTREAM_TOKEN_VARIABLE),
             )
-            # uvloop: a burst of 500 simultaneous streams replays with a third of asyncio's loop's TTFT error at the
-            # 95th percentile (bench/pipeline_bench.py, bench/RESULTS.md).
             app = server.app()
             sys.stderr = RedactingStream(sys.stderr)  # type: ignore[assignment]
             show = remote or args.require_token
-            uvloop.run(serve_forever(app, args.host, args.port, args.watch_stdin, args.idle_timeout, show_token=show))
+            serving = serve_forever(app, args.host, args.port, args.watch_stdin, args.idle_timeout, show_token=show)
+            run_serving(serving)
         elif args.command == "synth":
             upstream = SyntheticUpstream(Script.load(args.script))
             app = upstream.app(OpenAIUpstream(upstream).install)
@@ -209,7 +215,10 @@ def main(argv: list[str] | None = None) -> int:
 
             print(f"authored {author_notebook(args.notebook, fresh=not args.keep)} and refreshed {args.notebook}")
         else:
+            from ..proxies import keep_loopback_off_proxies
             from .app.authoring import author
+
+            keep_loopback_off_proxies()  # its SDK client calls the recorder on loopback
 
             script = Script([ScriptEntry(args.prompt, [args.text], args.model)])
             base = PROFILES[args.model]

@@ -6,6 +6,7 @@ import asyncio
 import importlib.util
 import json
 import os
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,10 @@ def execute_notebook(path: Path, env: dict[str, str], *, save: bool, then: str =
         notebook.cells.append(extra)
     saved = dict(os.environ)
     os.environ.update(env)
+    for name in ("WORKBOOK_ROOM", "WORKBOOK_SEAT"):
+        os.environ.pop(name, None)  # a lesson is authored on this machine, never in a classroom room
+    progress = tempfile.TemporaryDirectory(prefix="workbook-progress-")
+    os.environ["WORKBOOK_DATA_DIR"] = progress.name  # a fresh learner's progress: "0 of N"; the real one untouched
     try:
         nbclient.NotebookClient(
             notebook,
@@ -99,10 +104,31 @@ def execute_notebook(path: Path, env: dict[str, str], *, save: bool, then: str =
     finally:
         os.environ.clear()
         os.environ.update(saved)
+        progress.cleanup()
     if extra is not None:
         notebook.cells.remove(extra)
     if save:
+        for cell in notebook.cells:
+            if cell.cell_type == "code":
+                cell.outputs = _joined_streams(cell.outputs)
         nbformat.write(notebook, path)
+
+
+def _joined_streams(outputs: list[Any]) -> list[Any]:
+    """``outputs`` with each run of consecutive stream outputs to the same stream joined into one, as a kernel
+    that flushed once would have sent them: a print split by a flush mid-line must not change the saved shape."""
+    joined: list[Any] = []
+    for output in outputs:
+        last = joined[-1] if joined else None
+        if (
+            output.output_type == "stream"
+            and last is not None
+            and (last.output_type, last.name) == ("stream", output.name)
+        ):
+            last.text += output.text
+            continue
+        joined.append(output)
+    return joined
 
 
 def keep_takes(path: Path, takes: int) -> int:

@@ -27,6 +27,7 @@ import json
 import re
 import sys
 import time
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,7 +47,7 @@ from ..cassettes.cassette import (
 from ..cassettes.store import CassetteStore, FolderLock, SaveError
 from ..pipeline.api_request import ApiRequest, error_response, json_response
 from ..pipeline.control_panel import TIMING, ControlPanel, StreamFault
-from ..pipeline.server_token import HEADER
+from ..pipeline.server_token import HEADER, is_loopback
 from ..wire.api_keys import KEY_SHAPE, REDACTED, SEEN
 from ..wire.defaults import FINISH_TIMEOUT_S
 from ..wire.framing import (
@@ -121,7 +122,11 @@ class Recorder:
         """
         self._lock.acquire()
         await asyncio.to_thread(self.store.recover)  # what a killed recorder left in journals, now in the files
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=30))
+        # The real API through the proxy the environment names (HTTPS_PROXY on a managed laptop), as the SDK would
+        # reach it; a loopback upstream (the synthetic one) directly, whatever proxy variables are set.
+        local = is_loopback(urllib.parse.urlsplit(self.upstream).hostname or "")
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
+        self._session = aiohttp.ClientSession(timeout=timeout, trust_env=not local)
 
     async def close(self) -> None:
         """Finish recording the streams still being read (for up to :data:`FINISH_TIMEOUT_S`), wait for their writes,
@@ -272,7 +277,7 @@ class Recorder:
                     sending = False
                 else:
                     if timing is not None and line.startswith(b"data:"):
-                        timing.chunks.append(time.monotonic())
+                        timing.chunk(parse_sse_event([line.strip()])[1])
                     await stream.write(line)
             except ConnectionError:
                 sending = False

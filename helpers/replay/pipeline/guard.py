@@ -30,7 +30,6 @@ server runs without ``--require-token`` (the fixed contract of ``python -m helpe
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import secrets
 import urllib.parse
@@ -41,7 +40,7 @@ from multidict import CIMultiDict
 from ..wire.api_keys import BEARER, SEEN, credentials
 from ..wire.defaults import TOKEN_SEPARATOR
 from .api_request import CONTROL_PREFIX, UNWRAPPED, UPLOAD_STATUS, Handler, error_response
-from .server_token import HEADER
+from .server_token import HEADER, is_loopback
 from .socket_server import APP_TOKEN, arrival
 
 BODY_METHODS = {"POST", "PUT", "PATCH"}
@@ -89,17 +88,6 @@ def split_host(value: str) -> tuple[str, int | None]:
 def _is_upload(request: web.Request) -> bool:
     """Whether ``request`` is on an ``upload/`` route: ``/<cassette>/upload/...``."""
     return request.path.split("/", 3)[2:3] == ["upload"]
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (a name or an address, IPv6 with or without brackets) is this machine's loopback."""
-    host = host.strip("[]").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class Guard:

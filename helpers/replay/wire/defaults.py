@@ -28,3 +28,7 @@ stand-in (``synth --require-token``) answers only calls that carry it, sent in t
 
 FINISH_TIMEOUT_S = 60.0
 """How long a recorder that is stopping waits for streams it is still recording, before it gives up on them."""
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+"""The names of this machine's loopback: what the replay server binds by default, and what no proxy may carry
+(:func:`helpers.workbook.setup` adds them to ``NO_PROXY``)."""
