@@ -1,6 +1,6 @@
 """Issue 26's figure: how faithfully a burst of 500 simultaneous streams is replayed, as a client process sees it.
 
-    python bench/burst_bench.py [--streams 500] [--rounds 3] [--server-python PATH]
+    python bench/burst_bench.py [--streams 500] [--rounds 3] [--server-python PATH] [--only quiet loaded floor]
 
 Unlike ``bench/pipeline_bench.py`` (which times each request from when aiohttp's trace hook says its body went to the
 socket, on connections an unmeasured round opened first), the client here is a separate process that times each
@@ -139,6 +139,7 @@ def main() -> None:
     p.add_argument("--streams", type=int, default=500)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--server-python", default=sys.executable)
+    p.add_argument("--only", nargs="*", choices=["quiet", "loaded", "floor"], default=["quiet", "loaded", "floor"])
     p.add_argument("--client", nargs=4, metavar=("URL", "RECORDED", "STREAMS", "ROUNDS"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.client:
@@ -157,11 +158,12 @@ def main() -> None:
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores")
     print(f"| burst of {args.streams} streams: TTFT error vs a lone stream's, client-timed | result | load |")
     print("|---|---|---|")
-    for name, where, times, hogs in [
-        ("quiet", folder, recorded, 0),
-        ("loaded (2 CPU-bound processes)", folder, recorded, 2),
-        ("floor (recordings answered at once)", instant, zero, 0),
-    ]:
+    cases = {
+        "quiet": ("quiet", folder, recorded, 0),
+        "loaded": ("loaded (2 CPU-bound processes)", folder, recorded, 2),
+        "floor": ("floor (recordings answered at once)", instant, zero, 0),
+    }
+    for name, where, times, hogs in (cases[case] for case in args.only):
         with serve(args.server_python, where) as url, cpu_hogs(hogs):
             before = load()
             errors = run_client(url, times, args.streams, args.rounds)
