@@ -1389,3 +1389,32 @@ def test_setups_synthetic_upstream_needs_the_token_too(env: Path, monkeypatch: p
     url = f"{synth.url}/v1beta/models/{FLASH}:generateContent"
     assert httpx.post(url, json=body, timeout=10).status_code == 403
     assert httpx.post(url, json=body, headers={TOKEN_HEADER: token}, timeout=10).status_code == 200
+
+
+async def test_a_connection_opened_ahead_times_its_request_from_the_request() -> None:
+    """A connection's first request is timed from the accept only when its bytes follow within
+    ``FIRST_REQUEST_WINDOW_S`` (a burst's client writes as soon as it connects): one opened ahead and used later is
+    timed from its bytes, so no recorded delay is cut short by the wait. Judged by the server's own record: a request
+    on a connection opened 0.5 s earlier starts when a request on a fresh connection sent at the same moment does."""
+    from helpers.replay.pipeline.socket_server import FIRST_REQUEST_WINDOW_S
+
+    server = ReplayServer(CassetteStore(replay_folder()))
+    async with running(server.app()) as url:
+        await asyncio.to_thread(control.reset_stats, cassette="t", server_url=url)
+        host, port = url.removeprefix("http://").split(":")
+        ahead = await asyncio.open_connection(host, int(port))
+        await asyncio.sleep(10 * FIRST_REQUEST_WINDOW_S)
+        fresh = await asyncio.open_connection(host, int(port))
+        body = json.dumps(BODY).encode()
+        head = (
+            f"POST /t/{GENERATE} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        for _, writer in (ahead, fresh):
+            writer.write(head + body)
+        for reader, writer in (ahead, fresh):
+            assert (await reader.read()).startswith(b"HTTP/1.1 200")
+            writer.close()
+        stats = await asyncio.to_thread(control.stats, cassette="t", server_url=url)
+    first, second = sorted(r.start_s for r in stats.requests)
+    assert second - first < 5 * FIRST_REQUEST_WINDOW_S, "the request on the early connection was timed from its open"
