@@ -13,7 +13,7 @@ from typing import Any
 from google.genai import errors, types
 
 from .. import control
-from ..checks import Incorrect, Problem, Watched, ____, code_names, lesson, lesson_context, show, watching
+from ..checks import Incorrect, Problem, ____, code_names, expect_text, lesson, lesson_context, show, watching
 from ..models import MISSING_MODEL
 from ..workbook import current_session
 
@@ -27,27 +27,6 @@ __all__ = ["PROBLEMS", "____", "context", "q1", "q2", "q3", "q4"]
 
 context = lesson_context(types=types)
 """What ``01_sync``'s setup cells leave in the notebook: ``client``, ``MODEL``, ``genai``, ``types``, ``____``."""
-
-
-def expect_text(call: str, result: Any, seen: list[Watched]) -> None:
-    """Check that ``result``, returned by the learner's ``call``, is the text of a response their call received.
-
-    Raises:
-        Incorrect: naming the likeliest mistake: the response object, ``None``, another type, no SDK call,
-            ``str(response)``, or some other string.
-    """
-    if isinstance(result, types.GenerateContentResponse):
-        raise Incorrect(f"{call} returned a GenerateContentResponse; the exercise wants the text of the answer.")
-    if result is None:
-        raise Incorrect(f"{call} returned None: did you forget `return` (or print the text instead)?")
-    if not isinstance(result, str):
-        raise Incorrect(f"{call} returned {show(result)}; the exercise wants the text of the answer (a str).")
-    if not seen:
-        raise Incorrect(f"{call} never called client.models.generate_content, so it cannot have the model's answer.")
-    if "candidates=" in result:
-        raise Incorrect(f"{call} returned the whole response turned into a string; the exercise wants just the text.")
-    if result not in [w.result.text for w in seen]:
-        raise Incorrect(f"{call} returned {show(result)}, which is not the text of the response it received.")
 
 
 class ReturnTheText(Problem):

@@ -20,11 +20,21 @@ from google import genai
 from google.genai import errors, types
 
 from .. import control
-from ..checks import Incorrect, Problem, Slept, ____, lesson, lesson_context, show, watching, watching_sleep
+from ..checks import (
+    Incorrect,
+    Problem,
+    Slept,
+    ____,
+    expect_text,
+    lesson,
+    lesson_context,
+    show,
+    watching,
+    watching_sleep,
+)
 from ..media import INLINE_LIMIT_BYTES
 from ..replay.files import PROCESSING_S
 from ..workbook import current_session
-from .ex01_sync import expect_text
 
 DATA = Path(__file__).resolve().parents[2] / "notebooks" / "data"
 """The lesson's sample media (``notebooks/data``); the notebook's ``DATA`` is the same folder, relative."""

@@ -1,0 +1,103 @@
+"""The replay server's own record of the learner's requests, which checks judge by (never the client's clock), and
+holding a stream back so a check can see what the learner's code does with its first chunk."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from .. import control
+from ..workbook import current_session
+
+HOLD_S = 5.0
+"""How long a check holds a replayed stream back after its first text (:func:`holding_stream`) while it waits for
+the learner's code to show it has that text: a function to return, a script to print, an endpoint to send an event.
+Code that waits for the rest instead is released after this long; right code does its part within milliseconds."""
+
+
+@dataclass
+class StreamHold:
+    """The hold of :func:`holding_stream`.
+
+    Attributes:
+        active: whether the stream is held (replay only; record mode relays streams as they come, live has no
+            server to ask).
+        released: whether :meth:`release` let it go before the block ended.
+    """
+
+    active: bool
+    released: bool = False
+
+    def release(self) -> None:
+        """Let the held stream go on (once; nothing when not :attr:`active`)."""
+        if self.active and not self.released:
+            self.released = True
+            control.release_stream()
+
+    @property
+    def nudge(self) -> tuple[float, Callable[[], None]] | None:
+        """For :func:`run_bounded`: release the stream if the learner's code is still running after :data:`HOLD_S`."""
+        return (HOLD_S, self.release) if self.active else None
+
+
+@contextlib.contextmanager
+def holding_stream() -> Iterator[StreamHold]:
+    """Hold the cassette's next replayed stream back after its first text for the block, released at the latest
+    when it ends (``helpers.control.hold_stream``).
+
+    While the stream is held, its last chunk does not exist yet: code that shows it has the first text meanwhile
+    (returns a TTFT, prints, sends an event) cannot have waited for the whole answer, however busy the machine. That
+    is causality, not a clock, so a check can judge streaming without timing it.
+
+    Yields:
+        The :class:`StreamHold`.
+    """
+    hold = StreamHold(active=current_session().mode == "replay")
+    if hold.active:
+        control.hold_stream(after_text_chunks=1)
+    try:
+        yield hold
+    finally:
+        if hold.active:
+            control.release_stream()  # also drops a hold that no stream took
+
+
+@dataclass(frozen=True)
+class ServerView:
+    """One streamed request as the replay server saw it, seconds from its arrival.
+
+    Attributes:
+        first_byte_s: when its status line went out (just before the first chunk).
+        chunks_s: when each chunk went out.
+        end_s: when it ended, or ``None`` while in flight.
+    """
+
+    first_byte_s: float
+    chunks_s: tuple[float, ...]
+    end_s: float | None
+
+
+def call_kind(paths: list[str]) -> str | None:
+    """What kind of model call ``paths`` (API paths the server saw) hold: ``"stream"``, ``"generate"``, or ``None``."""
+    if any(p.endswith(":streamGenerateContent") for p in paths):
+        return "stream"
+    if any(p.endswith(":generateContent") for p in paths):
+        return "generate"
+    return None
+
+
+def stream_seen() -> tuple[str | None, ServerView | None]:
+    """The learner's model call since the last ``control.reset_stats()``, from the server's record: its kind
+    (:func:`call_kind`) and, for a stream whose first byte went out, its timing.
+
+    Raises:
+        helpers.WorkbookError: no replay server in this session (see :func:`helpers.control.stats`).
+    """
+    requests = control.stats().requests
+    kind = call_kind([r.path for r in requests])
+    for r in requests:
+        if r.path.endswith(":streamGenerateContent") and r.first_byte_s is not None:
+            end = None if r.end_s is None else r.end_s - r.start_s
+            return kind, ServerView(r.first_byte_s - r.start_s, tuple(t - r.start_s for t in r.chunks_s), end)
+    return kind, None
