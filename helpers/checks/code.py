@@ -30,3 +30,32 @@ def global_values(fn: Any) -> dict[str, Any]:
     if code is None:
         return {}
     return {name: namespace[name] for name in code_names(code) if name in namespace}
+
+
+def code_strings(fn: Any) -> set[str]:
+    """Every string a function's code holds: its constants (inside tuples and frozensets too, as Python folds
+    ``x in ('a', 'b')``), those of the functions and comprehensions inside it, and the strings of the module globals
+    it refers to (a ``STATES = {...}`` made outside it), one level into a collection. Empty for a non-function."""
+    strings: set[str] = set()
+
+    def collect(value: Any) -> None:
+        if isinstance(value, str):
+            strings.add(value)
+        elif isinstance(value, (tuple, frozenset)):
+            for item in value:
+                collect(item)
+        elif inspect.iscode(value):
+            for const in value.co_consts:
+                collect(const)
+
+    code = getattr(fn, "__code__", None)
+    if code is not None:
+        collect(code)
+    for value in global_values(fn).values():
+        if isinstance(value, (str, tuple, frozenset, set, list)):
+            for item in [value] if isinstance(value, str) else value:
+                collect(item)
+        elif isinstance(value, dict):
+            for key in value:
+                collect(key)
+    return strings
