@@ -1,4 +1,5 @@
-"""Steer the replay server from a notebook: rate limits, injected faults, and the live stats exercise checks read.
+"""Steer the replay server from a notebook: rate limits, injected faults, and the live stats exercise checks read
+(what each request said, what was sent back and when).
 
 Introduced in ``02_async``. Each function talks to the replay server's control endpoint,
 ``{server_url}/_control/{cassette}/...`` (JSON in and out), and acts on one cassette only, so notebooks sharing a
@@ -27,8 +28,27 @@ CONTROL_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
+class Sent:
+    """One piece of an answer as the server sent it: a stream's chunk, or a whole JSON reply.
+
+    Attributes:
+        at_s: when it began to be written (a chunk; the client cannot have had it earlier) or was all written (a
+            reply), seconds since the last :func:`reset_stats`.
+        text: the answer text it carried (not thoughts; ``""`` for none), as far as the server keeps it
+            (``helpers.replay.control.TEXT_CHARS``, 8 000 characters a request).
+        usage: the usage it carried, as sent on the wire (``usageMetadata`` with camelCase keys; an OpenAI-compatible
+            chunk's ``usage``; an interaction's), or ``None``.
+    """
+
+    at_s: float
+    text: str
+    usage: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
 class RequestTiming:
-    """One API request as the server saw it, in seconds since the last :func:`reset_stats`.
+    """One API request as the server saw it, times in seconds since the last :func:`reset_stats`: what it received
+    and what it sent back, and when. Exercise checks judge by this record, never by the client's clock.
 
     Attributes:
         path: the API path after the cassette segment, e.g. ``v1/models/gemini-3.8-flash:generateContent``.
@@ -38,6 +58,13 @@ class RequestTiming:
         end_s: when the response was complete, or the connection was dropped (``None`` while in flight).
         chunks_s: when each chunk of a streamed answer began to be written, in order (empty for other responses):
             the client cannot have received a chunk earlier, whatever its own clock says.
+        in_flight: the cassette's requests in flight when it arrived, itself included.
+        prompt: the text of the request's last user turn (``None``: none, or not kept), at most 2 000 characters.
+        system: the text of its system instruction (``None``: none), at most 2 000 characters.
+        streamed: whether the answer went out as a stream.
+        sent: what went out: each chunk of a stream, or the one JSON reply of a 2xx answer (empty for an error).
+            The server keeps prompts, texts and usage for its latest 500 requests (``DETAIL_HISTORY``); older ones
+            keep their times only.
     """
 
     path: str
@@ -46,6 +73,26 @@ class RequestTiming:
     first_byte_s: float | None
     end_s: float | None
     chunks_s: tuple[float, ...] = ()
+    in_flight: int = 1
+    prompt: str | None = None
+    system: str | None = None
+    streamed: bool = False
+    sent: tuple[Sent, ...] = ()
+
+    @property
+    def text(self) -> str:
+        """The answer text sent, all chunks joined."""
+        return "".join(s.text for s in self.sent)
+
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        """The final usage sent: the last one any chunk (or the reply) carried, or ``None``."""
+        return next((s.usage for s in reversed(self.sent) if s.usage is not None), None)
+
+    @property
+    def first_text_s(self) -> float | None:
+        """When the first chunk carrying answer text began to be written (``None``: none did)."""
+        return next((s.at_s for s in self.sent if s.text), None)
 
 
 @dataclass(frozen=True)
@@ -133,9 +180,15 @@ def stats(*, cassette: str | None = None, server_url: str | None = None) -> Stat
         rejected={int(status): count for status, count in data["rejected"].items()},
         in_flight=data["in_flight"],
         peak_in_flight=data["peak_in_flight"],
-        requests=[RequestTiming(**{**r, "chunks_s": tuple(r["chunks_s"])}) for r in data["requests"]],
+        requests=[_request_timing(r) for r in data["requests"]],
         requests_dropped=data["requests_dropped"],
     )
+
+
+def _request_timing(data: dict[str, Any]) -> RequestTiming:
+    """A :class:`RequestTiming` from its JSON in the stats."""
+    sent = tuple(Sent(**piece) for piece in data.get("sent", ()))
+    return RequestTiming(**{**data, "chunks_s": tuple(data["chunks_s"]), "sent": sent})
 
 
 def reset_stats(*, cassette: str | None = None, server_url: str | None = None) -> None:

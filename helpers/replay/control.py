@@ -18,14 +18,18 @@
 Latency and ``fail_next`` hit every API request of the cassette (files and batches too, record mode included);
 stream faults hit the next stream, replayed or recorded (a hold: replayed only, until ``release_stream`` or
 ``faults/clear``); rate limits apply to model calls, replayed or recorded (in record mode RPM only: a call's tokens
-are not known before it is forwarded; see :mod:`.limits`). The stats time each chunk of a stream as it goes out.
+are not known before it is forwarded; see :mod:`.limits`). The stats record, per request, what it received (the
+prompt and system instruction's text), how many requests were in flight when it arrived, and what went out: each
+chunk of a stream as it goes out, with its text and usage, or the one JSON reply once written. Exercise checks
+judge by this record (``helpers.checks.record``), never by the client's clock.
 A POST answers ``{}``. Bad input answers 400 (an unknown action 404) in the API's error shape, with a message that
 says what to do. Times are seconds of the server's monotonic clock, reported relative to the last reset; they are
 the client's wall-clock seconds too (``--speed`` scales recorded delays, not the clock).
 
 State is bounded (``SECURITY.md``, "Limits"): the timeline keeps the last :data:`STATS_HISTORY` requests (the
-counters count them all; ``requests_dropped`` says how many fell off), and no state is made for a cassette the server
-cannot serve (in replay, one that does not exist).
+counters count them all; ``requests_dropped`` says how many fell off), of which the last :data:`DETAIL_HISTORY` keep
+their prompt, texts and usage (cut at :data:`PROMPT_CHARS` and :data:`TEXT_CHARS`); no state is made for a cassette
+the server cannot serve (in replay, one that does not exist).
 """
 
 from __future__ import annotations
@@ -51,38 +55,175 @@ FAULT_STATUSES = tuple(sorted(code for code in STATUS_NAMES if code >= 429 and c
 ``UNIMPLEMENTED`` is only the synthetic upstream's answer to a route it does not model)."""
 
 
-def carries_text(chunk: Any) -> bool:
-    """Whether a ``GenerateContentResponse`` chunk carries answer text (a part with text that is not a thought), or
-    a ``chat.completion.chunk`` of the OpenAI-compatible endpoint does (``choices[0].delta.content``), or an
-    Interactions stream event does (a ``step.delta`` whose delta is ``text``)."""
+def chunk_text(chunk: Any) -> str:
+    """The answer text a response or stream chunk carries (``""`` for none): the text parts of a
+    ``GenerateContentResponse`` that are not thoughts; ``choices[0].delta.content`` of a ``chat.completion.chunk``
+    (``message.content`` of a whole ``chat.completion``) of the OpenAI-compatible endpoint; the text of an
+    Interactions ``step.delta`` event, or of a whole interaction's ``model_output`` steps."""
     if not isinstance(chunk, dict):
-        return False
+        return ""
     if "choices" in chunk:
-        choices = chunk.get("choices") or [{}]
-        return bool((choices[0].get("delta") or {}).get("content"))
+        choice = (chunk.get("choices") or [{}])[0] or {}
+        message = choice.get("delta") or choice.get("message") or {}
+        content = message.get("content")
+        return content if isinstance(content, str) else ""
     if "event_type" in chunk:
         delta = chunk.get("delta") or {}
-        return chunk["event_type"] == "step.delta" and delta.get("type") == "text" and bool(delta.get("text"))
+        if chunk["event_type"] == "step.delta" and delta.get("type") == "text":
+            return str(delta.get("text") or "")
+        return ""
+    if "steps" in chunk:
+        steps = [step for step in chunk.get("steps") or [] if isinstance(step, dict)]
+        contents = [c for step in steps if step.get("type") == "model_output" for c in step.get("content") or []]
+        return "".join(str(c.get("text") or "") for c in contents if isinstance(c, dict) and c.get("type") == "text")
     candidates = chunk.get("candidates") or [{}]
-    parts = (candidates[0].get("content") or {}).get("parts") or []
-    return any(part.get("text") and not part.get("thought") for part in parts)
+    parts = ((candidates[0] or {}).get("content") or {}).get("parts") or []
+    return "".join(str(p["text"]) for p in parts if isinstance(p, dict) and p.get("text") and not p.get("thought"))
+
+
+def carries_text(chunk: Any) -> bool:
+    """Whether a response or stream chunk carries answer text (:func:`chunk_text`)."""
+    return bool(chunk_text(chunk))
+
+
+def chunk_usage(chunk: Any) -> dict[str, Any] | None:
+    """The usage a response or stream chunk carries, as sent, or ``None``: a ``GenerateContentResponse``'s
+    ``usageMetadata``, an OpenAI-compatible chunk's ``usage``, an interaction's ``usage`` (in its
+    ``interaction.completed`` event when streamed)."""
+    if not isinstance(chunk, dict):
+        return None
+    if "choices" in chunk:
+        usage = chunk.get("usage")
+    elif "event_type" in chunk:
+        usage = (chunk.get("interaction") or {}).get("usage")
+    elif "steps" in chunk:
+        usage = chunk.get("usage")
+    else:
+        usage = chunk.get("usageMetadata")
+    return usage if isinstance(usage, dict) and usage else None
+
+
+def request_texts(body: Any) -> tuple[str | None, str | None]:
+    """``(prompt, system)``: the text of a model call's last user turn and of its system instruction, as received,
+    or ``None`` each when the body has none. Reads a ``generateContent`` body (``contents``, ``systemInstruction``),
+    an OpenAI-compatible one (``messages``), and an interaction's (``input``, ``system_instruction``)."""
+    if not isinstance(body, dict):
+        return None, None
+    if isinstance(body.get("messages"), list):
+        messages = [m for m in body["messages"] if isinstance(m, dict)]
+        users = [m for m in messages if m.get("role") == "user"]
+        systems = [m for m in messages if m.get("role") in ("system", "developer")]
+        return (_turn_text(users[-1]) if users else None), (_turn_text(systems[0]) if systems else None)
+    if "input" in body:
+        return _turn_text(body["input"]), _turn_text(body.get("system_instruction", body.get("systemInstruction")))
+    contents = body.get("contents")
+    turns = [c for c in contents if isinstance(c, dict)] if isinstance(contents, list) else []
+    users = [t for t in turns if t.get("role", "user") == "user"]
+    system = body.get("systemInstruction", body.get("system_instruction"))
+    return (_turn_text(users[-1]) if users else None), _turn_text(system)
+
+
+def _turn_text(turn: Any) -> str | None:
+    """The text of a turn in any shape a request gives it: a string; ``{"parts": [...]}`` (Gemini); ``{"content":
+    str | [...]}`` (an OpenAI message, an interaction's turn); a list of text parts, or of turns (the last user
+    turn's); ``None`` for none."""
+    if turn is None or isinstance(turn, str):
+        return turn
+    if isinstance(turn, list):
+        turns = [t for t in turn if isinstance(t, dict) and ("parts" in t or "role" in t)]
+        if turns:
+            users = [t for t in turns if t.get("role", "user") == "user"]
+            return _turn_text(users[-1]) if users else None
+        return "".join(str(p.get("text") or "") for p in turn if isinstance(p, dict))
+    if isinstance(turn, dict):
+        parts = turn.get("parts", turn.get("content"))
+        return _turn_text(parts) if parts is not None else str(turn.get("text") or "")
+    return None
 
 
 class ControlError(ValueError):
     """A control call the server refuses; the message says what to send instead."""
 
 
+PROMPT_CHARS = 2_000
+"""The most characters of a request's prompt, and of its system instruction, that the stats keep."""
+TEXT_CHARS = 8_000
+"""The most characters of answer text the stats keep per request, over all its chunks."""
+STATS_HISTORY = 10_000
+"""Requests a cassette's stats timeline keeps (about 300 bytes each without their detail, so 3 MB at most); older
+ones are dropped, and ``stats()`` says how many. Lessons look at a few hundred at a time."""
+DETAIL_HISTORY = 500
+"""Of those, how many of the latest keep their detail (prompt, system instruction, answer text, usage sent): at most
+``2 * PROMPT_CHARS + TEXT_CHARS`` characters each plus a usage per chunk, so about 10 MB in all. Older requests keep
+their timing only."""
+
+
+@dataclass
+class Sent:
+    """One piece of an answer as the server sent it: a stream's chunk, or a whole JSON reply.
+
+    Attributes:
+        at: when it began to be written (a stream's chunk) or was all written (a reply), server monotonic seconds.
+        text: the answer text it carried (:func:`chunk_text`), cut to what :data:`TEXT_CHARS` leaves.
+        usage: the usage it carried (:func:`chunk_usage`), as sent, or ``None``.
+    """
+
+    at: float
+    text: str
+    usage: dict[str, Any] | None
+
+    def to_json(self, epoch: float) -> dict[str, Any]:
+        """The ``helpers.control.Sent`` fields, its time relative to ``epoch``."""
+        return {"at_s": round(self.at - epoch, 6), "text": self.text, "usage": self.usage}
+
+
 @dataclass
 class Timing:
-    """One API request's timeline, in seconds of the server's monotonic clock."""
+    """One API request's timeline, in seconds of the server's monotonic clock, and what it said and was sent."""
 
     path: str
     start: float
     status: int | None = None
     first_byte: float | None = None
     end: float | None = None
-    chunks: list[float] = field(default_factory=list)
-    """When each chunk of a streamed answer began to be written (a client cannot have it earlier)."""
+    in_flight: int = 1
+    """Requests of the cassette in flight when it arrived, itself included."""
+    prompt: str | None = None
+    """The text of its last user turn (:func:`request_texts`), cut at :data:`PROMPT_CHARS`."""
+    system: str | None = None
+    """The text of its system instruction, cut at :data:`PROMPT_CHARS`."""
+    streamed: bool = False
+    """Whether the answer went out as a stream of chunks (then :attr:`sent` holds each chunk)."""
+    sent: list[Sent] = field(default_factory=list)
+    """What went out: each chunk of a stream as it began to be written (a client cannot have it earlier), or the
+    one JSON reply once written."""
+    text_kept: int = 0
+    """Characters of answer text :attr:`sent` holds (at most :data:`TEXT_CHARS`)."""
+
+    def received(self, body: Any) -> None:
+        """Note the request's prompt and system instruction, from its parsed JSON ``body``."""
+        prompt, system = request_texts(body)
+        self.prompt = None if prompt is None else prompt[:PROMPT_CHARS]
+        self.system = None if system is None else system[:PROMPT_CHARS]
+
+    def chunk(self, data: Any) -> None:
+        """Note that a stream's chunk, whose JSON is ``data``, begins to go out now."""
+        self.streamed = True
+        self._send(data)
+
+    def reply(self, data: Any) -> None:
+        """Note that the JSON reply ``data`` has gone out, now."""
+        self._send(data)
+
+    def _send(self, data: Any) -> None:
+        text = chunk_text(data)[: max(0, TEXT_CHARS - self.text_kept)]
+        self.text_kept += len(text)
+        self.sent.append(Sent(time.monotonic(), text, chunk_usage(data)))
+
+    def forget_detail(self) -> None:
+        """Keep the timing only (see :data:`DETAIL_HISTORY`): drop the prompt, texts and usage."""
+        self.prompt = self.system = None
+        self.sent = [Sent(s.at, "", None) for s in self.sent]
 
     def to_json(self, epoch: float) -> dict[str, Any]:
         """The ``helpers.control.RequestTiming`` fields, times relative to ``epoch``."""
@@ -96,13 +237,13 @@ class Timing:
             "start_s": rel(self.start),
             "first_byte_s": rel(self.first_byte),
             "end_s": rel(self.end),
-            "chunks_s": [rel(t) for t in self.chunks],
+            "chunks_s": [rel(s.at) for s in self.sent] if self.streamed else [],
+            "in_flight": self.in_flight,
+            "prompt": self.prompt,
+            "system": self.system,
+            "streamed": self.streamed,
+            "sent": [s.to_json(epoch) for s in self.sent],
         }
-
-
-STATS_HISTORY = 10_000
-"""Requests a cassette's stats timeline keeps (about 300 bytes each, so 3 MB at most); older ones are dropped, and
-``stats()`` says how many. Lessons look at a few hundred at a time."""
 
 
 @dataclass
@@ -268,11 +409,14 @@ class ControlPanel:
             return await handler(request)
         state = self.cassette(api.cassette)
         counters = state.counters
-        timing = Timing(api.path, api.start)
+        state.in_flight += 1
+        timing = Timing(api.path, api.start, in_flight=state.in_flight)
+        timing.received(api.body)
         request[TIMING] = timing
         counters.received += 1
         counters.requests.append(timing)
-        state.in_flight += 1
+        if len(counters.requests) > DETAIL_HISTORY:
+            counters.requests[-DETAIL_HISTORY - 1].forget_detail()
         counters.peak_in_flight = max(counters.peak_in_flight, state.in_flight)
         try:
             latency_s = state.latency_s  # a call already waiting keeps its latency if the fault changes meanwhile
@@ -291,6 +435,8 @@ class ControlPanel:
             with contextlib.suppress(ConnectionError):
                 await response.prepare(request)
                 await response.write_eof()
+                if not timing.streamed and 200 <= response.status < 300:
+                    timing.reply(_json_reply(response))
             return response
         except web.HTTPException as e:
             timing.status = e.status
@@ -389,6 +535,22 @@ class ControlPanel:
     def _clear(self, name: str, state: CassetteControl, body: dict[str, Any]) -> None:
         state.fail_next, state.stream_fault, state.latency_s = 0, None, 0.0
         state.release.set()
+
+
+REPLY_BYTES = 1024**2
+"""The largest JSON reply whose text and usage the stats note, bytes; a model's answer is far smaller."""
+
+
+def _json_reply(response: web.StreamResponse) -> Any:
+    """The parsed JSON body of a whole reply (``None`` for a stream, a non-JSON or unreadable body, or one over
+    :data:`REPLY_BYTES`)."""
+    body = response.body if isinstance(response, web.Response) else None
+    if not isinstance(body, bytes) or len(body) > REPLY_BYTES or response.content_type != "application/json":
+        return None
+    try:
+        return parse_json(body)
+    except ApiError:
+        return None
 
 
 def _integer(body: dict[str, Any], key: str, minimum: int) -> int:

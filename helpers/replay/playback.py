@@ -9,7 +9,6 @@ turn), then played: a stream's chunks were encoded as SSE events once, when the 
 from __future__ import annotations
 
 import asyncio
-import time
 
 from aiohttp import web
 
@@ -77,7 +76,7 @@ class Replayer:
                         return stream
                     fault = None  # a hold, released: the rest goes out as recorded (what is overdue, now)
                 if timing is not None:
-                    timing.chunks.append(time.monotonic())
+                    timing.chunk(chunk["data"])
                 await stream.write(frame)
                 texts += carries_text(chunk["data"])
             if fault is None or fault.release is not None:

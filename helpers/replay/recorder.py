@@ -249,7 +249,7 @@ class Recorder:
                     sending = False
                 else:
                     if timing is not None and line.startswith(b"data:"):
-                        timing.chunks.append(time.monotonic())
+                        timing.chunk(parse_sse_event([line.strip()])[1])
                     await stream.write(line)
             except ConnectionError:
                 sending = False
