@@ -124,10 +124,14 @@ def normalized_body(body: Any) -> Any:
 
     Field names in camelCase (proto JSON accepts ``generation_config`` and ``generationConfig`` alike, and a batch's
     JSONL lines may use either; keys inside free-form objects such as function arguments are converted too, on both
-    sides alike), integral floats as ints (``0.0`` and ``0`` mean the same), and a ``role`` of ``"user"`` on
-    ``contents`` and ``systemInstruction`` entries without one (the SDK always sends one; the API assumes it).
+    sides alike), integral floats as ints (``0.0`` and ``0`` mean the same), a ``role`` of ``"user"`` on
+    ``contents`` and ``systemInstruction`` entries without one (the SDK always sends one; the API assumes it), and no
+    empty ``generationConfig`` (a chat, or a config holding only a system instruction, sends ``{}``, which asks for
+    the defaults as its absence does).
     """
     body = camel_case(body)
+    if isinstance(body, dict) and body.get("generationConfig") == {}:
+        del body["generationConfig"]
     if isinstance(body, dict):
         contents = body.get("contents")
         entries: list[Any] = contents if isinstance(contents, list) else []
@@ -396,8 +400,12 @@ class Cassette:
         write_atomically(self.path, self.text().encode("utf-8"))
 
     def models(self) -> list[str]:
-        """The model ids the recorded requests name (``models/<id>:...`` in their paths), sorted."""
-        found = {m.group(1) for e in self.exchanges if (m := MODEL_IN_PATH.search(str(e.request.get("path", ""))))}
+        """The model ids that answered a recorded request (``models/<id>:...`` in its path, a 2xx status), sorted.
+
+        A model only ever refused (the 404 of a model that does not exist, ``01_sync``'s fixture) answered nothing:
+        the setup line does not list it as a model the cassette replays."""
+        answered = [e for e in self.exchanges if 200 <= int(e.response.get("status", 0)) < 300]
+        found = {m.group(1) for e in answered if (m := MODEL_IN_PATH.search(str(e.request.get("path", ""))))}
         return sorted(found)
 
     def sources(self) -> str:

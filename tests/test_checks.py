@@ -79,10 +79,12 @@ def replay(tmp_path_factory):
 def test_the_checks_requests_were_recorded(replay):
     recorded = [(e.request["path"], e.response["status"]) for e in replay.exchanges]
     assert recorded == [
-        (f"models/{FLASH}:generateContent", 200),  # q1: ask(...)
-        (f"models/{FLASH}:generateContent", 200),  # q2: the response tokens_used() is given
+        (f"models/{FLASH}:generateContent", 200),  # q1: ask(colours)
+        (f"models/{FLASH}:generateContent", 200),  # q1: ask(French)
+        (f"models/{FLASH}:generateContent", 200),  # q2: the responses tokens_used() is given (French, colours)
+        (f"models/{FLASH}:generateContent", 200),
         ("models/gemini-0.0-nonexistent:generateContent", 404),  # q3: the missing model
-        (f"models/{FLASH}:generateContent", 200),  # q3: the good call (the same request as q2's)
+        (f"models/{FLASH}:generateContent", 200),  # q3: the good call (colours, as q1's)
     ]
 
 
@@ -119,11 +121,15 @@ WRONG = [
         "def ask(prompt):\n    return str(client.models.generate_content(model=MODEL, contents=prompt))\n",
         ["whole response turned into a string"],
     ),
-    (q1, "def ask(prompt):\n    return 'Red, yellow and blue.'\n", ["never called client.models.generate_content"]),
+    (
+        q1,
+        "def ask(prompt):\n    return 'Red, yellow and blue.'\n",
+        ["never called the model, so it cannot have the model's answer"],
+    ),
     (
         q1,
         "def ask(prompt):\n    return client.models.generate_content(model=MODEL, contents=prompt).text.upper()\n",
-        ["returned 'RED, YELLOW AND BLUE.', which is not the text of the response it received"],
+        ["returned 'RED, YELLOW AND BLUE.', which is not the text the server sent for that prompt"],
     ),
     (
         q1,
@@ -219,7 +225,7 @@ WRONG = [
     (
         q3,
         "def safe_ask(model, prompt):\n    return 'error 404'\n",
-        ["safe_ask(MODEL, 'Say hello in French.') never called client.models.generate_content"],
+        ["safe_ask(MODEL, 'Name three primary colours.') never called the model"],
     ),
     (
         q3,
@@ -229,7 +235,7 @@ WRONG = [
         "        return client.models.generate_content(model=model, contents=prompt)\n"
         "    except errors.APIError as e:\n"
         "        return f'error {e.code}'\n",
-        ["safe_ask(MODEL, 'Say hello in French.') returned a GenerateContentResponse"],
+        ["safe_ask(MODEL, 'Name three primary colours.') returned a GenerateContentResponse"],
     ),
     (
         q3,
@@ -295,7 +301,7 @@ WRONG = [
         q4,
         "config = types.GenerateContentConfig(" + LOW + ", seed=7, max_output_tokens=50,\n"
         "                                     system_instruction='Be brief.')\n",
-        ["config.system_instruction should be 'Answer in one sentence.' (it is 'Be brief.')."],
+        ["config.system_instruction is 'Be brief.', which does not ask for one-sentence answers"],
     ),
 ]
 

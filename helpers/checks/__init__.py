@@ -38,8 +38,16 @@ from .bounded import (
     run_bounded,
     run_coroutine,
 )
-from .code import code_names, global_values, uses_placeholder
-from .expect import expect_async, expect_returned, expect_text, expect_ttft
+from .code import code_names, function_names, function_of, global_values, uses_placeholder
+from .expect import (
+    expect_answer,
+    expect_async,
+    expect_returned,
+    expect_seconds,
+    expect_text,
+    expect_text_shape,
+    expect_ttft,
+)
 from .families import Case, EqualityCheckProblem, FunctionProblem, Mistake, ScriptProblem, ScriptRun, name_mistake
 from .outcomes import ADDRESS, PLACEHOLDER_NAME, Incorrect, Outcome, Placeholder, ____, describe_error, show
 from .problem import (
@@ -50,14 +58,36 @@ from .problem import (
     lesson,
     lesson_context,
 )
-from .record import HOLD_S, ServerView, StreamHold, call_kind, holding_stream, stream_seen
-from .watching import InFlight, Slept, Watched, counting_calls, watching, watching_sleep
+from .record import (
+    HOLD_S,
+    MODEL_CALL,
+    Record,
+    ServerView,
+    StreamHold,
+    call_kind,
+    holding_stream,
+    model_calls,
+    recording,
+    stream_seen,
+)
+from .watching import (
+    BLOCKING_SLEEP,
+    InFlight,
+    Slept,
+    Watched,
+    counting_calls,
+    forbidding_sleep,
+    watching,
+    watching_sleep,
+)
 
 __all__ = [
     "ADDRESS",
+    "BLOCKING_SLEEP",
     "HOLD_S",
     "LEARNER_THREAD",
     "LIVE_TIME_LIMIT_S",
+    "MODEL_CALL",
     "PLACEHOLDER_NAME",
     "STOP_GRACE_S",
     "TIME_LIMIT_S",
@@ -70,6 +100,7 @@ __all__ = [
     "Outcome",
     "Placeholder",
     "Problem",
+    "Record",
     "ScriptProblem",
     "ScriptRun",
     "ServerView",
@@ -87,15 +118,23 @@ __all__ = [
     "counting_calls",
     "describe_error",
     "describe_frames",
+    "expect_answer",
     "expect_async",
     "expect_returned",
+    "expect_seconds",
     "expect_text",
+    "expect_text_shape",
     "expect_ttft",
+    "forbidding_sleep",
+    "function_names",
+    "function_of",
     "global_values",
     "holding_stream",
     "lesson",
     "lesson_context",
+    "model_calls",
     "name_mistake",
+    "recording",
     "run_bounded",
     "run_coroutine",
     "show",

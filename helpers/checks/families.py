@@ -36,12 +36,13 @@ class Mistake:
     """A wrong answer a check recognises by its value, and the message that names it (never the right answer).
 
     Attributes:
-        when: ``when(answer, expected)`` is true for this mistake.
+        when: ``when(answer, expected, args)`` is true for this mistake (``args``: the call's arguments, ``()`` for
+            a value).
         message: what to tell the learner, a whole sentence; ``{call}`` (``mode``, ``mask('AIza...')``) and
             ``{answer}`` (the answer as :func:`~helpers.checks.show` shows it) are filled in.
     """
 
-    when: Callable[[Any, Any], bool]
+    when: Callable[[Any, Any, tuple[Any, ...]], bool]
     message: str
 
     def says(self, call: str, answer: Any) -> str:
@@ -49,13 +50,21 @@ class Mistake:
         return self.message.format(call=call, answer=show(answer))
 
 
-def name_mistake(mistakes: Sequence[Mistake], call: str, answer: Any, expected: Any, otherwise: str) -> Incorrect:
-    """The :class:`Incorrect` for a wrong ``answer``: the first of ``mistakes`` that matches, else ``otherwise``
-    (formatted as a :class:`Mistake`'s message is)."""
+def name_mistake(
+    mistakes: Sequence[Mistake],
+    call: str,
+    answer: Any,
+    expected: Any,
+    otherwise: str,
+    args: tuple[Any, ...] = (),
+    advice: str = "",
+) -> Incorrect:
+    """The :class:`Incorrect` for a wrong ``answer`` to a call with ``args``: the first of ``mistakes`` that matches,
+    else ``otherwise`` (formatted as a :class:`Mistake`'s message is) followed by ``advice``."""
     for mistake in mistakes:
-        if mistake.when(answer, expected):
+        if mistake.when(answer, expected, args):
             return Incorrect(mistake.says(call, answer))
-    return Incorrect(otherwise.format(call=call, answer=show(answer)))
+    return Incorrect(f"{otherwise.format(call=call, answer=show(answer))} {advice}".rstrip())
 
 
 class EqualityCheckProblem(Problem):
@@ -96,7 +105,8 @@ class Case:
     Attributes:
         args: the arguments.
         expected: the right result.
-        advice: a sentence added to the message when the result is wrong and no :class:`Mistake` names it.
+        advice: what the message adds after :attr:`FunctionProblem.otherwise` when the result is wrong and no
+            :class:`Mistake` names it.
         shown: how the message writes the call's arguments (default: each by :func:`~helpers.checks.show`).
     """
 
@@ -136,8 +146,7 @@ class FunctionProblem(Problem):
             Incorrect: it is wrong.
         """
         if answer != case.expected:
-            error = name_mistake(self.mistakes, call, answer, case.expected, self.otherwise)
-            raise Incorrect(f"{error} {case.advice}".rstrip()) if case.advice else error
+            raise name_mistake(self.mistakes, call, answer, case.expected, self.otherwise, case.args, case.advice)
 
     def verify(self, ns: Mapping[str, Any]) -> None:
         name = self.variables[0]

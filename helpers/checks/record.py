@@ -4,6 +4,7 @@ holding a stream back so a check can see what the learner's code does with its f
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -101,3 +102,52 @@ def stream_seen() -> tuple[str | None, ServerView | None]:
             end = None if r.end_s is None else r.end_s - r.start_s
             return kind, ServerView(r.first_byte_s - r.start_s, tuple(t - r.start_s for t in r.chunks_s), end)
     return kind, None
+
+
+MODEL_CALL = re.compile(r":(?:stream)?[gG]enerateContent$|chat/completions$|(?:^|/)interactions$")
+"""The API paths of a model call: ``generateContent``, ``streamGenerateContent``, the OpenAI-compatible
+``chat/completions``, an interaction."""
+
+
+def model_calls() -> list[control.RequestTiming]:
+    """The model calls the server saw since the last ``control.reset_stats()``, in arrival order, each with what it
+    received and sent (:class:`helpers.control.RequestTiming`).
+
+    Raises:
+        helpers.WorkbookError: no replay server in this session (see :func:`helpers.control.stats`).
+    """
+    return [r for r in control.stats().requests if MODEL_CALL.search(r.path)]
+
+
+@dataclass
+class Record:
+    """What :func:`recording` saw: the server's record of the model calls made in its block.
+
+    Attributes:
+        calls: each model call (:func:`model_calls`), filled when the block ends; ``None`` live, where no server
+            keeps a record (a check then judges by what :func:`~helpers.checks.watching` saw).
+    """
+
+    calls: list[control.RequestTiming] | None = None
+
+    def asked(self, prompt: str) -> list[control.RequestTiming]:
+        """The calls whose prompt (last user turn) was ``prompt``."""
+        return [r for r in self.calls or [] if r.prompt == prompt]
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[Record]:
+    """Read the server's own record of the model calls made in the block (from a ``control.reset_stats()`` at its
+    start), so a check compares the learner's result with what the server received and sent rather than accepting
+    any value of the right type. In replay and record mode; live, :attr:`Record.calls` stays ``None``.
+
+    Yields:
+        The :class:`Record`, filled when the block ends without an error.
+    """
+    seen = Record()
+    server = current_session().server_url is not None
+    if server:
+        control.reset_stats()
+    yield seen
+    if server:
+        seen.calls = model_calls()

@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, SupportsIndex
 
-from .bounded import LEARNER_THREAD
+from .bounded import LEARNER_THREAD, StoppedByCheck
+from .outcomes import Incorrect
 
 
 @dataclass(frozen=True)
@@ -150,3 +151,38 @@ def watching_sleep(
         time.sleep = original
         for name in aliases:
             namespace[name] = original
+
+
+BLOCKING_SLEEP = (
+    "{name} called time.sleep, which blocks the event loop: while one call sleeps, no other call can send, wait or "
+    "read anything. Wait with `await asyncio.sleep(seconds)`."
+)
+"""What :func:`forbidding_sleep` says, ``{name}`` filled in."""
+
+
+def _stop(slept: list[Slept]) -> None:
+    raise StoppedByCheck
+
+
+@contextlib.contextmanager
+def forbidding_sleep(fn: Callable[..., Any], name: str) -> Iterator[list[Slept]]:
+    """Stop the learner's async ``fn`` at its first blocking ``time.sleep`` (:func:`watching_sleep`), and say so.
+
+    A blocking sleep in ``async def`` code stalls every other task on the loop; it may still give the right answer,
+    so the check looks for it rather than for a wrong result. A sleep in another thread (``asyncio.to_thread``) does
+    not block the loop and is let through. Introduced in ``02_async``.
+
+    Yields:
+        The sleeps seen (none, when the block ends normally).
+
+    Raises:
+        Incorrect: when the block ends, naming the blocking call (:data:`BLOCKING_SLEEP`), if ``fn`` slept.
+    """
+    with watching_sleep(fn, then=_stop) as slept:
+        try:
+            yield slept
+        except StoppedByCheck:
+            if not slept:
+                raise
+    if slept:
+        raise Incorrect(BLOCKING_SLEEP.format(name=name))
