@@ -7,6 +7,7 @@ blindly (an honest ``functools.partial`` must not crash a check).
 
 from __future__ import annotations
 
+import dis
 import functools
 import inspect
 import types
@@ -92,3 +93,28 @@ def code_strings(fn: Any) -> set[str]:
             for key in value:
                 collect(key)
     return strings
+
+
+_LOCAL_LOADS = ("LOAD_FAST", "LOAD_DEREF", "LOAD_CLOSURE")
+"""The opcodes (and their variants, e.g. ``LOAD_FAST_CHECK``) that read a local or a closure's variable."""
+
+
+def reads_argument(fn: Any, name: str) -> bool:
+    """Whether the function behind ``fn`` (:func:`function_of`), or a function or comprehension inside it, ever reads
+    its argument ``name``: a check calls the learner's function with arguments of its own choosing, and an argument
+    never read (``asyncio.Semaphore(2)`` in place of ``limit``) is ignored, whatever else the code does. ``True``
+    when there is no Python function to read (nothing to accuse)."""
+    function = function_of(fn)
+    if function is None:
+        return True
+
+    def reads(code: Any) -> bool:
+        for instruction in dis.get_instructions(code):
+            value = instruction.argval
+            if instruction.opname.startswith(_LOCAL_LOADS) and (
+                value == name or (isinstance(value, tuple) and name in value)
+            ):
+                return True
+        return any(reads(const) for const in code.co_consts if inspect.iscode(const))
+
+    return reads(function.__code__)

@@ -545,30 +545,30 @@ def batch_saving_usd(responses: list[types.GenerateContentResponse]) -> float:
     returns_what = "a number of US dollars"
     mistakes = (
         Mistake(
-            lambda answer, costs: _near(answer, costs.batch),
+            lambda answer, costs, _: _near(answer, costs.batch),
             "{call} returned what the calls cost through the Batch API, not what they save: subtract it from the "
             f"standard cost. At today's 50% the two are equal, so {ASKED_AGAIN}.",
         ),
         Mistake(
-            lambda answer, costs: _near(answer, costs.standard / 2),
+            lambda answer, costs, _: _near(answer, costs.standard / 2),
             "{call} assumes the Batch API halves every price: read the batch price from prices (batch=True), which "
             f"stays right when prices change ({ASKED_AGAIN}).",
         ),
         Mistake(
-            lambda answer, costs: _near(answer, costs.unthinking),
+            lambda answer, costs, _: _near(answer, costs.unthinking),
             "{call} left out the thinking tokens (thoughts_token_count), which are billed as output, in a batch too: "
             "price each response's whole usage_metadata.",
         ),
         Mistake(
-            lambda answer, costs: _near(answer, costs.standard),
+            lambda answer, costs, _: _near(answer, costs.standard),
             "{call} returned the standard cost; subtract what the same calls cost in a batch.",
         ),
         Mistake(
-            lambda answer, costs: _near(answer, costs.batch - costs.standard),
+            lambda answer, costs, _: _near(answer, costs.batch - costs.standard),
             "{call} returned a negative saving: subtract the batch cost from the standard cost.",
         ),
         Mistake(
-            lambda answer, costs: _near(answer, (costs.standard - costs.batch) * 1_000_000),
+            lambda answer, costs, _: _near(answer, (costs.standard - costs.batch) * 1_000_000),
             "{call} is a million times too big: cost_usd already divides by the 1M-token unit.",
         ),
     )
@@ -585,7 +585,7 @@ def batch_saving_usd(responses: list[types.GenerateContentResponse]) -> float:
     def judge(self, call: str, answer: Any, case: Case, ns: Mapping[str, Any]) -> None:
         costs = Costs.of(case.args[0], ns["MODEL"])  # at the prices in force now: the check may have changed them
         if not _near(answer, costs.standard - costs.batch):
-            raise name_mistake(self.mistakes, call, answer, costs, self.otherwise)
+            raise name_mistake(self.mistakes, call, answer, costs, self.otherwise, case.args)
 
     def verify(self, ns: Mapping[str, Any]) -> None:
         for discount in (None, ALT_DISCOUNT):
