@@ -35,7 +35,7 @@ from common import (
 from google import genai
 
 from helpers import control
-from helpers.cassette import Cassette, Exchange
+from helpers.replay.cassettes.cassette import Cassette, Exchange
 
 RECORDINGS = 500
 """Recordings of the fidelity prompt, each with its own timing; concurrent streams cycle through them."""

@@ -7,9 +7,10 @@ server never disturb each other. ``cassette`` and ``server_url`` default to the 
 All durations are seconds of the client's wall clock (never divided by the server's ``--speed``).
 
 Control routes need the server's per-server token (``SECURITY.md``). Every call here finds it by itself: a server
-publishes its token, while it runs, in a private runtime file of this user (:mod:`helpers.replay.tokens`, mode 0600
-in a 0700 folder), and :func:`_request` sends the token of the server at ``server_url`` in the ``x-workbook-token``
-header, whoever started that server (``helpers.setup``, a test, a terminal). Nothing needs passing.
+publishes its token, while it runs, in a private runtime file of this user
+(:mod:`helpers.replay.pipeline.server_token`, mode 0600 in a 0700 folder), and :func:`_request` sends the token of
+the server at ``server_url`` in the ``x-workbook-token`` header, whoever started that server (``helpers.setup``, a
+test, a terminal). Nothing needs passing.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .replay import tokens
+from .replay.pipeline import server_token
 from .workbook import WorkbookError, current_session
 
 CONTROL_TIMEOUT_S = 10.0
@@ -35,7 +37,7 @@ class Sent:
         at_s: when it began to be written (a chunk; the client cannot have had it earlier) or was all written (a
             reply), seconds since the last :func:`reset_stats`.
         text: the answer text it carried (not thoughts; ``""`` for none), as far as the server keeps it
-            (``helpers.replay.control.TEXT_CHARS``, 8 000 characters a request).
+            (``helpers.replay.pipeline.control_panel.TEXT_CHARS``, 8 000 characters a request).
         usage: the usage it carried, as sent on the wire (``usageMetadata`` with camelCase keys; an OpenAI-compatible
             chunk's ``usage``; an interaction's), or ``None``.
     """
@@ -107,7 +109,7 @@ class Stats:
         in_flight: requests arrived but not finished, now.
         peak_in_flight: the most requests in flight at once.
         requests: one :class:`RequestTiming` per request, in arrival order: the last
-            ``helpers.replay.control.STATS_HISTORY`` (10 000) of them.
+            ``helpers.replay.pipeline.control_panel.STATS_HISTORY`` (10 000) of them.
         requests_dropped: how many earlier requests fell off ``requests`` (they are still counted above).
     """
 
@@ -144,11 +146,11 @@ def _request(
     data = None if payload is None else json.dumps(payload).encode()
     headers = {"Content-Type": "application/json"}
     try:
-        token = tokens.find(server_url)
-    except tokens.RuntimeDirError as e:
+        token = server_token.find(server_url)
+    except server_token.RuntimeDirError as e:
         raise WorkbookError(str(e)) from None
     if token is not None:
-        headers[tokens.HEADER] = token
+        headers[server_token.HEADER] = token
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=CONTROL_TIMEOUT_S) as response:
@@ -206,7 +208,7 @@ def set_limits(
 
     Overrides the server's ``--rpm``/``--tpm`` for this cassette. The minute is scaled by the server's ``--speed``;
     requests already admitted in the current window keep counting. Over a limit, calls get the API's 429
-    RESOURCE_EXHAUSTED with a ``RetryInfo`` delay (see ``helpers.replay.limits``).
+    RESOURCE_EXHAUSTED with a ``RetryInfo`` delay (see ``helpers.replay.pipeline.rate_limits``).
 
     Raises:
         WorkbookError: a limit that is not a positive integer, or see :func:`_request`.
@@ -214,16 +216,27 @@ def set_limits(
     _request("POST", "limits", {"rpm": rpm, "tpm": tpm}, cassette, server_url)
 
 
-def fail_next(n: int, status: int = 503, *, cassette: str | None = None, server_url: str | None = None) -> None:
+def fail_next(
+    n: int,
+    status: int = 503,
+    *,
+    retry_delays_s: Sequence[float] = (),
+    cassette: str | None = None,
+    server_url: str | None = None,
+) -> None:
     """Answer the cassette's next ``n`` API requests (of any kind) with ``status`` in the API's error shape.
 
     ``status`` is 429, 500, 502, 503 or 504; the SDK raises ``errors.ClientError`` for 429, ``ServerError`` for the
-    rest. An injected 429 carries no ``RetryInfo``; the 429s of :func:`set_limits` do.
+    rest. An injected 429 carries no ``RetryInfo`` unless ``retry_delays_s`` gives its ``retryDelay``: the first
+    injected 429 carries the first delay, the next the second, and so on (seconds, at most ``n`` of them; ``02_async``
+    checks that a retry waits as long as each says). The 429s of :func:`set_limits` always carry one.
 
     Raises:
-        WorkbookError: ``n`` below 1 or another status, or see :func:`_request`.
+        WorkbookError: ``n`` below 1, another status, delays for a status other than 429, more delays than ``n``, or
+            a delay not from 0 to 3600 s; or see :func:`_request`.
     """
-    _request("POST", "faults/fail_next", {"n": n, "status": status}, cassette, server_url)
+    payload = {"n": n, "status": status, "retry_delays_s": list(retry_delays_s)}
+    _request("POST", "faults/fail_next", payload, cassette, server_url)
 
 
 def cut_stream(after_chunks: int, *, cassette: str | None = None, server_url: str | None = None) -> None:
@@ -293,7 +306,7 @@ def inject_batch_state(name: str, state: str, *, cassette: str | None = None, se
 
     Introduced in ``05_batch``, to show how a job that fails or expires looks. ``state`` may also be spelt
     ``BATCH_STATE_*`` or ``JOB_STATE_*`` (a ``types.JobState`` works). The job must still be pending or running;
-    its ``batchStats`` stop where they are and it reports no results (see ``helpers.replay.batches``).
+    its ``batchStats`` stop where they are and it reports no results (see ``helpers.replay.services.batches_api``).
 
     Raises:
         WorkbookError: another state, an unknown or already finished job, or see :func:`_request`.

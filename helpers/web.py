@@ -38,8 +38,9 @@ from aiohttp import web as aioweb
 from IPython.display import IFrame
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from .cassette import Cassette, default_dir
-from .replay.runner import running
+from .paths import NOTEBOOKS_DIR
+from .replay.cassettes.cassette import Cassette, default_dir
+from .replay.pipeline.socket_server import running
 from .workbook import WorkbookError
 
 HOST = "127.0.0.1"
@@ -47,7 +48,7 @@ STARTUP_TIMEOUT_S = 30.0
 """How long a server may take to accept connections: importing FastAPI and the SDK takes a second or two."""
 STOP_TIMEOUT_S = 5.0
 """How long a server may take to stop after it was asked to, before it is killed."""
-WEB_DIR = Path(__file__).resolve().parent.parent / "notebooks" / "web"
+WEB_DIR = NOTEBOOKS_DIR / "web"
 """``notebooks/web``: lesson 07's apps (``app.py``, ``flask_app.py``) and their page."""
 
 
@@ -363,12 +364,12 @@ async def read_events(
 def recorded_offsets(notebook: str, prompt: str) -> list[float]:
     """When each chunk of the first recorded stream of ``prompt`` was sent, seconds after its request arrived.
 
-    Read from the notebook's cassette (``helpers.cassette.default_dir()``): what replay plays, with no machine's
-    timing in it, so lessons can compute from it and print the same figures on every run.
+    Read from the notebook's cassette (``helpers.replay.cassettes.cassette.default_dir()``): what replay plays, with
+    no machine's timing in it, so lessons can compute from it and print the same figures on every run.
 
     Raises:
         WorkbookError: the cassette has no stream whose last user text is ``prompt``.
-        helpers.cassette.CassetteError: the cassette is missing or corrupt.
+        helpers.replay.cassettes.cassette.CassetteError: the cassette is missing or corrupt.
     """
     cassette = Cassette.load(default_dir() / f"{notebook}.json")
     for exchange in cassette.exchanges:

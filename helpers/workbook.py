@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from . import models
-from .cassette import Cassette, CassetteError, check_writable, default_dir
 from .prices import CHECKED as PRICES_CHECKED
-from .replay.defaults import DEFAULT_UPSTREAM, FINISH_TIMEOUT_S, PLACEHOLDER_KEY
+from .replay.cassettes.cassette import Cassette, CassetteError, check_writable, default_dir
+from .replay.wire.defaults import DEFAULT_UPSTREAM, FINISH_TIMEOUT_S, PLACEHOLDER_KEY
 
 MODES = ("replay", "live", "record")
 KEY_VARIABLES = ("GOOGLE_API_KEY", "GEMINI_API_KEY")

@@ -13,8 +13,8 @@ import pytest
 
 import helpers
 from helpers import workbook
-from helpers.cassette import Cassette, Exchange
 from helpers.models import FLASH
+from helpers.replay.cassettes.cassette import Cassette, Exchange
 
 PROMPT = "Why is the sky blue?"
 TEXT = "Sunlight scatters off air molecules, and blue light scatters the most."

@@ -14,13 +14,11 @@ import re
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 import helpers
 from helpers import checks
-from helpers.cassette import Cassette
 from helpers.checks import (
     Incorrect,
     Outcome,
@@ -41,7 +39,9 @@ from helpers.checks import (
 from helpers.exercises import ex01_sync
 from helpers.exercises.ex01_sync import PROBLEMS, q1, q2, q3, q4
 from helpers.models import FLASH
-from helpers.replay.synth import Script
+from helpers.paths import NOTEBOOKS_DIR
+from helpers.replay.cassettes.cassette import Cassette
+from helpers.replay.upstream.synthetic import Script
 
 from .conftest import clean_workbook_env, stop_workbook_servers
 
@@ -557,6 +557,12 @@ def test_placeholders_and_messages_helpers():
     exec("semaphore = asyncio.Semaphore(2)\n\ndef f():\n    return [semaphore for _ in range(2)], len\n", cell)
     assert list(checks.global_values(cell["f"])) == ["semaphore"]  # globals of the cell, nested code included
     assert len(describe_error(ValueError("x" * 500))) == 200
+    refused = ConnectionError("Cannot connect to host 127.0.0.1:41567 ssl:default [Connect call failed]")
+    assert (
+        describe_error(refused)
+        == "ConnectionError: Cannot connect to host 127.0.0.1:PORT ssl:default [Connect call failed]"
+    )
+    assert show("http://localhost:8123/stream") == "'http://localhost:PORT/stream'", "a random port never shows"
 
 
 def test_checks_need_the_setup_cell(monkeypatch):
@@ -566,7 +572,7 @@ def test_checks_need_the_setup_cell(monkeypatch):
 
 
 def test_the_lessons_script_answers_every_prompt_the_checks_send():
-    script = Script.load(Path(__file__).resolve().parent.parent / "notebooks" / "scripts" / "01_sync.json")
+    script = Script.load(NOTEBOOKS_DIR / "scripts" / "01_sync.json")
     for prompt in (ex01_sync.COLOURS_PROMPT, ex01_sync.FRENCH_PROMPT):
         assert script.find(FLASH, prompt) is not None, f"notebooks/scripts/01_sync.json has no answer to {prompt!r}"
 

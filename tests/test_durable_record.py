@@ -16,12 +16,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from helpers.cassette import Cassette, default_dir
-from helpers.replay import store
-from helpers.replay.pipeline import json_response
-from helpers.replay.runner import running
-from helpers.replay.server import CassetteStore, Mode, ReplayServer
-from helpers.replay.wire import SSE_CONTENT_TYPE, sse_event
+from helpers.replay.app.replay_server import CassetteStore, Mode, ReplayServer
+from helpers.replay.cassettes import store
+from helpers.replay.cassettes.cassette import Cassette, default_dir
+from helpers.replay.pipeline.api_request import json_response
+from helpers.replay.pipeline.socket_server import running
+from helpers.replay.wire.framing import SSE_CONTENT_TYPE, sse_event
 
 from .conftest import chunk, start_server
 

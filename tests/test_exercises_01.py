@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers.cassette import Cassette
 from helpers.checks import assert_check_failed, assert_check_passed
 from helpers.exercises.ex01_sync import PROBLEMS, q1, q2, q3, q4
 from helpers.models import FLASH
+from helpers.replay.cassettes.cassette import Cassette
 
 from .exercising import lesson_tests
 

@@ -26,8 +26,8 @@ from google.genai import errors
 
 import helpers
 from helpers import control, workbook
-from helpers.cassette import Cassette
-from helpers.replay.runner import running
+from helpers.replay.cassettes.cassette import Cassette
+from helpers.replay.pipeline.socket_server import running
 
 from .conftest import PROMPT, TEXT, Server, generate_exchange, start_server, stream_exchange, write_cassette
 from .test_record import FAKE_KEY, PIECES, stand_in_upstream

@@ -18,10 +18,10 @@ from google import genai
 from google.genai import errors, types
 
 from helpers import control
-from helpers.cassette import Cassette, CassetteError, strip_version
 from helpers.models import FLASH
-from helpers.replay.pipeline import sleep_until
-from helpers.replay.wire import parse_sse_event, sse_event
+from helpers.replay.cassettes.cassette import Cassette, CassetteError, strip_version
+from helpers.replay.pipeline.api_request import sleep_until
+from helpers.replay.wire.framing import parse_sse_event, sse_event
 
 from .conftest import PROMPT, TEXT, Server, start_server
 

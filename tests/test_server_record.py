@@ -14,12 +14,13 @@ import pytest
 from google import genai
 from google.genai import types
 
+import helpers
 from helpers import control
-from helpers.cassette import Exchange
 from helpers.models import FLASH
-from helpers.replay import control as panel
-from helpers.replay.runner import running
-from helpers.replay.server import CassetteStore, ReplayServer
+from helpers.replay.app.replay_server import CassetteStore, ReplayServer
+from helpers.replay.cassettes.cassette import Exchange
+from helpers.replay.pipeline import control_panel as panel
+from helpers.replay.pipeline.socket_server import running
 
 from .conftest import generate_exchange, stream_exchange, write_cassette
 
@@ -173,3 +174,17 @@ def test_the_prompt_is_read_from_every_request_shape(body: object, expected: tup
 )
 def test_text_and_usage_are_read_from_every_chunk_shape(chunk: object, text: str, usage: object) -> None:
     assert (panel.chunk_text(chunk), panel.chunk_usage(chunk), panel.carries_text(chunk)) == (text, usage, bool(text))
+
+
+async def test_an_injected_429_carries_the_retry_delay_given(url: str) -> None:
+    await asyncio.to_thread(control.fail_next, 3, 429, retry_delays_s=[2.5, 0.05], cassette="rec", server_url=url)
+    delays = []
+    for _ in range(3):
+        with pytest.raises(genai.errors.ClientError) as caught:
+            await client(url).aio.models.generate_content(model=FLASH, contents="hi")
+        details = caught.value.details["error"].get("details", [])
+        delays.append([d["retryDelay"] for d in details if d["@type"].endswith("RetryInfo")])
+    assert delays == [["2.500s"], ["0.050s"], []], "each 429 in turn; one past the list has none"
+    for bad in ({"n": 1, "status": 503, "retry_delays_s": [1]}, {"n": 1, "status": 429, "retry_delays_s": [1, 2]}):
+        with pytest.raises(helpers.WorkbookError, match="retry_delays_s"):
+            await asyncio.to_thread(control.fail_next, cassette="rec", server_url=url, **bad)

@@ -49,7 +49,18 @@ from .expect import (
     expect_ttft,
 )
 from .families import Case, EqualityCheckProblem, FunctionProblem, Mistake, ScriptProblem, ScriptRun, name_mistake
-from .outcomes import ADDRESS, PLACEHOLDER_NAME, Incorrect, Outcome, Placeholder, ____, describe_error, show
+from .outcomes import (
+    ADDRESS,
+    LOCAL_PORT,
+    PLACEHOLDER_NAME,
+    Incorrect,
+    Outcome,
+    Placeholder,
+    ____,
+    describe_error,
+    show,
+    steady,
+)
 from .problem import (
     Problem,
     assert_check_failed,
@@ -59,6 +70,7 @@ from .problem import (
     lesson_context,
 )
 from .record import (
+    CLOSE_WAIT_S,
     HOLD_S,
     MODEL_CALL,
     Record,
@@ -68,6 +80,7 @@ from .record import (
     holding_stream,
     model_calls,
     recording,
+    stream_ended,
     stream_seen,
 )
 from .watching import (
@@ -84,9 +97,11 @@ from .watching import (
 __all__ = [
     "ADDRESS",
     "BLOCKING_SLEEP",
+    "CLOSE_WAIT_S",
     "HOLD_S",
     "LEARNER_THREAD",
     "LIVE_TIME_LIMIT_S",
+    "LOCAL_PORT",
     "MODEL_CALL",
     "PLACEHOLDER_NAME",
     "STOP_GRACE_S",
@@ -138,6 +153,8 @@ __all__ = [
     "run_bounded",
     "run_coroutine",
     "show",
+    "steady",
+    "stream_ended",
     "stream_seen",
     "uses_placeholder",
     "watching",

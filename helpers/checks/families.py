@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .expect import expect_async, expect_returned
-from .outcomes import Incorrect, Outcome, show
+from .outcomes import Incorrect, Outcome, show, steady
 from .problem import Problem
 from .record import HOLD_S, holding_stream, stream_seen
 
@@ -242,7 +242,7 @@ class ScriptProblem(Problem):
         try:
             self.verify(ns)
         except Incorrect as e:
-            return Outcome("incorrect", str(e))
+            return Outcome("incorrect", steady(str(e)))
         return Outcome("correct", self.correct_message)
 
     def verify(self, ns: Mapping[str, Any]) -> None:

@@ -14,7 +14,7 @@ from ..models import FLASH
 from ..workbook import WorkbookError, current_session
 from .bounded import LIVE_TIME_LIMIT_S, TIME_LIMIT_S, TimeLimitExceeded, run_bounded
 from .code import uses_placeholder
-from .outcomes import Incorrect, Outcome, ____, describe_error, show
+from .outcomes import Incorrect, Outcome, ____, describe_error, show, steady
 
 
 class Problem:
@@ -147,7 +147,7 @@ class Problem:
         try:
             self.verify(ns)
         except Incorrect as e:
-            return Outcome("incorrect", str(e))
+            return Outcome("incorrect", steady(str(e)))
         return Outcome("correct", self.correct_message)
 
     def check(self) -> None:

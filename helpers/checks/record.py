@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -77,6 +78,8 @@ class ServerView:
     first_byte_s: float
     chunks_s: tuple[float, ...]
     end_s: float | None
+    first_text_s: float | None = None
+    """When the first chunk with answer text went out (``None``: none did): no true TTFT is shorter."""
 
 
 def call_kind(paths: list[str]) -> str | None:
@@ -100,8 +103,32 @@ def stream_seen() -> tuple[str | None, ServerView | None]:
     for r in requests:
         if r.path.endswith(":streamGenerateContent") and r.first_byte_s is not None:
             end = None if r.end_s is None else r.end_s - r.start_s
-            return kind, ServerView(r.first_byte_s - r.start_s, tuple(t - r.start_s for t in r.chunks_s), end)
+            text = None if r.first_text_s is None else r.first_text_s - r.start_s
+            return kind, ServerView(r.first_byte_s - r.start_s, tuple(t - r.start_s for t in r.chunks_s), end, text)
     return kind, None
+
+
+CLOSE_WAIT_S = 2.0
+"""How long :func:`stream_ended` waits for the server to see a held stream closed, seconds: a client that closed it
+did so before the check asked; the server notices within milliseconds (``GONE_POLL_S``)."""
+
+
+def stream_ended(within_s: float = CLOSE_WAIT_S) -> bool:
+    """Whether the learner's stream (since the last ``control.reset_stats()``) has ended by the server's record,
+    waiting up to ``within_s`` seconds. While a check holds the stream back (:func:`holding_stream`), it ends only if
+    the client closed it: code that returned with the stream still open (a reference kept to it) leaves it running.
+
+    Raises:
+        helpers.WorkbookError: no replay server in this session.
+    """
+    deadline = time.monotonic() + within_s
+    while True:
+        _, server = stream_seen()
+        if server is not None and server.end_s is not None:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
 
 
 MODEL_CALL = re.compile(r":(?:stream)?[gG]enerateContent$|chat/completions$|(?:^|/)interactions$")

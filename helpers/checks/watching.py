@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, SupportsIndex
 
 from .bounded import LEARNER_THREAD, StoppedByCheck
+from .code import function_of
 from .outcomes import Incorrect
 
 
@@ -140,7 +141,8 @@ def watching_sleep(
                 then(slept)
         original(seconds)
 
-    namespace = getattr(fn, "__globals__", {})
+    function = function_of(fn)  # a functools.partial's function holds the globals
+    namespace = function.__globals__ if function is not None else {}
     aliases = [name for name, value in namespace.items() if value is original]
     time.sleep = spy
     for name in aliases:

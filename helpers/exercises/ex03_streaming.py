@@ -33,14 +33,15 @@ from ..checks import (
     TimeLimitExceeded,
     Watched,
     ____,
-    code_names,
     expect_returned,
     expect_ttft,
+    function_names,
     holding_stream,
     lesson,
     lesson_context,
     run_bounded,
     show,
+    stream_ended,
     stream_seen,
     watching,
 )
@@ -58,7 +59,8 @@ THOUGHT = "Planning the answer: three uses, one sentence each."
 ROUNDING_S = 0.02
 """Slack, in seconds, when a learner's time is compared with the replay server's record: figures printed with two
 decimals. Every such comparison is one a busy machine cannot upset: the learner's clock starts before the server
-sees the request and stops after the server sent what it waited for, so only lower bounds are checked."""
+sees the request and stops after the server sent what it waited for (a lower bound), and within the check's call of
+the learner's code (an upper bound)."""
 
 __all__ = ["PROBLEMS", "____", "context", "q1", "q2", "q3", "q4"]
 
@@ -126,12 +128,11 @@ def collect_text(stream) -> str:
 class TimeToFirstToken(Problem):
     """q2: ``time_to_first_token(prompt) -> float``: seconds from sending the request to the first chunk with text.
 
-    Judged without comparing clocks in a way a busy machine could upset. A time longer than the whole call is not
-    seconds. In replay, by the server's record of the same request: the result is no shorter than the server took to
-    send the first chunk; and the check holds the stream back after its first text
-    (:func:`~helpers.checks.holding_stream`): a function that returns meanwhile stopped its clock at the first text,
-    while one still running when the hold ends that returns a time at least as long as the server took to send the
-    last chunk (sent after the hold) timed the whole stream.
+    Bounded on both sides without comparing clocks in a way a busy machine could upset: below by the server's record
+    of the same request (its first text went out that long after the request arrived), above by the call's own span;
+    the stream is held back after its first text, so the call ends right after it (a TTFT plus a second, the whole
+    stream's time, NaN, a stream left open are each seen, :meth:`judge_run`). A second run delays the first text past
+    the whole first call, so a time typed in, or remembered from the first run, fails.
     """
 
     title = "Measure time to first token"
@@ -165,39 +166,79 @@ def time_to_first_token(prompt: str) -> float:
     )
 
     def explain(self, error: Exception, fn: Callable[..., Any]) -> str:
-        code = getattr(fn, "__code__", None)
         missing = isinstance(error, errors.ClientError) and error.code == 404
-        if missing and code is not None and "generate_content_stream" not in code_names(code):
+        if missing and "generate_content_stream" not in function_names(fn):
             return "A call that waits for the whole answer has no first token: use generate_content_stream."
         return ""
 
     def verify(self, ns: Mapping[str, Any]) -> None:
-        replay = current_session().server_url is not None
-        if replay:
-            control.reset_stats()
+        call = f"time_to_first_token({STAR_PROMPT!r})"
+        if current_session().server_url is None:  # live: no record to judge by, only the call's own span
+            result, took = self.timed(ns)
+            expect_ttft(call, result, took, ROUNDING_S)
+            return
+        first = self.judge_run(ns, call)
+        # Again, with the first text delayed past the whole first call: a time typed in cannot follow.
+        control.add_latency(first.took_s + LATER_S)
+        try:
+            second = self.judge_run(ns, call)
+        finally:
+            control.add_latency(0)
+        if second.result == first.result:
+            raise Incorrect(
+                f"{call} returned {first.result:g} twice, although the first text took {LATER_S:g} s longer the "
+                "second time: return the time you measured."
+            )
+
+    def timed(self, ns: Mapping[str, Any]) -> tuple[Any, float]:
+        """Call the learner's function once; return its result and how long the call took, seconds (an upper bound
+        of any time measured inside it)."""
+        started = time.perf_counter()
+        result = self.call("time_to_first_token", ns["time_to_first_token"], STAR_PROMPT)
+        return result, time.perf_counter() - started
+
+    def judge_run(self, ns: Mapping[str, Any], call: str) -> TtftRun:
+        """One run in replay, judged both ways by the server's record of its request.
+
+        The stream is held back after its first text (:func:`~helpers.checks.holding_stream`): a function that
+        returns meanwhile stopped its clock at the first text, and must have closed its stream (the server sees it
+        end); one still running when the hold ends that returns at least the time to the last chunk timed the whole
+        stream. The result is at least the server's time to first text, and at most the call's own span.
+        """
+        control.reset_stats()
         with holding_stream() as hold:
             started = time.perf_counter()
             result = self.call("time_to_first_token", ns["time_to_first_token"], STAR_PROMPT, nudge=hold.nudge)
             took = time.perf_counter() - started
-        call = f"time_to_first_token({STAR_PROMPT!r})"
-        expect_ttft(call, result, took, ROUNDING_S)
-        if not replay:
-            return
-        kind, server = stream_seen()
-        if kind == "generate":
-            raise Incorrect(f"{call} used generate_content, which has no first token: stream the answer instead.")
-        if server is None:
-            raise Incorrect(f"{call} never read a stream from client.models.generate_content_stream.")
-        if result < server.first_byte_s - ROUNDING_S:
-            raise Incorrect(
-                f"{call} returned less than the server took to send the first chunk: start the clock before the "
-                "request goes out (before the loop), not when the first chunk arrives."
-            )
+            kind, server = stream_seen()
+            if kind == "generate":
+                raise Incorrect(f"{call} used generate_content, which has no first token: stream the answer instead.")
+            if server is None:
+                raise Incorrect(f"{call} never read a stream from client.models.generate_content_stream.")
+            expect_ttft(call, result, took, ROUNDING_S, server.first_text_s)
+            if not hold.released and not stream_ended():
+                raise Incorrect(
+                    f"{call} returned with its stream still open (the server is still waiting to send the rest): "
+                    "close it (stream.close() in a finally block), so the server stops sending what you don't read."
+                )
         # Still running when the hold ended, and it timed at least until the last chunk, sent only after that.
         if hold.released and server.chunks_s and result >= server.chunks_s[-1] - ROUNDING_S:
             raise Incorrect(
                 f"{call} returned about the time to the last chunk: stop the clock at the first chunk with text."
             )
+        return TtftRun(float(result), took)
+
+
+@dataclass(frozen=True)
+class TtftRun:
+    """One judged run of exercise 2: what the learner's function returned and how long the call took, seconds."""
+
+    result: float
+    took_s: float
+
+
+LATER_S = 0.3
+"""Exercise 2's second run delays the first text by the whole first call plus this many seconds (wall clock)."""
 
 
 class SurviveABrokenStream(Problem):

@@ -16,7 +16,6 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -43,10 +42,11 @@ from ..checks import (
     watching_sleep,
 )
 from ..checks.code import code_strings
-from ..replay.batches import PENDING_S, RUNNING_S
+from ..paths import NOTEBOOKS_DIR
+from ..replay.services.batches_api import PENDING_S, RUNNING_S
 from ..workbook import current_session
 
-REVIEWS_PATH = Path(__file__).resolve().parents[2] / "notebooks" / "data" / "reviews.json"
+REVIEWS_PATH = NOTEBOOKS_DIR / "data" / "reviews.json"
 CONFIG = types.GenerateContentConfig(
     system_instruction=(
         "Classify the sentiment of the customer review. Answer with one word: positive, negative or mixed."

@@ -11,7 +11,7 @@
 or SIGTERM (or, with ``--watch-stdin``, until standard input closes: how ``helpers.setup`` ties a server to its kernel).
 A ``--host`` that is not loopback is refused without ``--allow-remote``; with it, ``serve`` prints a second line,
 ``token TOKEN``, which every call must then send (``SECURITY.md``). ``serve`` redacts every API key it was sent from
-what it writes to standard error (its log, :class:`.keys.RedactingStream`).
+what it writes to standard error (its log, :class:`.api_keys.RedactingStream`).
 """
 
 from __future__ import annotations
@@ -26,18 +26,18 @@ from pathlib import Path
 
 import uvloop
 
-from ..cassette import CassetteError, check_writable, default_dir
 from ..models import FLASH, PROFILES
-from .defaults import DEFAULT_UPSTREAM
-from .files import MAX_STORED_BYTES, UPLOAD_TTL_S, FileLimits
-from .guard import is_loopback
-from .keys import RedactingStream
-from .limits import Limits
-from .runner import IDLE_TIMEOUT_S, PortInUseError, serve_forever
-from .server import CassetteStore, Mode, ReplayServer
-from .synth import Script, ScriptEntry, SyntheticUpstream
-from .synth_openai import OpenAIUpstream
-from .tokens import HEADER, RuntimeDirError
+from .app.replay_server import CassetteStore, Mode, ReplayServer
+from .cassettes.cassette import CassetteError, check_writable, default_dir
+from .pipeline.guard import is_loopback
+from .pipeline.rate_limits import Limits
+from .pipeline.server_token import HEADER, RuntimeDirError
+from .pipeline.socket_server import IDLE_TIMEOUT_S, PortInUseError, serve_forever
+from .services.files_api import MAX_STORED_BYTES, UPLOAD_TTL_S, FileLimits
+from .upstream.synthetic import Script, ScriptEntry, SyntheticUpstream
+from .upstream.synthetic_openai import OpenAIUpstream
+from .wire.api_keys import RedactingStream
+from .wire.defaults import DEFAULT_UPSTREAM
 
 
 def _positive(text: str) -> float:
@@ -164,11 +164,11 @@ def main(argv: list[str] | None = None) -> int:
             app = upstream.app(OpenAIUpstream(upstream).install)
             asyncio.run(serve_forever(app, args.host, args.port, args.watch_stdin, args.idle_timeout))
         elif args.command == "author-notebook":
-            from .author import author_notebook
+            from .app.authoring import author_notebook
 
             print(f"authored {author_notebook(args.notebook, fresh=not args.keep)} and refreshed {args.notebook}")
         else:
-            from .author import author
+            from .app.authoring import author
 
             script = Script([ScriptEntry(args.prompt, [args.text], args.model)])
             base = PROFILES[args.model]

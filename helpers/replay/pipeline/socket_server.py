@@ -1,6 +1,6 @@
 """Run an aiohttp app on a socket: print ``serving http://HOST:PORT``, then serve until asked to stop.
 
-Layer 2 of the server (``docs/server.md``). It also notes when each request's first bytes arrived
+The pipeline layer (``docs/server.md``). It also notes when each request's first bytes arrived
 (:func:`arrival`): under a burst, hundreds of requests wait in the event loop's queue before their handlers run, and
 a request's recorded timing must count from its arrival, not from when its turn came.
 
@@ -29,15 +29,15 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
 
-from . import tokens
-from .wire import JSON_CONTENT_TYPE, error_json, json_bytes
+from ..wire.framing import JSON_CONTENT_TYPE, error_json, json_bytes
+from . import server_token
 
 BODY_TIMEOUT = web.AppKey("workbook_body_timeout_s", float)
 """How long an API request's body may take to arrive after its head, seconds: the idle timeout :func:`running` was
-given (a body trickled a byte at a time would otherwise hold a handler forever; :func:`.pipeline.parse` reads it)."""
+given (a body trickled a byte at a time would otherwise hold a handler forever; :func:`.api_request.parse` reads it)."""
 APP_TOKEN = web.AppKey("workbook_token", str)
 """An app's per-server token (:mod:`.guard` sets it); :func:`running` publishes it for the app's URL
-(:func:`.tokens.published`)."""
+(:func:`.server_token.published`)."""
 
 IDLE_TIMEOUT_S = 30.0
 """Seconds a connection may go without a complete request head before it is closed: from when it opened, and after
@@ -250,7 +250,7 @@ async def running(
     token = app.get(APP_TOKEN)
     try:
         host_in_url = f"[{bound_host}]" if ":" in bound_host else bound_host
-        with tokens.published(f"http://{host_in_url}:{bound_port}", token) if token else contextlib.nullcontext():
+        with server_token.published(f"http://{host_in_url}:{bound_port}", token) if token else contextlib.nullcontext():
             yield f"http://{bound_host}:{bound_port}"
     finally:
         await runner.cleanup()

@@ -1,7 +1,7 @@
 """Which recording answers a request: the server's one matcher and its one cursor policy, for every endpoint.
 
-Layer 1 of the server (``docs/server.md``). A request matches an exchange when their
-:func:`helpers.cassette.request_key` is equal (method, version-less path, query minus the key, normalised JSON body).
+The cassette layer of the server (``docs/server.md``). A request matches an exchange when their
+:func:`.cassette.request_key` is equal (method, version-less path, query minus the key, normalised JSON body).
 Identical requests take the recordings in recorded order, and cycle when more arrive than were recorded; the turn is
 kept per cassette and key, whichever service asks (a model call, a batch's request, an upload's identity).
 """
@@ -12,7 +12,7 @@ import json
 from collections import Counter, defaultdict
 from typing import Any
 
-from ..cassette import Cassette, Exchange, canonical_query, json_differences, normalized_body, strip_version
+from .cassette import Cassette, Exchange, canonical_query, json_differences, normalized_body, strip_version
 
 
 class Matcher:

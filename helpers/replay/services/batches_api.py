@@ -1,6 +1,6 @@
 """The Batch API offline: batch jobs answered from the cassette's recorded ``generateContent`` exchanges.
 
-A service (layer 4 of the server, ``docs/server.md``); introduced in ``05_batch``. Routes, after the cassette
+A service (the services layer, ``docs/server.md``); introduced in ``05_batch``. Routes, after the cassette
 segment (``{v}`` is ``v1``, ``v1beta``, ...)::
 
     POST   {v}/models/{model}:batchGenerateContent  {"batch": {"displayName"?, "inputConfig": ...}} -> the job
@@ -25,7 +25,7 @@ How a job behaves (shapes from google-genai 3.4.0's ``batches.py`` and real resp
   one as ``BATCH_STATE_FAILED`` or ``BATCH_STATE_EXPIRED``. ``batchStats`` freeze there; only a succeeded job has
   ``output``. Cancelling a finished job is 400 FAILED_PRECONDITION.
 - Each request is answered by the cassette's recorded ``generateContent`` exchange of the same request: the same
-  model and the same body, matched by the server's one matcher (:mod:`.match`; a JSONL line may spell fields
+  model and the same body, matched by the server's one matcher (:mod:`.matcher`; a JSONL line may spell fields
   ``snake_case`` and leave out ``role``, as the real API accepts, and the matcher compares normalised bodies). The
   SDK sends an inline request's body exactly as ``generate_content`` sends it, so one recording serves a call, an
   inline batch and a JSONL batch. Several recordings of one request take turns, shared with direct calls. Streamed
@@ -53,12 +53,12 @@ from typing import Any
 
 from aiohttp import web
 
-from ..cassette import Cassette, CassetteError, canonical_json, request_key
-from .files import VERSION, FileService, paginate, rfc3339, stable_id
-from .match import Matcher, unmatched_message
-from .pipeline import API, Mode, api_error_response, error_response, json_response, parse_json
-from .store import CassetteStore
-from .wire import ApiError, camel, error_json
+from ..cassettes.cassette import Cassette, CassetteError, canonical_json, request_key
+from ..cassettes.matcher import Matcher, unmatched_message
+from ..cassettes.store import CassetteStore
+from ..pipeline.api_request import API, Mode, api_error_response, error_response, json_response, parse_json
+from ..wire.framing import ApiError, camel, error_json
+from .files_api import VERSION, FileService, paginate, rfc3339, stable_id
 
 PENDING_S = 1.0
 """Seconds a new job stays ``BATCH_STATE_PENDING`` at ``--speed`` 1 (a teaching choice; real jobs can wait hours)."""

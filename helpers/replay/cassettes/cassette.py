@@ -19,7 +19,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, NotRequired, TypedDict, TypeGuard, final
 
-from .replay.wire import camel, json_bytes, sse_event
+from ...paths import NOTEBOOKS_DIR
+from ..wire.framing import camel, json_bytes, sse_event
 
 FORMAT = 1
 """The cassette format version this code reads and writes."""
@@ -89,7 +90,7 @@ def default_dir() -> Path:
     env = os.environ.get("WORKBOOK_CASSETTES")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "notebooks" / "cassettes"
+    return NOTEBOOKS_DIR / "cassettes"
 
 
 def strip_version(path: str) -> str:

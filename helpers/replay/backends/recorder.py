@@ -1,6 +1,6 @@
 """Record mode: forward each call to an upstream Gemini endpoint, stream the answer back, write it to the cassette.
 
-Layer 3 of the server (``docs/server.md``), one of its two backends (the other is :mod:`.playback`). The cassette
+The backend layer (``docs/server.md``), one of its two backends (the other is :mod:`.playback`). The cassette
 in memory is the truth; :meth:`.store.CassetteStore.record` writes each exchange off the event loop. A reply is
 finished only once its exchange is on disk: a JSON reply waits for the write, a stream's end-of-body waits for it
 (while its client still listens). A write that fails answers with the API's 500 error (an error event on a stream)
@@ -9,7 +9,7 @@ saying why; the exchange is not kept, and later ones record as usual.
 The client's API key is passed upstream and never stored: a ``?key=`` travels upstream as the ``x-goog-api-key``
 header (as the SDK sends it), the key is dropped from the recorded query, never copied from headers into the cassette,
 and any exchange that still contains a key the server was sent (an upstream echoing it, a key in upload metadata) is
-refused by the cassette writer (:data:`.keys.SEEN`) and answered with a 500 saying so, never written.
+refused by the cassette writer (:data:`.api_keys.SEEN`) and answered with a 500 saying so, never written.
 
 Streams are always recorded whole. A client that leaves one early (it closed the stream, cancelled the task reading
 it, timed out, or was cut off by an injected fault: ``helpers.control.cut_stream``, ``error_mid_stream`` strike
@@ -33,12 +33,21 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from ..cassette import Chunk, Exchange, JsonReply, RecordedRequest, Reply, StreamReply, canonical_query, strip_version
-from .control import TIMING, ControlPanel, StreamFault
-from .defaults import FINISH_TIMEOUT_S
-from .pipeline import ApiRequest, error_response, json_response
-from .store import CassetteStore, FolderLock, SaveError
-from .wire import (
+from ..cassettes.cassette import (
+    Chunk,
+    Exchange,
+    JsonReply,
+    RecordedRequest,
+    Reply,
+    StreamReply,
+    canonical_query,
+    strip_version,
+)
+from ..cassettes.store import CassetteStore, FolderLock, SaveError
+from ..pipeline.api_request import ApiRequest, error_response, json_response
+from ..pipeline.control_panel import TIMING, ControlPanel, StreamFault
+from ..wire.defaults import FINISH_TIMEOUT_S
+from ..wire.framing import (
     FILE_NOT_ACTIVE,
     SSE_CONTENT_TYPE,
     SYNTHETIC_HEADER,
@@ -65,8 +74,9 @@ _SDK_VERSION = re.compile(r"google-genai-sdk/(\S+)")
 def file_not_active(response: Reply) -> bool:
     """True for the 400 ``FAILED_PRECONDITION`` a model call gets while a file it names is still ``PROCESSING``.
 
-    The recorder does not keep it: replay answers that from the state of its own files (:mod:`.files`), and a recorded
-    one would be played to the same call made once the file is ``ACTIVE`` (``04_multimodal`` makes that call twice).
+    The recorder does not keep it: replay answers that from the state of its own files (:mod:`.files_api`), and a
+    recorded one would be played to the same call made once the file is ``ACTIVE`` (``04_multimodal`` makes that call
+    twice).
     """
     body = response.get("body")
     error = body.get("error") if isinstance(body, dict) else None
@@ -100,7 +110,7 @@ class Recorder:
         """Take the folder's lock and open the upstream session.
 
         Raises:
-            helpers.cassette.CassetteError: another recorder holds the folder.
+            helpers.replay.cassettes.cassette.CassetteError: another recorder holds the folder.
         """
         self._lock.acquire()
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=30))

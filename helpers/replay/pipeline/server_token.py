@@ -1,6 +1,6 @@
 """The replay server's per-server token, handed to clients on this machine through a private runtime file.
 
-Layer 2 of the server (``docs/server.md``), standard library only (:mod:`helpers.control` imports it). As Jupyter
+The pipeline layer (``docs/server.md``), standard library only (:mod:`helpers.control` imports it). As Jupyter
 Server does (``jpserver-<pid>.json`` in its runtime dir), a server writes, while it serves, a file
 ``replay-<pid>-<port>.json`` (mode 0600) into :func:`runtime_dir` (mode 0700, owned by the user) saying
 ``{"url": ..., "token": ..., "pid": ...}``, and removes it when it stops. :func:`find` reads it back: that is how

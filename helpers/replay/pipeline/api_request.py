@@ -1,10 +1,10 @@
 """The request pipeline's first step and its shared types: every API call is parsed here once, into an
 :class:`ApiRequest`, before any service sees it.
 
-Layer 2 of the server (``docs/server.md``). :func:`parse` is the outermost middleware: it notes the arrival time
+The pipeline layer (``docs/server.md``). :func:`parse` is the outermost middleware: it notes the arrival time
 (each request's recorded timing counts from it), checks the cassette name, strips nothing from the path but reads
 its version, and parses the JSON body. A request it refuses gets the API's error shape; one it accepts is in
-``request[API]`` for the control middleware (:mod:`.control`), the service that answers it, and the backend
+``request[API]`` for the control middleware (:mod:`.control_panel`), the service that answers it, and the backend
 (:mod:`.playback` or :mod:`.recorder`).
 """
 
@@ -22,17 +22,17 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from ..cassette import request_key, strip_version
-from .runner import BODY_TIMEOUT, IDLE_TIMEOUT_S, arrival
-from .store import MAX_NAME_LENGTH, name_problem
-from .wire import JSON_CONTENT_TYPE, ApiError, check_request_body, error_json, json_bytes
+from ..cassettes.cassette import request_key, strip_version
+from ..cassettes.store import MAX_NAME_LENGTH, name_problem
+from ..wire.framing import JSON_CONTENT_TYPE, ApiError, check_request_body, error_json, json_bytes
+from .socket_server import BODY_TIMEOUT, IDLE_TIMEOUT_S, arrival
 
 CONTROL_PREFIX = "_control"
 """The first path segment of control routes; cassette names cannot start with ``_``, so none is shadowed."""
 
 MAX_BODY_BYTES = 64 * 1024**2
 """The largest request body the server (and the synthetic upstream) reads, bytes: 64 MiB, eight of the SDK's 8 MiB
-upload chunks; a larger one gets 413 in the API's error shape (:mod:`.errors`)."""
+upload chunks; a larger one gets 413 in the API's error shape (:mod:`.error_middleware`)."""
 MAX_JSON_DEPTH = 100
 """The deepest nesting of a JSON body the server reads (protobuf's default recursion limit, which bounds the real
 API's requests too); deeper bodies get a 400 rather than a ``RecursionError`` somewhere below."""
@@ -96,7 +96,7 @@ class ApiRequest:
 
     @cached_property
     def key(self) -> str:
-        """The request's :func:`helpers.cassette.request_key`."""
+        """The request's :func:`helpers.replay.cassettes.cassette.request_key`."""
         return request_key(self.method, self.path, self.query, self.body)
 
 
@@ -192,7 +192,7 @@ def is_upload_data(method: str, path: str, headers: Any) -> bool:
 async def parse(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn an API call into ``request[API]`` (see the module docstring); other paths pass through untouched.
 
-    Its ``start`` is when the request's first bytes arrived (:func:`.runner.arrival`), or failing that now.
+    Its ``start`` is when the request's first bytes arrived (:func:`.socket_server.arrival`), or failing that now.
     """
     start = time.monotonic()
     segments = request.path.split("/", 2)

@@ -1,5 +1,5 @@
 """The synthetic upstream's OpenAI-compatible endpoint: chat completions answered from the same script, with the
-same latency model as :mod:`.synth`, in the OpenAI protocol. Introduced for ``08_protocols``.
+same latency model as :mod:`.synthetic`, in the OpenAI protocol. Introduced for ``08_protocols``.
 
 ``POST /v1beta/openai/chat/completions`` and ``GET /v1beta/openai/models``, as Gemini serves them
 (ai.google.dev/gemini-api/docs/openai, a stored copy read 2026-12-01). A request is translated to the native one it
@@ -24,7 +24,7 @@ model either way:
   ``arguments``, the next deltas carry the arguments' JSON in fragments (~8 characters each), then
   ``finish_reason: "tool_calls"``. The OpenAI protocol allows fragments; Gemini's endpoint may send the arguments
   whole in one delta. Code that joins fragments by ``index`` reads both.
-- errors come as the endpoint sends them, a list holding the native error (:func:`.openai_compat.error_list`).
+- errors come as the endpoint sends them, a list holding the native error (:func:`.openai_compat_api.error_list`).
 
 Assumed, not measured: the chunk ``id`` (``chatcmpl-`` and the native ``responseId``) and ``created`` (the
 request's second); the OpenAI ``usage`` names filled from the native counts.
@@ -38,17 +38,17 @@ from typing import Any
 
 from aiohttp import web
 
-from ..cassette import camel_case
-from .openai_compat import body_problem, error_list, model_list
-from .pipeline import json_response, parse_json, sleep_until
-from .synth import (
+from ..cassettes.cassette import camel_case
+from ..pipeline.api_request import json_response, parse_json, sleep_until
+from ..services.openai_compat_api import body_problem, error_list, model_list
+from ..wire.framing import SSE_CONTENT_TYPE, SYNTHETIC_HEADER, UNSCRIPTED_HEADER, error_json, sse_event
+from .synthetic import (
     CHARS_PER_TOKEN,
     SyntheticUpstream,
     estimate_tokens,
     invalid_request,
     provenance,
 )
-from .wire import SSE_CONTENT_TYPE, SYNTHETIC_HEADER, UNSCRIPTED_HEADER, error_json, sse_event
 
 ROOT = "/{version:v1beta}/openai"
 ARGUMENT_FRAGMENT_CHARS = 8

@@ -48,13 +48,13 @@ from typing import Any
 
 from aiohttp import web
 
-from ..cassette import camel_case, canonical_json
-from ..media import MEDIA_RESOLUTION_TOKENS, media_tokens
-from ..models import CATALOG, PROFILES, LatencyProfile
-from . import errors
-from .pipeline import MAX_BODY_BYTES, error_response, json_response, parse_json, sleep_until
-from .synth_interactions import InteractionsUpstream
-from .wire import SSE_CONTENT_TYPE, SYNTHETIC_HEADER, UNSCRIPTED_HEADER, check_request_body, sse_event
+from ...media import MEDIA_RESOLUTION_TOKENS, media_tokens
+from ...models import CATALOG, PROFILES, LatencyProfile
+from ..cassettes.cassette import camel_case, canonical_json
+from ..pipeline import error_middleware
+from ..pipeline.api_request import MAX_BODY_BYTES, error_response, json_response, parse_json, sleep_until
+from ..wire.framing import SSE_CONTENT_TYPE, SYNTHETIC_HEADER, UNSCRIPTED_HEADER, check_request_body, sse_event
+from .synthetic_interactions import InteractionsUpstream
 
 CHARS_PER_TOKEN = 4
 FIRST_CHUNK_WORDS = 3
@@ -296,9 +296,9 @@ class SyntheticUpstream:
 
     def app(self, *services: Callable[[web.Application], None]) -> web.Application:
         """The aiohttp app; each of ``services`` adds its routes before the catch-all (e.g.
-        :meth:`.synth_openai.OpenAIUpstream.install`)."""
+        :meth:`.synthetic_openai.OpenAIUpstream.install`)."""
         app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self.label])
-        errors.install(app)
+        error_middleware.install(app)
         app.router.add_get("/{version}/models", self.list_models)
         app.router.add_get("/{version}/models/{model}", self.get_model)
         app.router.add_post("/{version}/models/{model}:{method}", self.generate)
@@ -322,7 +322,8 @@ class SyntheticUpstream:
         return error_response(
             501,
             f"the synthetic upstream does not implement {request.method} {request.path}, so nothing was recorded; "
-            "record it from the real API (WORKBOOK_MODE=record with a key) or add it to helpers/replay/synth.py.",
+            "record it from the real API (WORKBOOK_MODE=record with a key) or add it to "
+            "helpers/replay/upstream/synthetic.py.",
             headers={UNSCRIPTED_HEADER: "1"},
         )
 
@@ -360,7 +361,7 @@ class SyntheticUpstream:
     def plan(self, model: str, method: str, body: dict[str, Any], version: str) -> web.Response | Answer:
         """The answer to one ``generateContent`` (or ``streamGenerateContent``, ``countTokens``) request with a
         camelCase ``body``: an :class:`Answer` to send, or the API's error (or a ``countTokens`` reply) to send at
-        once. The Interactions stand-in (:mod:`.synth_interactions`) answers through it too, so both APIs share one
+        once. The Interactions stand-in (:mod:`.synthetic_interactions`) answers through it too, so both APIs share one
         script, latency model and thinking."""
         if model not in self.profiles:
             return error_response(

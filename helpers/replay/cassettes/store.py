@@ -1,13 +1,13 @@
 """The cassettes of one folder, held in memory: loaded once, checked by name, and (recording) written durably.
 
-Layer 1 of the server (``docs/server.md``): it knows the cassette format (:mod:`helpers.cassette`), not HTTP.
+The cassette layer of the server (``docs/server.md``): it knows the cassette format (:mod:`.cassette`), not HTTP.
 
 - Replay reads a cassette on first use and again only when its file changes on disk (a re-recording).
 - Recording keeps the in-memory cassette as the truth: :meth:`CassetteStore.record` hands an exchange to the
   cassette's :class:`CassetteWriter`, which writes off the event loop, merges a burst of exchanges into one write,
   and never reads back the file it wrote. An exchange joins the cassette only once it is on disk; a failed write
   (:class:`SaveError`) leaves the cassette and its file as they were, and no temp file.
-- No exchange whose text contains an API key the server was sent (:data:`.keys.SEEN`) is written: that check is
+- No exchange whose text contains an API key the server was sent (:data:`.api_keys.SEEN`) is written: that check is
   on its final serialised text, right before the write, whatever route the key came by.
 - A recorder holds the folder's lock (:class:`FolderLock`), so a second one on the same folder refuses to start
   rather than overwrite the first one's recordings.
@@ -23,8 +23,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..cassette import TAIL, Cassette, CassetteError, Exchange, MissingCassetteError, write_atomically
-from .keys import SEEN
+from ..wire.api_keys import SEEN
+from .cassette import TAIL, Cassette, CassetteError, Exchange, MissingCassetteError, write_atomically
 
 CASSETTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 """What a cassette name looks like: the first path segment of every API URL (``/<cassette>/v1/...``). Match it with

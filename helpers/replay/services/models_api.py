@@ -1,6 +1,6 @@
 """The Models API: ``generateContent``, ``streamGenerateContent``, ``countTokens``, ``models.get`` and ``list``.
 
-A service (layer 4 of the server, ``docs/server.md``), and the last route: every API call that no other service
+A service (the services layer, ``docs/server.md``), and the last route: every API call that no other service
 claims comes here and goes to the backend, which replays it from the cassette (:mod:`.playback`) or forwards and
 records it (:mod:`.recorder`). Before a model call reaches the backend, the Files service may refuse it: a call
 that names a file still ``PROCESSING`` gets the real API's 400 ``FAILED_PRECONDITION``
@@ -13,8 +13,8 @@ import re
 
 from aiohttp import web
 
-from .files import FileService
-from .pipeline import API, Backend, error_response, json_response
+from ..pipeline.api_request import API, Backend, error_response, json_response
+from .files_api import FileService
 
 MODEL_CALL = re.compile(r"^models/[^/:]+:(?:generateContent|streamGenerateContent)$")
 """A version-less path of a model call."""

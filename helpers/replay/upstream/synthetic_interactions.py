@@ -1,5 +1,5 @@
 """The synthetic upstream's Interactions API: ``/{v}/interactions`` answered in the real wire shape, from the same
-script, latency model and thinking as its ``generateContent`` (:meth:`.synth.SyntheticUpstream.plan`).
+script, latency model and thinking as its ``generateContent`` (:meth:`.synthetic.SyntheticUpstream.plan`).
 
 Introduced for ``06_interactions``. Routes (``{v}`` is ``v1``, ``v1beta``, ...)::
 
@@ -45,16 +45,16 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from ..cassette import canonical_json
-from .pipeline import error_response, json_response, parse_json, sleep_until
-from .wire import SSE_CONTENT_TYPE, sse_event
+from ..cassettes.cassette import canonical_json
+from ..pipeline.api_request import error_response, json_response, parse_json, sleep_until
+from ..wire.framing import SSE_CONTENT_TYPE, sse_event
 
 DONE = "[DONE]"
 """The text of the event that ends an interaction stream (the SDK's ``sentinel``)."""
 
 
 class Planned(Protocol):
-    """What :meth:`.synth.SyntheticUpstream.plan` returns for an answer (its ``Answer``)."""
+    """What :meth:`.synthetic.SyntheticUpstream.plan` returns for an answer (its ``Answer``)."""
 
     @property
     def timeline(self) -> list[tuple[float, dict[str, Any]]]:

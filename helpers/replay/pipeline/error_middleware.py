@@ -1,10 +1,10 @@
 """One error middleware: whatever goes wrong below it, the client gets the API's JSON error, never a traceback.
 
-Layer 2 of the server (``docs/server.md``), the outermost middleware of the replay server and of the synthetic
-upstream. The services refuse bad input themselves, with a message that names the field (:class:`.wire.ApiError`,
-:func:`.pipeline.parse`); this is the net under them:
+The pipeline layer (``docs/server.md``), the outermost middleware of the replay server and of the synthetic
+upstream. The services refuse bad input themselves, with a message that names the field (:class:`.framing.ApiError`,
+:func:`.api_request.parse`); this is the net under them:
 
-- :class:`.wire.ApiError` raised anywhere becomes its error reply;
+- :class:`.framing.ApiError` raised anywhere becomes its error reply;
 - an aiohttp HTTP error (no route 404, 405, a body over the size limit 413) becomes the same status in the API's shape;
 - a body nested too deeply for Python (``RecursionError``) is a 400 that says so;
 - anything else is a 500 ``INTERNAL`` that says the replay server failed (a bug to report), with the traceback in the
@@ -21,8 +21,8 @@ import traceback
 
 from aiohttp import web
 
-from .pipeline import Handler, api_error_response, error_response
-from .wire import ApiError
+from ..wire.framing import ApiError
+from .api_request import Handler, api_error_response, error_response
 
 STARTED = web.RequestKey("workbook_response_started", bool)
 """Set once a response to the request has begun (its status line is out): no error reply can follow it."""

@@ -13,12 +13,12 @@ from typing import Any
 from google import genai
 from google.genai import types
 
-from ..cassette import Cassette, Exchange, default_dir
-from ..models import LatencyProfile
-from .defaults import PLACEHOLDER_KEY
-from .runner import running
-from .server import CassetteStore, Mode, ReplayServer
-from .synth import Script, SyntheticUpstream
+from ...models import LatencyProfile
+from ..cassettes.cassette import Cassette, Exchange, default_dir
+from ..pipeline.socket_server import running
+from ..upstream.synthetic import Script, SyntheticUpstream
+from ..wire.defaults import PLACEHOLDER_KEY
+from .replay_server import CassetteStore, Mode, ReplayServer
 
 
 async def author(
@@ -102,7 +102,27 @@ def execute_notebook(path: Path, env: dict[str, str], *, save: bool, then: str =
     if extra is not None:
         notebook.cells.remove(extra)
     if save:
+        for cell in notebook.cells:
+            if cell.cell_type == "code":
+                cell.outputs = _joined_streams(cell.outputs)
         nbformat.write(notebook, path)
+
+
+def _joined_streams(outputs: list[Any]) -> list[Any]:
+    """``outputs`` with each run of consecutive stream outputs to the same stream joined into one, as a kernel
+    that flushed once would have sent them: a print split by a flush mid-line must not change the saved shape."""
+    joined: list[Any] = []
+    for output in outputs:
+        last = joined[-1] if joined else None
+        if (
+            output.output_type == "stream"
+            and last is not None
+            and (last.output_type, last.name) == ("stream", output.name)
+        ):
+            last.text += output.text
+            continue
+        joined.append(output)
+    return joined
 
 
 def keep_takes(path: Path, takes: int) -> int:
@@ -116,7 +136,7 @@ def keep_takes(path: Path, takes: int) -> int:
 
     Raises:
         ValueError: ``takes`` is below 1.
-        helpers.cassette.CassetteError: the cassette is missing or corrupt.
+        helpers.replay.cassettes.cassette.CassetteError: the cassette is missing or corrupt.
     """
     if takes < 1:
         raise ValueError(f"takes must be at least 1, got {takes}")

@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from ..cassette import Exchange, strip_version
-from .pipeline import error_response
+from ..cassettes.cassette import Exchange, strip_version
+from .api_request import error_response
 
 WINDOW_S = 60.0
 """The window of RPM and TPM limits at ``--speed`` 1, seconds."""

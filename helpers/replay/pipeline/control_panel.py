@@ -7,7 +7,7 @@
                                                            "requests_dropped": n}
     POST /_control/{cassette}/stats/reset              {}
     POST /_control/{cassette}/limits                   {"rpm": int | null, "tpm": int | null}
-    POST /_control/{cassette}/faults/fail_next         {"n": int, "status": int}
+    POST /_control/{cassette}/faults/fail_next         {"n": int, "status": int, "retry_delays_s": [float]}
     POST /_control/{cassette}/faults/cut_stream        {"after_chunks": int}
     POST /_control/{cassette}/faults/error_mid_stream  {"after_chunks": int, "status": int}
     POST /_control/{cassette}/faults/hold_stream       {"after_text_chunks": int}
@@ -18,7 +18,7 @@
 Latency and ``fail_next`` hit every API request of the cassette (files and batches too, record mode included);
 stream faults hit the next stream, replayed or recorded (a hold: replayed only, until ``release_stream`` or
 ``faults/clear``); rate limits apply to model calls, replayed or recorded (in record mode RPM only: a call's tokens
-are not known before it is forwarded; see :mod:`.limits`). The stats record, per request, what it received (the
+are not known before it is forwarded; see :mod:`.rate_limits`). The stats record, per request, what it received (the
 prompt and system instruction's text), how many requests were in flight when it arrived, and what went out: each
 chunk of a stream as it goes out, with its text and usage, or the one JSON reply once written. Exercise checks
 judge by this record (``helpers.checks.record``), never by the client's clock.
@@ -44,11 +44,11 @@ from typing import Any
 
 from aiohttp import web
 
-from ..cassette import CassetteError, Exchange
-from .limits import WINDOW_S, Limits, RateLimiter
-from .pipeline import API, CONTROL_PREFIX, Handler, error_response, json_response, parse_json
-from .store import name_problem
-from .wire import STATUS_NAMES, ApiError, error_json, sse_event
+from ..cassettes.cassette import CassetteError, Exchange
+from ..cassettes.store import name_problem
+from ..wire.framing import STATUS_NAMES, ApiError, error_json, sse_event
+from .api_request import API, CONTROL_PREFIX, Handler, error_response, json_response, parse_json
+from .rate_limits import RETRY_INFO_TYPE, WINDOW_S, Limits, RateLimiter
 
 FAULT_STATUSES = tuple(sorted(code for code in STATUS_NAMES if code >= 429 and code != 501))
 """Statuses a fault can inject: 429 and the 5xx ones the API sends (their names come from ``STATUS_NAMES``; 501
@@ -271,6 +271,8 @@ MAX_LATENCY_S = 3600.0
 """Injected latency (``faults/latency``) must be below this many seconds: an hour, far past any lesson's need."""
 HOLD_MAX_S = 120.0
 """The longest a held stream waits for ``release_stream`` before it goes on by itself (so nothing waits forever)."""
+GONE_POLL_S = 0.02
+"""How often a held stream looks whether its client has closed the connection, seconds."""
 
 
 @dataclass(frozen=True)
@@ -292,11 +294,25 @@ class StreamFault:
     async def strike(self, request: web.Request, stream: web.StreamResponse) -> bool:
         """Apply the fault to ``stream`` (prepared) before its chunk ``after_chunks``; ``True``: the stream goes on."""
         if self.release is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.release.wait(), HOLD_MAX_S)
-            return True
+            return await self._hold(request)
         await self.inflict(request, stream)
         return False
+
+    async def _hold(self, request: web.Request) -> bool:
+        """Wait until released (at most :data:`HOLD_MAX_S`): ``True``, the stream goes on; or until the client has
+        closed the connection (checked every :data:`GONE_POLL_S`): ``False``, the stream ends there, so the stats
+        show when a client that had what it wanted closed its stream."""
+        assert self.release is not None
+        released = asyncio.ensure_future(self.release.wait())
+        deadline = time.monotonic() + HOLD_MAX_S
+        try:
+            while not released.done() and time.monotonic() < deadline:
+                await asyncio.wait({released}, timeout=GONE_POLL_S)
+                if request.transport is None or request.transport.is_closing():
+                    return False
+        finally:
+            released.cancel()
+        return True
 
     async def inflict(self, request: web.Request, stream: web.StreamResponse) -> None:
         """Break ``stream`` (already prepared) as this fault says."""
@@ -317,6 +333,8 @@ class CassetteControl:
     in_flight: int = 0
     fail_next: int = 0
     fail_status: int = 503
+    fail_delays: deque[float] = field(default_factory=deque)
+    """The ``retryDelay`` each of the next injected 429s carries, in turn (seconds); one without gets none."""
     stream_fault: StreamFault | None = None
     latency_s: float = 0.0
     release: asyncio.Event = field(default_factory=asyncio.Event)
@@ -388,7 +406,7 @@ class ControlPanel:
         app.on_response_prepare.append(self._first_byte)
 
     def admit(self, cassette: str, path: str, exchange: Exchange | None) -> web.Response | None:
-        """Count a model call against the cassette's rate limits, or return its 429 (see :mod:`.limits`).
+        """Count a model call against the cassette's rate limits, or return its 429 (see :mod:`.rate_limits`).
 
         ``exchange`` is the recording that will answer it, or ``None`` in record mode (TPM then counts no tokens).
         """
@@ -402,8 +420,8 @@ class ControlPanel:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Count and time every API request (from its arrival, as :func:`.pipeline.parse` noted it); apply injected
-        latency and failures before the handler runs. Goes right after :func:`.pipeline.parse`."""
+        """Count and time every API request (from its arrival, as :func:`.api_request.parse` noted it); apply injected
+        latency and failures before the handler runs. Goes right after :func:`.api_request.parse`."""
         api = request.get(API)
         if api is None or not self.serves(api.cassette):  # no state for it; its service answers (or refuses) it
             return await handler(request)
@@ -425,9 +443,7 @@ class ControlPanel:
                 api.start += latency_s  # the recorded timing starts after the injected delay
             if state.fail_next:
                 state.fail_next -= 1
-                response: web.StreamResponse = error_response(
-                    state.fail_status, injected("fail_next", state.fail_status)
-                )
+                response: web.StreamResponse = _injected_failure(state)
             else:
                 response = await handler(request)
             timing.status = response.status
@@ -509,7 +525,18 @@ class ControlPanel:
         self.limiter.set_limits(name, Limits(_limit(body, "rpm"), _limit(body, "tpm")))
 
     def _fail_next(self, name: str, state: CassetteControl, body: dict[str, Any]) -> None:
-        state.fail_next, state.fail_status = _integer(body, "n", 1), _status(body)
+        n, status = _integer(body, "n", 1), _status(body)
+        delays = body.get("retry_delays_s") or []
+        if not isinstance(delays, list) or len(delays) > n or (delays and status != 429):
+            raise ControlError(
+                f'"retry_delays_s" must be a list of at most "n" ({n}) delays, and only for status 429, got {delays!r}.'
+            )
+        for delay in delays:
+            if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay < MAX_LATENCY_S:
+                raise ControlError(
+                    f'each of "retry_delays_s" must be seconds from 0 to {MAX_LATENCY_S:g}, got {delay!r}.'
+                )
+        state.fail_next, state.fail_status, state.fail_delays = n, status, deque(float(d) for d in delays)
 
     def _cut_stream(self, name: str, state: CassetteControl, body: dict[str, Any]) -> None:
         state.stream_fault = StreamFault(_integer(body, "after_chunks", 0))
@@ -534,6 +561,7 @@ class ControlPanel:
 
     def _clear(self, name: str, state: CassetteControl, body: dict[str, Any]) -> None:
         state.fail_next, state.stream_fault, state.latency_s = 0, None, 0.0
+        state.fail_delays.clear()
         state.release.set()
 
 
@@ -551,6 +579,16 @@ def _json_reply(response: web.StreamResponse) -> Any:
         return parse_json(body)
     except ApiError:
         return None
+
+
+def _injected_failure(state: CassetteControl) -> web.Response:
+    """The reply to a request ``fail_next`` fails: its status, and for a 429 the next ``retryDelay`` given, if any."""
+    message = injected("fail_next", state.fail_status)
+    if not state.fail_delays:
+        return error_response(state.fail_status, message)
+    delay_s = state.fail_delays.popleft()
+    details = [{"@type": RETRY_INFO_TYPE, "retryDelay": f"{delay_s:.3f}s"}]
+    return error_response(state.fail_status, f"{message} Please retry in {delay_s:.3f}s.", details=details)
 
 
 def _integer(body: dict[str, Any], key: str, minimum: int) -> int:

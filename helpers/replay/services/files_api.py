@@ -1,6 +1,6 @@
 """The Files API offline: resumable uploads, get, list, delete and download, held in the replay server's memory.
 
-A service (layer 4 of the server, ``docs/server.md``); introduced in ``04_multimodal``. Routes, after the cassette
+A service (the services layer, ``docs/server.md``); introduced in ``04_multimodal``. Routes, after the cassette
 segment (``{v}`` is ``v1``, ``v1beta``, ...)::
 
     POST   upload/{v}/files                  X-Goog-Upload-Command: start -> 200, x-goog-upload-url
@@ -59,12 +59,12 @@ from typing import Any, TypeVar
 import aiohttp
 from aiohttp import web
 
-from ..cassette import CassetteError, JsonReply, RecordedRequest, canonical_query, strip_version
-from .match import Matcher
-from .pipeline import API, UPLOAD_STATUS, ApiRequest, Mode, api_error_response, json_response
-from .recorder import FORWARDED_HEADERS, Recorder, not_saved, provenance
-from .store import CassetteStore, SaveError
-from .wire import FILE_NOT_ACTIVE, ApiError, camel, error_json, expect
+from ..backends.recorder import FORWARDED_HEADERS, Recorder, not_saved, provenance
+from ..cassettes.cassette import CassetteError, JsonReply, RecordedRequest, canonical_query, strip_version
+from ..cassettes.matcher import Matcher
+from ..cassettes.store import CassetteStore, SaveError
+from ..pipeline.api_request import API, UPLOAD_STATUS, ApiRequest, Mode, api_error_response, json_response
+from ..wire.framing import FILE_NOT_ACTIVE, ApiError, camel, error_json, expect
 
 FILE_TTL_S = 48 * 3600.0
 """How long the real API keeps a file: 48 hours (ai.google.dev/gemini-api/docs/files, read 2026-11-22)."""

@@ -1,6 +1,6 @@
 """Gemini's OpenAI-compatible endpoint: ``{v}/openai/chat/completions`` and ``{v}/openai/models``.
 
-A service (layer 4 of the server, ``docs/server.md``), introduced in ``08_protocols``. Gemini serves the OpenAI Chat
+A service (the services layer, ``docs/server.md``), introduced in ``08_protocols``. Gemini serves the OpenAI Chat
 Completions protocol at ``https://generativelanguage.googleapis.com/v1beta/openai/``
 (ai.google.dev/gemini-api/docs/openai, a stored copy read 2026-12-01), used as
 ``OpenAI(base_url=".../v1beta/openai/", api_key=GEMINI_API_KEY)``; the key travels as ``Authorization: Bearer``.
@@ -32,8 +32,8 @@ from typing import Any
 
 from aiohttp import web
 
-from ..models import MODELS
-from .pipeline import API, Backend, Mode, error_response, json_response
+from ...models import MODELS
+from ..pipeline.api_request import API, Backend, Mode, error_response, json_response
 
 ROOT = "/{cassette}/{version:v1beta}/openai"
 """The routes' common prefix: the cassette, then the API path the real endpoint has."""
@@ -79,7 +79,7 @@ class OpenAICompatService:
         self.mode, self.backend = mode, backend
 
     def install(self, app: web.Application) -> None:
-        """Add the routes; call it before :class:`.generate.ModelService`'s catch-all."""
+        """Add the routes; call it before :class:`.models_api.ModelService`'s catch-all."""
         app.router.add_post(ROOT + "/chat/completions", self.chat_completions)
         if not self.mode.records:
             app.router.add_get(ROOT + "/models", self.list_models)

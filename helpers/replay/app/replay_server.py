@@ -1,16 +1,17 @@
 """The replay server: an aiohttp app that answers Gemini REST calls from cassettes, with their recorded timing.
 
-The top layer (``docs/server.md`` follows one request through every layer): it assembles the pipeline.
+The app layer, the top (``docs/server.md`` follows one request through every layer): it assembles the pipeline.
 
 URL layout (a fixed contract): ``http://HOST:PORT/<cassette>/`` is a base URL for the SDK; the first path segment
 names the cassette, the rest is the API path with its version segment (``v1`` and ``v1beta`` both work).
 Started by ``python -m helpers.replay serve``; introduced in ``00_setup``.
 
-A request goes: :mod:`.errors` (any failure below becomes the API's error shape) -> :meth:`.guard.Guard.middleware`
-(Host, Origin, token, content type; notes the key) -> :func:`.pipeline.parse` (parsed once, cassette name and body
-checked) -> :meth:`.ControlPanel.middleware` (stats, injected latency and failures) -> the service whose route
-matches (:mod:`.files`, :mod:`.batches`, :mod:`.interactions`, :mod:`.openai_compat`, else :mod:`.generate`) -> for
-model calls, the backend (:mod:`.playback` or :mod:`.recorder`) -> :mod:`.wire` framing.
+A request goes: :mod:`.error_middleware` (any failure below becomes the API's error shape) ->
+:meth:`.guard.Guard.middleware` (Host, Origin, token, content type; notes the key) -> :func:`.api_request.parse`
+(parsed once, cassette name and body checked) -> :meth:`.ControlPanel.middleware` (stats, injected latency and
+failures) -> the service whose route matches (:mod:`.files_api`, :mod:`.batches_api`, :mod:`.interactions_api`,
+:mod:`.openai_compat_api`, else :mod:`.models_api`) -> for model calls, the backend (:mod:`.playback` or
+:mod:`.recorder`) -> :mod:`.framing` framing.
 """
 
 from __future__ import annotations
@@ -19,21 +20,21 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from . import errors
-from .batches import BatchService
-from .control import STATS_HISTORY, ControlPanel
-from .defaults import DEFAULT_UPSTREAM
-from .files import FileLimits, FileService
-from .generate import ModelService
-from .guard import Guard
-from .interactions import InteractionService
-from .limits import Limits
-from .match import Matcher
-from .openai_compat import OpenAICompatService
-from .pipeline import MAX_BODY_BYTES, Backend, Mode, parse
-from .playback import Replayer
-from .recorder import Recorder
-from .store import CassetteStore, check_name
+from ..backends.playback import Replayer
+from ..backends.recorder import Recorder
+from ..cassettes.matcher import Matcher
+from ..cassettes.store import CassetteStore, check_name
+from ..pipeline import error_middleware
+from ..pipeline.api_request import MAX_BODY_BYTES, Backend, Mode, parse
+from ..pipeline.control_panel import STATS_HISTORY, ControlPanel
+from ..pipeline.guard import Guard
+from ..pipeline.rate_limits import Limits
+from ..services.batches_api import BatchService
+from ..services.files_api import FileLimits, FileService
+from ..services.interactions_api import InteractionService
+from ..services.models_api import ModelService
+from ..services.openai_compat_api import OpenAICompatService
+from ..wire.defaults import DEFAULT_UPSTREAM
 
 
 @dataclass
@@ -44,12 +45,12 @@ class ReplayServer:
         store: the cassettes.
         speed: every recorded delay is divided by this (2.0 replays twice as fast); the server's own clocks (rate
             limit window, batch, file and background-interaction timelines) run this much faster.
-        mode: replay, record, or record with the Files and Batch APIs served here (:class:`.pipeline.Mode`).
+        mode: replay, record, or record with the Files and Batch APIs served here (:class:`.api_request.Mode`).
         upstream: where a record mode forwards calls.
         limits: ``--rpm``/``--tpm`` for every cassette, until one gets its own through the control endpoint.
         file_limits: how long uploads and files are kept and how many bytes the Files API holds
             (``--upload-ttl``, ``--max-stored-bytes``).
-        stats_history: requests each cassette's stats timeline keeps (:data:`.control.STATS_HISTORY`).
+        stats_history: requests each cassette's stats timeline keeps (:data:`.control_panel.STATS_HISTORY`).
         remote: bound to a non-loopback address (``--allow-remote``): every call then needs the token (:mod:`.guard`).
     """
 
@@ -79,7 +80,7 @@ class ReplayServer:
         guard = Guard(self.remote)
         guard.install(app)
         app.middlewares.extend([guard.middleware, parse, control.middleware])
-        errors.install(app)  # outermost: any failure below becomes the API's error shape
+        error_middleware.install(app)  # outermost: any failure below becomes the API's error shape
         files = FileService(self.mode, self.speed, self.store, matcher, recorder, self.file_limits)
         files.install(app)
         BatchService(self.mode, self.speed, self.store, matcher, files).install(app)

@@ -1,6 +1,6 @@
 """The replay server's guard: no web page can drive it, and it learns every key it is sent before anything else.
 
-Layer 2 of the server (``docs/server.md``), the outermost middleware (before :func:`.pipeline.parse`). Modelled on
+The pipeline layer (``docs/server.md``), the outermost middleware (before :func:`.api_request.parse`). Modelled on
 Jupyter Server's checks (``SECURITY.md`` has the threat model). It refuses, in the API's JSON error shape:
 
 - a path with ``?`` in it (sent as ``%3F``): a query smuggled into the path, e.g. ``%3Fkey=``, would be forwarded
@@ -9,8 +9,8 @@ Jupyter Server's checks (``SECURITY.md`` has the threat model). It refuses, in t
   (403 ``PERMISSION_DENIED``);
 - an ``Origin`` other than the server's own: a page of another site, whose browser sends even a "simple" request
   without asking first (403);
-- without the server's token (header :data:`.tokens.HEADER`), a ``/_control`` call, and when the server is bound to
-  a non-loopback address (``--allow-remote``), every call (403);
+- without the server's token (header :data:`.server_token.HEADER`), a ``/_control`` call, and when the server is
+  bound to a non-loopback address (``--allow-remote``), every call (403);
 - a ``POST``/``PUT``/``PATCH`` whose ``Content-Type`` is not ``application/json``, except on the ``upload/`` routes,
   where an upload's bytes keep their own type (415): the content types a page can send without a CORS preflight.
 
@@ -25,10 +25,10 @@ import urllib.parse
 
 from aiohttp import web
 
-from .keys import SEEN
-from .pipeline import CONTROL_PREFIX, UPLOAD_STATUS, Handler, error_response
-from .runner import APP_TOKEN, arrival
-from .tokens import HEADER
+from ..wire.api_keys import SEEN
+from .api_request import CONTROL_PREFIX, UPLOAD_STATUS, Handler, error_response
+from .server_token import HEADER
+from .socket_server import APP_TOKEN, arrival
 
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 """Methods whose body must be JSON (outside the upload routes)."""
@@ -76,13 +76,13 @@ class Guard:
         SEEN.note(self.token)  # a token is a secret too: never in a cassette or the log
 
     def install(self, app: web.Application) -> None:
-        """Hand the token to :func:`.runner.running` (which publishes it); :meth:`middleware` is the app's to place,
-        first."""
+        """Hand the token to :func:`.socket_server.running` (which publishes it); :meth:`middleware` is the app's to
+        place, first."""
         app[APP_TOKEN] = self.token
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Note the request's key (:data:`.keys.SEEN`), then refuse it (see the module docstring) or pass it on."""
+        """Note the request's key (:data:`.api_keys.SEEN`), then refuse it (see the module docstring) or pass it on."""
         SEEN.note_request(request.headers, request.query)
         refusal = self.refusal(request)
         if refusal is None:

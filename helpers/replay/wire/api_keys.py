@@ -1,6 +1,6 @@
 """Every API key the replay server has been sent, and the one check that keeps them out of what it writes.
 
-Layer 0 of the server (``docs/server.md``), no dependencies. :func:`.guard.Guard.middleware` notes the key of every
+The wire layer (``docs/server.md``), no dependencies. :func:`.guard.Guard.middleware` notes the key of every
 request (``x-goog-api-key``, ``?key=``, ``Authorization: Bearer``) before anything else looks at it, and the server's
 own token too. Two writers consult :data:`SEEN`: the cassette writer (:mod:`.store`) refuses an exchange whose final
 serialised text contains a key, and the server's log (its standard error, :class:`RedactingStream`) has each key

@@ -1,9 +1,9 @@
 """Replay: answer an API call from its cassette, each part at its recorded offset after the request arrived.
 
-Layer 3 of the server (``docs/server.md``), one of its two backends (the other is :mod:`.recorder`). A request is
-matched by :class:`.match.Matcher`, admitted by the rate limits (a refused call does not use up its recording's
+The backend layer (``docs/server.md``), one of its two backends (the other is :mod:`.recorder`). A request is
+matched by :class:`.matcher.Matcher`, admitted by the rate limits (a refused call does not use up its recording's
 turn), then played: a stream's chunks were encoded as SSE events once, when the cassette was loaded
-(:attr:`helpers.cassette.Exchange.frames`), so playing is sleeping to each offset and writing bytes.
+(:attr:`helpers.replay.cassettes.cassette.Exchange.frames`), so playing is sleeping to each offset and writing bytes.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import asyncio
 
 from aiohttp import web
 
-from ..cassette import CassetteError, Exchange, MissingCassetteError
-from .control import TIMING, ControlPanel, carries_text
-from .match import Matcher, unmatched_message
-from .pipeline import ApiRequest, error_response, raw_json_response, sleep_until
-from .store import CassetteStore
-from .wire import SSE_CONTENT_TYPE
+from ..cassettes.cassette import CassetteError, Exchange, MissingCassetteError
+from ..cassettes.matcher import Matcher, unmatched_message
+from ..cassettes.store import CassetteStore
+from ..pipeline.api_request import ApiRequest, error_response, raw_json_response, sleep_until
+from ..pipeline.control_panel import TIMING, ControlPanel, carries_text
+from ..wire.framing import SSE_CONTENT_TYPE
 
 
 class Replayer:

@@ -1,6 +1,6 @@
 """The Interactions API in replay: ``/{v}/interactions`` answered from the cassette, ids checked against it.
 
-A service (layer 4 of the server, ``docs/server.md``); introduced in ``06_interactions``. Routes, after the cassette
+A service (the services layer, ``docs/server.md``); introduced in ``06_interactions``. Routes, after the cassette
 segment (``{v}`` is ``v1``, ``v1beta``, ...)::
 
     POST   {v}/interactions                 create (a JSON reply, or with ``"stream": true`` SSE events)
@@ -25,7 +25,7 @@ and body (``previous_interaction_id`` is in it). Replayed answers carry their re
   here, divided by ``--speed`` as batch jobs do: ``in_progress`` for :data:`BACKGROUND_S`, then ``completed`` (``get``
   then answers with the cassette's recorded ``completed`` reply for that id, or says none was recorded); ``cancel``
   while it runs makes it ``cancelled`` (afterwards, 400 ``FAILED_PRECONDITION``), and continuing one that is not
-  completed is 400 ``FAILED_PRECONDITION``, as the synthetic upstream answers (:mod:`.synth_interactions`).
+  completed is 400 ``FAILED_PRECONDITION``, as the synthetic upstream answers (:mod:`.synthetic_interactions`).
 
 In record mode the service is not installed: the recorder forwards every interaction call upstream.
 """
@@ -39,10 +39,10 @@ from typing import Any
 
 from aiohttp import web
 
-from ..cassette import Cassette, CassetteError
-from .files import VERSION
-from .pipeline import API, Backend, Mode, error_response, json_response
-from .store import CassetteStore
+from ..cassettes.cassette import Cassette, CassetteError
+from ..cassettes.store import CassetteStore
+from ..pipeline.api_request import API, Backend, Mode, error_response, json_response
+from .files_api import VERSION
 
 PATH = "interactions"
 """The version-less path of ``create``; ``interactions/{id}...`` for the rest."""

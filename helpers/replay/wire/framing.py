@@ -34,7 +34,7 @@ UNSCRIPTED_HEADER = "x-workbook-unscripted"
 JSON_CONTENT_TYPE = "application/json; charset=UTF-8"
 FILE_NOT_ACTIVE = "is not in an ACTIVE state and usage is not allowed"
 """The real API's words for a call that names a file still ``PROCESSING`` (400 ``FAILED_PRECONDITION``, "The File ID
-is not in an ACTIVE state and usage is not allowed."); replay says the same (:mod:`.files`)."""
+is not in an ACTIVE state and usage is not allowed."); replay says the same (:mod:`.files_api`)."""
 
 
 def error_json(code: int, message: str, status: str | None = None, details: list[Any] | None = None) -> dict:
