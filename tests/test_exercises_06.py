@@ -191,7 +191,7 @@ async def ask_all(prompts, limit, rate_per_s):
             id="q1-hard-coded-answers",
         ),
         pytest.param(q1, CONVERSE.format(answer="step.id"), "the interactions' ids", id="q1-ids-not-answers"),
-        pytest.param(q1, CONVERSE.format(answer="''"), "not the answers the server sent", id="q1-empty-strings"),
+        pytest.param(q1, CONVERSE.format(answer="''"), "not the answer the server sent", id="q1-empty-strings"),
         pytest.param(q2, ttft("time.perf_counter() - start + 1"), "longer than", id="q2-ttft-plus-a-second"),
         pytest.param(q2, ttft("0.4"), "the same", id="q2-a-constant"),
         pytest.param(q2, ttft("float('nan')"), "nan", id="q2-nan"),
@@ -205,7 +205,7 @@ async def ask_all(prompts, limit, rate_per_s):
             + ask_all()
             .replace("    semaphore = asyncio.Semaphore(limit)\n", "")
             .replace("    limiter = AsyncLimiter(1, 1 / rate_per_s)\n", ""),
-            "made outside ask_all",
+            "made outside it",
             id="q3-module-level-semaphore-and-limiter",
         ),
         pytest.param(q3, ask_all(semaphore="asyncio.Semaphore(2)"), "its limit argument", id="q3-hard-coded-limit"),
