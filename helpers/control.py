@@ -7,16 +7,17 @@ server never disturb each other. ``cassette`` and ``server_url`` default to the 
 All durations are seconds of the client's wall clock (never divided by the server's ``--speed``).
 
 Control routes need the server's per-server token (``SECURITY.md``). Every call here finds it by itself: a server
-publishes its token, while it runs, in a private runtime file of this user
-(:mod:`helpers.replay.pipeline.server_token`, mode 0600 in a 0700 folder), and :func:`_request` sends the token of
-the server at ``server_url`` in the ``x-workbook-token`` header, whoever started that server (``helpers.setup``, a
-test, a terminal). Nothing needs passing.
+publishes its token, while it runs, in a private runtime file of this user (:mod:`helpers.replay.pipeline.server_token`,
+mode 0600 on POSIX, in a folder only they can read), and :func:`_request` sends the token of the server at
+``server_url`` in the ``x-workbook-token`` header, whoever started that server (``helpers.setup``, a test, a
+terminal). Nothing needs passing.
 """
 
 from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -152,8 +153,11 @@ def _request(
     if token is not None:
         headers[server_token.HEADER] = token
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    # A server on loopback is reached directly, whatever proxy variables are set (a proxy cannot reach it).
+    direct = server_token.is_loopback(urllib.parse.urlsplit(url).hostname or "")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({})) if direct else urllib.request.build_opener()
     try:
-        with urllib.request.urlopen(request, timeout=CONTROL_TIMEOUT_S) as response:
+        with opener.open(request, timeout=CONTROL_TIMEOUT_S) as response:
             return json.loads(response.read() or b"null")
     except urllib.error.HTTPError as e:
         try:

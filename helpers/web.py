@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from .paths import NOTEBOOKS_DIR
 from .replay.cassettes.cassette import Cassette, default_dir
+from .replay.pipeline.server_token import is_loopback
 from .replay.pipeline.socket_server import running
 from .workbook import WorkbookError
 
@@ -151,7 +153,8 @@ class AppServer:
         return self.proc.poll() is None
 
     def stop(self, *, keep_log: bool = False) -> None:
-        """Stop the server (SIGTERM, then SIGKILL after :data:`STOP_TIMEOUT_S`); its log goes unless ``keep_log``.
+        """Stop the server by its handle (``terminate()``: SIGTERM on POSIX, an immediate end on Windows; then
+        ``kill()`` after :data:`STOP_TIMEOUT_S`); its log goes unless ``keep_log``.
 
         Safe to call twice, and after the server exited by itself.
         """
@@ -323,7 +326,7 @@ async def read_events(
         url: e.g. ``f"{server.url}/stream"``.
         params: the query, e.g. ``{"prompt": "..."}``.
         client: the ``httpx.AsyncClient`` to send with (share one across concurrent reads); ``None``: a new one, with
-            a 60 s timeout for each read.
+            a 60 s timeout for each read, that reaches a loopback ``url`` directly whatever proxy variables are set.
         headers: extra request headers, e.g. ``{"Last-Event-ID": "3"}``.
         stop_after: close the connection after this many events (``None``: read to the end).
         on_event: called with each :class:`Event` as it arrives.
@@ -337,7 +340,8 @@ async def read_events(
         httpx.HTTPError: the server could not be reached, or went silent for longer than the client's timeout.
     """
     if client is None:
-        async with httpx.AsyncClient(timeout=60.0) as own:
+        local = is_loopback(urllib.parse.urlsplit(url).hostname or "")
+        async with httpx.AsyncClient(timeout=60.0, trust_env=not local) as own:
             return await read_events(url, params, client=own, headers=headers, stop_after=stop_after, on_event=on_event)
     started = time.perf_counter()
     events: list[Event] = []

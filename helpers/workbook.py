@@ -10,7 +10,9 @@ Introduced in ``00_setup``. The mode comes from the environment variable ``WORKB
   it has no Files or Batch API, so those are then served locally as in replay (``serve --local-files-batches``).
 
 Nothing here patches the SDK: it sets the SDK's own documented variables (``GOOGLE_GEMINI_BASE_URL`` and, in
-replay only, a placeholder ``GEMINI_API_KEY``), so a plain ``genai.Client()`` in the next cell just works.
+replay only, a placeholder ``GEMINI_API_KEY``), so a plain ``genai.Client()`` in the next cell just works, and keeps
+proxies off loopback (``NO_PROXY``, :func:`helpers.proxies.keep_loopback_off_proxies`), so it works behind a proxy
+too.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import itertools
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +33,7 @@ from typing import Any
 
 from . import models
 from .prices import CHECKED as PRICES_CHECKED
+from .proxies import keep_loopback_off_proxies
 from .replay.cassettes.cassette import Cassette, CassetteError, check_writable, default_dir
 from .replay.wire.defaults import DEFAULT_UPSTREAM, FINISH_TIMEOUT_S, PLACEHOLDER_KEY
 
@@ -111,9 +113,11 @@ class ServerProcess:
         self.log = Path(tempfile.gettempdir()) / f"gemini-workbook-{os.getpid()}-{args[0]}-{next(_serial)}.log"
         # 0600: only its user reads the log (the server also redacts every key it was sent from it, SECURITY.md).
         fd = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        os.fchmod(fd, 0o600)  # a file left by an earlier process with this pid keeps no wider mode
+        if os.chmod in os.supports_fd:  # POSIX: a file left by an earlier process with this pid keeps no wider mode
+            os.chmod(fd, 0o600)  # (Windows: the temp folder is the user's own, and files have no such modes)
         with os.fdopen(fd, "ab") as log:
-            # stdin stays open as a lifeline: when this process dies, the server sees EOF and stops.
+            # stdin stays open as a lifeline: when this process dies, or stop() closes it, the server sees EOF and
+            # stops cleanly. That works on every OS (Windows has no SIGTERM to send: terminate() kills outright).
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "helpers.replay", *args, "--port", str(port), "--watch-stdin"],
                 stdin=subprocess.PIPE,
@@ -147,13 +151,18 @@ class ServerProcess:
         return self.proc.poll() is None
 
     def stop(self) -> None:
-        """Stop the server; its log file goes too when the server wrote nothing to it (a clean run).
+        """Stop the server: close its standard input, which it takes as the signal to shut down cleanly (on every
+        OS), and kill it by its handle if it has not exited in time. Its log file goes too when the server wrote
+        nothing to it (a clean run).
 
         A recording server first finishes the streams it is still recording: it gets up to the recorder's
         :data:`FINISH_TIMEOUT_S` more before it is killed.
         """
         if self.alive():
-            self.proc.terminate()
+            stdin = self.proc.stdin
+            assert stdin is not None, "the server is started with stdin=PIPE"
+            with contextlib.suppress(OSError):  # a server that has just exited closed its end already
+                stdin.close()
             timeout = STOP_TIMEOUT_S + (FINISH_TIMEOUT_S if "--record" in self.args else 0.0)
             try:
                 self.proc.wait(timeout=timeout)
@@ -289,13 +298,13 @@ def squatted_port_message(port: int, new_url: str) -> str:
 
 
 def _port_free(port: int) -> bool:
-    """Whether ``port`` on loopback can be bound now (nobody else listens on it)."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
+    """Whether ``port`` on loopback can be bound now (nobody else listens on it), bound as the server binds it."""
+    from .replay.pipeline.socket_server import bind
+
+    try:
+        bind("127.0.0.1", port).close()
+    except OSError:
+        return False
     return True
 
 
@@ -364,6 +373,7 @@ def setup(notebook: str, *, speed: float = 1.0) -> Session:
         raise WorkbookError(f"WORKBOOK_MODE={mode!r} is not a mode; use one of {', '.join(MODES)} (or leave it unset).")
     if not math.isfinite(speed) or speed <= 0:  # NaN compares false with everything: test finiteness first
         raise WorkbookError(f"speed must be a finite number greater than 0, got {speed}.")
+    keep_loopback_off_proxies()
     upstream = os.environ.get("WORKBOOK_UPSTREAM", DEFAULT_UPSTREAM)
     if mode != "replay" and not _has_key() and not (mode == "record" and upstream == "synthetic"):
         raise WorkbookError(

@@ -117,8 +117,13 @@ WORKBOOK_VARIABLES = (
     "GOOGLE_API_KEY",
     "GEMINI_API_KEY",
     "GOOGLE_GEMINI_BASE_URL",
+    "NO_PROXY",
+    "no_proxy",
+    "http_proxy",
+    "https_proxy",
 )
-"""Every environment variable ``helpers.setup`` reads or sets."""
+"""Every environment variable ``helpers.setup`` reads or sets (the proxy ones through
+:func:`helpers.proxies.keep_loopback_off_proxies`)."""
 
 
 def clean_workbook_env(mp: pytest.MonkeyPatch) -> None:

@@ -216,7 +216,7 @@ async def test_stopping_a_recorder_finishes_the_streams_it_is_still_recording(tm
                 session.post(f"{server.url}/rec/{STREAM}", data=body("slow"), headers=headers) as reply,
             ):
                 await reply.content.readline()  # the first event: the stream is under way
-            server.proc.terminate()  # as a kernel's exit or a setup re-run does
+            server.proc.terminate()  # SIGTERM: the clean shutdown a setup re-run asks for by closing its stdin
             code = await asyncio.to_thread(server.proc.wait, 30)
         finally:
             if server.proc.poll() is None:

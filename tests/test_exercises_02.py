@@ -11,7 +11,7 @@ import pytest
 from helpers.checks import assert_check_failed, assert_check_passed
 from helpers.exercises.ex02_async import PROBLEMS, q1, q2, q3
 
-from .exercising import lesson_tests
+from .exercising import change, lesson_tests
 
 replay, test_reference_passes_and_starter_is_not_attempted = lesson_tests("02_async", PROBLEMS, speed=120)
 
@@ -164,16 +164,11 @@ ASYNC_LIMITER = "from aiolimiter import AsyncLimiter\n\n" + CAPPED_AT.replace(
     "semaphore = asyncio.Semaphore({n})", "limiter = AsyncLimiter(2, 1)"
 ).replace("async with semaphore:", "async with limiter:")
 
-RETRY_WITH = """\
-async def ask_patiently(prompt):
-    for attempt in range(10):
-        try:
-            return (await client.aio.models.generate_content(model=MODEL, contents=prompt)).text
-        except errors.APIError as e:
-            if e.code != 429 or attempt == 9:
-                raise
-            await asyncio.sleep({delay})
-"""
+
+def retry_with(delay: str) -> str:
+    """The reference solution, waiting ``delay`` (an expression) instead of the 429's retryDelay."""
+    return change(q3, 'float(delays[0].removesuffix("s"))', delay)
+
 
 MISTAKES = {
     "q1: one request at a time": (q1, ONE_AT_A_TIME, "sent the requests one at a time"),
@@ -217,17 +212,17 @@ MISTAKES = {
     ),
     "q3: a fixed pause shorter than retryDelay": (
         q3,
-        RETRY_WITH.format(delay=1.0),
+        retry_with("1.0"),
         "retried before the 2.5 s its 429's retryDelay asked for had passed",
     ),
     "q3: a fixed pause long enough for the longest retryDelay": (
         q3,
-        RETRY_WITH.format(delay=3.0),
+        retry_with("3.0"),
         "to retry in 0.05 s, it waited much longer",
     ),
     "q3: exponential backoff with jitter": (
         q3,
-        "import random\n\n" + RETRY_WITH.format(delay="0.5 * 2 ** attempt + random.random() / 10"),
+        "import random\n\n" + retry_with("0.5 * 2 ** attempt + random.random() / 10"),
         "retryDelay",
     ),
 }

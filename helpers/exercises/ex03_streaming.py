@@ -458,8 +458,8 @@ if __name__ == "__main__":
     correct_message = (
         "The script streams with flush=True, so text appears as it arrives even through a pipe; the seed makes two "
         "runs printed the same answer; and the figures agree with what the server saw. Try it in a terminal, from "
-        "the repository's folder and offline: .venv/bin/python -m helpers.offline 03_streaming -- .venv/bin/python "
-        f'notebooks/stream_cli.py "{CLI_PROMPT}"'
+        "the repository's folder with the workbook's environment activated, offline: python -m helpers.offline "
+        f'03_streaming -- python notebooks/stream_cli.py "{CLI_PROMPT}"'
     )
 
     def run_cli(self, path: Path, *, hold: bool = False) -> CliRun:

@@ -8,7 +8,8 @@
     python -m helpers.replay author-notebook notebooks/NN_name.ipynb [--keep]
 
 ``serve`` and ``synth`` print exactly ``serving http://HOST:PORT`` as their first stdout line, then run until SIGINT
-or SIGTERM (or, with ``--watch-stdin``, until standard input closes: how ``helpers.setup`` ties a server to its kernel).
+or SIGTERM, or Ctrl+Break on Windows (or, with ``--watch-stdin``, until standard input closes: how ``helpers.setup``
+ties a server to its kernel, and stops it, on every OS).
 A ``--host`` that is not loopback is refused without ``--allow-remote``; with it, ``serve`` prints a second line,
 ``token TOKEN``, which every call must then send (``SECURITY.md``). ``serve`` redacts every API key it was sent from
 what it writes to standard error (its log, :class:`.api_keys.RedactingStream`).
@@ -24,20 +25,25 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import uvloop
-
 from ..models import FLASH, PROFILES
 from .app.replay_server import CassetteStore, Mode, ReplayServer
 from .cassettes.cassette import CassetteError, check_writable, default_dir
-from .pipeline.guard import is_loopback
 from .pipeline.rate_limits import Limits
-from .pipeline.server_token import HEADER, RuntimeDirError
+from .pipeline.server_token import HEADER, RuntimeDirError, is_loopback
 from .pipeline.socket_server import IDLE_TIMEOUT_S, PortInUseError, serve_forever
 from .services.files_api import MAX_STORED_BYTES, UPLOAD_TTL_S, FileLimits
 from .upstream.synthetic import Script, ScriptEntry, SyntheticUpstream
 from .upstream.synthetic_openai import OpenAIUpstream
 from .wire.api_keys import RedactingStream
 from .wire.defaults import DEFAULT_UPSTREAM
+
+try:
+    # uvloop: a burst of 500 simultaneous streams replays with a third of asyncio's loop's TTFT error at the 95th
+    # percentile (bench/pipeline_bench.py, bench/RESULTS.md). It has no Windows build (requirements.txt installs it
+    # where sys_platform != 'win32'); there asyncio's own loop (Proactor) serves.
+    from uvloop import run as run_serving
+except ImportError:
+    run_serving = asyncio.run  # type: ignore[assignment]
 
 
 def _positive(text: str) -> float:
@@ -154,11 +160,10 @@ def main(argv: list[str] | None = None) -> int:
             remote = not is_loopback(args.host)
             limits = Limits(args.rpm, args.tpm)
             server = ReplayServer(store, args.speed, mode, args.upstream, limits, files, remote=remote)
-            # uvloop: a burst of 500 simultaneous streams replays with a third of asyncio's loop's TTFT error at the
-            # 95th percentile (bench/pipeline_bench.py, bench/RESULTS.md).
             app = server.app()
             sys.stderr = RedactingStream(sys.stderr)  # type: ignore[assignment]
-            uvloop.run(serve_forever(app, args.host, args.port, args.watch_stdin, args.idle_timeout, show_token=remote))
+            serving = serve_forever(app, args.host, args.port, args.watch_stdin, args.idle_timeout, show_token=remote)
+            run_serving(serving)
         elif args.command == "synth":
             upstream = SyntheticUpstream(Script.load(args.script))
             app = upstream.app(OpenAIUpstream(upstream).install)
@@ -168,7 +173,10 @@ def main(argv: list[str] | None = None) -> int:
 
             print(f"authored {author_notebook(args.notebook, fresh=not args.keep)} and refreshed {args.notebook}")
         else:
+            from ..proxies import keep_loopback_off_proxies
             from .app.authoring import author
+
+            keep_loopback_off_proxies()  # its SDK client calls the recorder on loopback
 
             script = Script([ScriptEntry(args.prompt, [args.text], args.model)])
             base = PROFILES[args.model]

@@ -27,6 +27,7 @@ import json
 import re
 import sys
 import time
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,6 +47,7 @@ from ..cassettes.cassette import (
 from ..cassettes.store import CassetteStore, FolderLock, SaveError
 from ..pipeline.api_request import ApiRequest, error_response, json_response
 from ..pipeline.control_panel import TIMING, ControlPanel, StreamFault
+from ..pipeline.server_token import is_loopback
 from ..wire.defaults import FINISH_TIMEOUT_S
 from ..wire.framing import (
     FILE_NOT_ACTIVE,
@@ -113,7 +115,11 @@ class Recorder:
             helpers.replay.cassettes.cassette.CassetteError: another recorder holds the folder.
         """
         self._lock.acquire()
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=30))
+        # The real API through the proxy the environment names (HTTPS_PROXY on a managed laptop), as the SDK would
+        # reach it; a loopback upstream (the synthetic one) directly, whatever proxy variables are set.
+        local = is_loopback(urllib.parse.urlsplit(self.upstream).hostname or "")
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
+        self._session = aiohttp.ClientSession(timeout=timeout, trust_env=not local)
 
     async def close(self) -> None:
         """Finish recording the streams still being read (for up to :data:`FINISH_TIMEOUT_S`), wait for their writes,

@@ -19,7 +19,6 @@ An SDK client on loopback with base URL ``http://HOST:PORT/<cassette>/`` and no 
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 import urllib.parse
 
@@ -27,7 +26,7 @@ from aiohttp import web
 
 from ..wire.api_keys import SEEN
 from .api_request import CONTROL_PREFIX, UPLOAD_STATUS, Handler, error_response
-from .server_token import HEADER
+from .server_token import HEADER, is_loopback
 from .socket_server import APP_TOKEN, arrival
 
 BODY_METHODS = {"POST", "PUT", "PATCH"}
@@ -48,17 +47,6 @@ def split_host(value: str) -> tuple[str, int | None]:
 def _is_upload(request: web.Request) -> bool:
     """Whether ``request`` is on an ``upload/`` route: ``/<cassette>/upload/...``."""
     return request.path.split("/", 3)[2:3] == ["upload"]
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (a name or an address, IPv6 with or without brackets) is this machine's loopback."""
-    host = host.strip("[]").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class Guard:

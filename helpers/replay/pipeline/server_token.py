@@ -1,8 +1,8 @@
 """The replay server's per-server token, handed to clients on this machine through a private runtime file.
 
-The pipeline layer (``docs/server.md``), standard library only (:mod:`helpers.control` imports it). As Jupyter
-Server does (``jpserver-<pid>.json`` in its runtime dir), a server writes, while it serves, a file
-``replay-<pid>-<port>.json`` (mode 0600) into :func:`runtime_dir` (mode 0700, owned by the user) saying
+The pipeline layer (``docs/server.md``), light (:mod:`helpers.control` imports it). As Jupyter Server does
+(``jpserver-<pid>.json`` in its runtime dir), a server writes, while it serves, a file ``replay-<pid>-<port>.json``
+(mode 0600 on POSIX) into :func:`runtime_dir` (this user's own runtime folder, from ``platformdirs``) saying
 ``{"url": ..., "token": ..., "pid": ...}``, and removes it when it stops. :func:`find` reads it back: that is how
 ``helpers.control`` sends the token that ``/_control`` routes require (:mod:`.guard`) for any server of this user,
 whoever started it (``helpers.setup``, a test, a terminal), without the learner seeing it. Files left behind by a
@@ -12,13 +12,18 @@ killed server are removed by the next server that starts.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
-import stat
-import tempfile
 import urllib.parse
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
+
+import platformdirs
+import psutil  # type: ignore[import-untyped]
+
+from ..wire.defaults import LOOPBACK_HOSTS
 
 HEADER = "x-workbook-token"
 """The request header that carries the token."""
@@ -26,41 +31,49 @@ HEADER = "x-workbook-token"
 ANY_ADDRESS = {"0.0.0.0", "::", "[::]"}
 """Bound hosts that answer on every address, loopback included."""
 
-LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
+LOOPBACK_NAMES = {*LOOPBACK_HOSTS, "[::1]"}
+
+APP_NAME = "gemini-workbook"
+"""The name of the runtime folder (:func:`runtime_dir`)."""
 
 
 class RuntimeDirError(OSError):
     """The runtime folder is not private to this user; the message says what to do."""
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address, IPv6 with or without brackets) is this machine's loopback."""
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def runtime_dir() -> Path:
-    """The private folder of runtime files: ``$XDG_RUNTIME_DIR/gemini-workbook``, else
-    ``<temp folder>/gemini-workbook-<uid>``; created with mode 0700 when missing.
+    """This user's private folder of runtime files, created when missing: ``platformdirs.user_runtime_dir``, i.e.
+    ``$XDG_RUNTIME_DIR/gemini-workbook`` on Linux (without that variable, ``/run/user/<uid>/...`` or a private
+    folder in the temp folder), ``~/Library/Caches/TemporaryItems/gemini-workbook`` on macOS,
+    ``%LOCALAPPDATA%\\Temp\\gemini-workbook`` (inside the user's profile, which only they can read) on Windows.
+    On POSIX, ``platformdirs`` makes sure the folder and its parents are this user's alone (mode 0700).
 
     Raises:
-        RuntimeDirError: it exists but belongs to another user, or others can read or write it.
+        RuntimeDirError: the folder, or a folder above it, belongs to another user or others can write it (POSIX).
     """
-    base = os.environ.get("XDG_RUNTIME_DIR")
-    folder = Path(base) / "gemini-workbook" if base else Path(tempfile.gettempdir()) / f"gemini-workbook-{os.getuid()}"
-    with contextlib.suppress(FileExistsError):
-        folder.mkdir(mode=0o700, parents=True)
-    info = folder.lstat()
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
-        raise RuntimeDirError(
-            f"{folder} must be a folder only you can read (mode 0700, owned by you): it holds the replay server's "
-            f"token. Remove it (or run `chmod 700 {folder}` if it is yours) and start the server again."
-        )
-    return folder
-
-
-def _alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        with warnings.catch_warnings():
+            # platformdirs says so when $XDG_RUNTIME_DIR is unset (a container, an ssh session): its fallback is just
+            # as private (it checks it), so the learner has nothing to do about it.
+            warnings.simplefilter("ignore", platformdirs.RuntimeDirWarning)
+            return Path(platformdirs.user_runtime_dir(APP_NAME, appauthor=False, ensure_exists=True))
+    except PermissionError as e:
+        raise RuntimeDirError(
+            f"the replay server's runtime folder, which holds its token, is not private to you ({e}). Remove that "
+            "folder (or, if it is yours, run `chmod 700` on it), or set XDG_RUNTIME_DIR to a folder only you can "
+            "read, then start the server again."
+        ) from None
 
 
 def _entries() -> Iterator[tuple[Path, dict]]:
@@ -82,7 +95,7 @@ def published(url: str, token: str) -> Iterator[Path]:
     """Write the runtime file saying ``url``'s token for the duration of the block (see the module docstring)."""
     folder = runtime_dir()
     for path, entry in _entries():
-        if not _alive(entry["pid"]):
+        if not psutil.pid_exists(entry["pid"]):
             with contextlib.suppress(OSError):
                 path.unlink()
     port = urllib.parse.urlsplit(url).port
@@ -119,7 +132,7 @@ def find(url: str) -> str | None:
         RuntimeDirError: see :func:`runtime_dir`.
     """
     for _path, entry in _entries():
-        if isinstance(entry.get("url"), str) and _same_server(entry["url"], url) and _alive(entry["pid"]):
+        if isinstance(entry.get("url"), str) and _same_server(entry["url"], url) and psutil.pid_exists(entry["pid"]):
             token = entry.get("token")
             return token if isinstance(token, str) else None
     return None

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import errno
 import os
-import resource
 import signal
 import socket
 import sys
@@ -31,6 +30,11 @@ from aiohttp.web_protocol import RequestHandler
 
 from ..wire.framing import JSON_CONTENT_TYPE, error_json, json_bytes
 from . import server_token
+
+try:
+    import resource
+except ImportError:  # Windows: no per-process open-file limit to read or raise (its sockets are not CRT descriptors)
+    resource = None  # type: ignore[assignment]
 
 BODY_TIMEOUT = web.AppKey("workbook_body_timeout_s", float)
 """How long an API request's body may take to arrive after its head, seconds: the idle timeout :func:`running` was
@@ -64,7 +68,11 @@ def bind(host: str, port: int) -> socket.socket:
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if hasattr(socket, "SO_EXCLUSIVEADDRUSE"):
+        # Windows: SO_REUSEADDR there would let a second server bind the same port (asyncio sets it on POSIX only).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)
+    else:  # POSIX: rebind a port whose last connections are still in TIME_WAIT
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
     except OSError as e:
@@ -159,9 +167,10 @@ class _GuardedServer:
                 now = time.monotonic()
                 if logged_at is None or now - logged_at >= ACCEPT_LOG_INTERVAL_S:
                     logged_at = now
-                    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+                    limit = open_file_limit()
                     print(
-                        f"replay server: out of file descriptors ({os.strerror(e.errno)}; limit {soft}): new "
+                        f"replay server: out of file descriptors ({os.strerror(e.errno)}"
+                        f"{'' if limit is None else f'; limit {limit}'}): new "
                         "connections wait until open ones close (idle ones do after serve --idle-timeout seconds). "
                         "Close clients you no longer use.",
                         file=sys.stderr,
@@ -260,18 +269,49 @@ OPEN_FILES_WITHOUT_A_HARD_LIMIT = 65_536
 """The open-file limit :func:`raise_open_file_limit` asks for where the hard limit is unlimited."""
 
 
-def raise_open_file_limit() -> int:
-    """Raise this process's soft limit on open files to its hard limit; return the limit now in force.
+def open_file_limit() -> int | None:
+    """This process's soft limit on open files; ``None`` where there is none to read (Windows, which has no
+    ``resource`` module: sockets there are not C runtime file descriptors)."""
+    return None if resource is None else resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def raise_open_file_limit() -> int | None:
+    """Raise this process's soft limit on open files to its hard limit; return the limit now in force
+    (:func:`open_file_limit`: ``None`` on Windows, where there is no such limit to raise).
 
     Each open connection is a file descriptor: under the common soft limit of 1024, a server holds only about 1014
     concurrent streams (measured by ``bench/run.py``), although the hard limit usually allows far more.
     """
+    if resource is None:
+        return None
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = OPEN_FILES_WITHOUT_A_HARD_LIMIT if hard == resource.RLIM_INFINITY else hard
     if soft != resource.RLIM_INFINITY and soft < wanted:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return open_file_limit()
+
+
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGBREAK")
+"""The signals that stop :func:`serve_forever`, those of them this platform has: Ctrl+C, ``kill`` (POSIX), and
+Ctrl+Break (Windows)."""
+
+
+def stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    """Set ``stop`` when one of :data:`STOP_SIGNALS` arrives; call from the main thread.
+
+    The loop's own signal handlers where it has them (POSIX). Windows' Proactor loop has none
+    (``add_signal_handler`` raises :class:`NotImplementedError`): there a plain :func:`signal.signal` handler wakes
+    the loop instead, which is safe because asyncio wakes its loop on any signal (``signal.set_wakeup_fd``).
+    """
+    for name in STOP_SIGNALS:
+        sig = getattr(signal, name, None)
+        if sig is None:
+            continue
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except NotImplementedError:
+            signal.signal(sig, lambda _sig, _frame: loop.call_soon_threadsafe(stop.set))
 
 
 async def serve_forever(
@@ -282,7 +322,9 @@ async def serve_forever(
     idle_timeout_s: float = IDLE_TIMEOUT_S,
     show_token: bool = False,
 ) -> None:
-    """Serve until SIGINT or SIGTERM (or standard input closing, with ``watch_stdin``), then shut down cleanly.
+    """Serve until SIGINT or SIGTERM, or Ctrl+Break on Windows (:func:`stop_on_signals`), or standard input
+    closing (with ``watch_stdin``: how :class:`helpers.workbook.ServerProcess` stops it, on every OS), then shut down
+    cleanly.
 
     The first stdout line is exactly ``serving http://HOST:PORT``, flushed, once the socket accepts connections;
     with ``show_token`` a second one says ``token TOKEN`` (the app's :data:`APP_TOKEN`).
@@ -291,8 +333,7 @@ async def serve_forever(
     raise_open_file_limit()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop_on_signals(loop, stop)
     if watch_stdin:
 
         def wait_for_eof() -> None:

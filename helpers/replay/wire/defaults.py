@@ -11,3 +11,7 @@ PLACEHOLDER_KEY = "workbook-replay-placeholder-key"
 
 FINISH_TIMEOUT_S = 60.0
 """How long a recorder that is stopping waits for streams it is still recording, before it gives up on them."""
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+"""The names of this machine's loopback: what the replay server binds by default, and what no proxy may carry
+(:func:`helpers.workbook.setup` adds them to ``NO_PROXY``)."""
