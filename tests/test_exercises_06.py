@@ -75,15 +75,6 @@ def test_typical_wrong_fan_outs_fail_with_their_message(code: str, expected: str
     assert_check_failed(q3, code, expected)
 
 
-TTFT = """\
-def interaction_ttft(prompt: str) -> float:
-    start = time.perf_counter()
-    with client.interactions.create(model=MODEL, input=prompt, stream=True) as stream:
-        for event in stream:
-            if event.event_type == "step.delta" and event.delta.type == "text":
-                return {value}
-    raise RuntimeError("no text")
-"""
 UNCLOSED = """\
 def interaction_ttft(prompt: str) -> float:
     start = time.perf_counter()
@@ -122,7 +113,8 @@ def interaction_ttft(prompt: str) -> float:
 
 
 def ttft(value: str) -> str:
-    return TTFT.format(value=value)
+    """The reference, returning ``value`` at the first text."""
+    return change(q2, "return time.perf_counter() - start  # leaving the `with` closes the stream", f"return {value}")
 
 
 CONVERSE = """\

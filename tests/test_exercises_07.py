@@ -114,31 +114,20 @@ def test_other_correct_answers_pass() -> None:
     assert_check_passed(q3, BREAKING_CLIENT)
 
 
-BREAKING_CLIENT = """\
-async def client_ttft(url: str, prompt: str) -> float:
-    start = time.perf_counter()
-    async with httpx.AsyncClient(timeout=30) as http:
-        async with httpx_sse.aconnect_sse(http, "GET", url, params={"prompt": prompt}) as source:
-            async for sse in source.aiter_sse():
-                if sse.data and json.loads(sse.data).get("text"):
-                    ttft = time.perf_counter() - start
-                    break
-    return ttft
-"""
+BREAKING_CLIENT = change(
+    q3,
+    "return time.perf_counter() - start  # leaving the blocks closes the connection",
+    "ttft = time.perf_counter() - start\n                    break",
+).replace('raise RuntimeError("the stream sent no text")', "return ttft")
 
 
 FLASK_USAGE = 'usage = last.usage_metadata.model_dump(mode="json", exclude_none=True)'
 FASTAPI_USAGE = 'usage = last.usage_metadata.model_dump(mode="json", exclude_none=True)'
-BLOCKING_CLIENT = """\
-async def client_ttft(url: str, prompt: str) -> float:
-    start = time.perf_counter()
-    with httpx.Client(timeout=30) as http:
-        with httpx_sse.connect_sse(http, "GET", url, params={"prompt": prompt}) as source:
-            for sse in source.iter_sse():
-                if sse.event == "message" and sse.data and json.loads(sse.data)["text"]:
-                    return time.perf_counter() - start
-    raise RuntimeError("the stream sent no text")
-"""
+BLOCKING_CLIENT = (
+    change(q3, "async with httpx.AsyncClient(", "with httpx.Client(")
+    .replace("async with httpx_sse.aconnect_sse(", "with httpx_sse.connect_sse(")
+    .replace("async for sse in source.aiter_sse():", "for sse in source.iter_sse():")
+)
 
 
 def first_chunks_usage(problem) -> str:

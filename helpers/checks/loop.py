@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import control
-from ..workbook import current_session
-from .record import HOLD_S, MODEL_CALL
+from .record import MODEL_CALL, StreamHold, holding_stream
 
 POLL_S = 0.02
 """How often the probe asks the server whether it holds the learner's stream, seconds (a control call each time)."""
@@ -34,12 +33,24 @@ class LoopProbe:
     """The probe of :func:`probing_the_loop`.
 
     Attributes:
-        active: whether the stream is held (replay only: record mode relays streams unheld; live has no server).
+        hold: the hold of the learner's stream (active in replay only: record mode relays streams unheld; live has no
+            server).
         turned: whether the learner's event loop ran the probe while the learner's code waited for the held stream.
     """
 
-    active: bool
+    hold: StreamHold
     turned: bool = False
+
+    @property
+    def active(self) -> bool:
+        """Whether the stream is held, so the probe can see anything."""
+        return self.hold.active
+
+    @property
+    def nudge(self) -> tuple[float, Callable[[], None]] | None:
+        """For :func:`~helpers.checks.run_bounded`: let the stream go on from the check's own thread after
+        :data:`~helpers.checks.HOLD_S`, when the learner's loop never ran the probe that would have."""
+        return self.hold.nudge
 
     def wrap(self, fn: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Coroutine[Any, Any, Any]]:
         """``fn``, an ``async def`` function, run beside the probe task on the same event loop."""
@@ -57,20 +68,15 @@ class LoopProbe:
     async def _release_when_held(self) -> None:
         while not await asyncio.to_thread(_holds_a_model_call):
             await asyncio.sleep(POLL_S)
-        self.turned = True
-        await asyncio.to_thread(control.release_stream)
-
-    @property
-    def nudge(self) -> tuple[float, Callable[[], None]] | None:
-        """For :func:`~helpers.checks.run_bounded`: let the stream go on from the check's own thread after
-        :data:`~helpers.checks.HOLD_S`, when the learner's loop never ran the probe that would have."""
-        return (HOLD_S, control.release_stream) if self.active else None
+        self.turned = not self.hold.released  # not after the check's nudge: the loop ran only once it was let go
+        await asyncio.to_thread(self.hold.release)
 
 
 @contextlib.contextmanager
 def probing_the_loop() -> Iterator[LoopProbe]:
-    """Hold the cassette's next replayed stream back before its first text for the block; the learner's coroutine,
-    wrapped by :meth:`LoopProbe.wrap`, runs beside a probe task that lets the stream go on once the server has it.
+    """Hold the cassette's next replayed stream back before its first text for the block
+    (:func:`~helpers.checks.holding_stream`); the learner's coroutine, wrapped by :meth:`LoopProbe.wrap`, runs beside
+    a probe task that lets the stream go on once the server has it.
 
     Code that waits with ``await`` lets the probe run, so its stream goes on at once and :attr:`LoopProbe.turned` is
     true. Code that blocks the loop while it waits keeps the probe from running: nothing lets its stream go on until
@@ -80,11 +86,5 @@ def probing_the_loop() -> Iterator[LoopProbe]:
     Yields:
         The :class:`LoopProbe`.
     """
-    probe = LoopProbe(active=current_session().mode == "replay")
-    if probe.active:
-        control.hold_stream(after_text_chunks=0)
-    try:
-        yield probe
-    finally:
-        if probe.active:
-            control.release_stream()  # also drops a hold that no stream took
+    with holding_stream(after_text_chunks=0) as hold:
+        yield LoopProbe(hold)

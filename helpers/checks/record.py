@@ -44,9 +44,9 @@ class StreamHold:
 
 
 @contextlib.contextmanager
-def holding_stream() -> Iterator[StreamHold]:
-    """Hold the cassette's next replayed stream back after its first text for the block, released at the latest
-    when it ends (``helpers.control.hold_stream``).
+def holding_stream(after_text_chunks: int = 1) -> Iterator[StreamHold]:
+    """Hold the cassette's next replayed stream back after its first text (after ``after_text_chunks`` chunks with
+    text: 0 holds it before any) for the block, released at the latest when it ends (``helpers.control.hold_stream``).
 
     While the stream is held, its last chunk does not exist yet: code that shows it has the first text meanwhile
     (returns a TTFT, prints, sends an event) cannot have waited for the whole answer, however busy the machine. That
@@ -57,7 +57,7 @@ def holding_stream() -> Iterator[StreamHold]:
     """
     hold = StreamHold(active=current_session().mode == "replay")
     if hold.active:
-        control.hold_stream(after_text_chunks=1)
+        control.hold_stream(after_text_chunks=after_text_chunks)
     try:
         yield hold
     finally:
