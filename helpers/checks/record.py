@@ -114,7 +114,8 @@ did so before the check asked; the server notices within milliseconds (``GONE_PO
 
 
 def stream_ended(within_s: float = CLOSE_WAIT_S) -> bool:
-    """Whether the learner's stream (since the last ``control.reset_stats()``) has ended by the server's record,
+    """Whether the learner's streamed model call (the last since ``control.reset_stats()``: ``generateContent``, an
+    interaction, a chat completion) has ended by the server's record,
     waiting up to ``within_s`` seconds. While a check holds the stream back (:func:`holding_stream`), it ends only if
     the client closed it: code that returned with the stream still open (a reference kept to it) leaves it running.
 
@@ -123,8 +124,8 @@ def stream_ended(within_s: float = CLOSE_WAIT_S) -> bool:
     """
     deadline = time.monotonic() + within_s
     while True:
-        _, server = stream_seen()
-        if server is not None and server.end_s is not None:
+        streams = [r for r in model_calls() if r.streamed]
+        if streams and streams[-1].end_s is not None:
             return True
         if time.monotonic() >= deadline:
             return False

@@ -33,6 +33,7 @@ from ..checks import (
     Slept,
     Watched,
     ____,
+    code_strings,
     expect_returned,
     lesson,
     lesson_context,
@@ -41,7 +42,6 @@ from ..checks import (
     watching,
     watching_sleep,
 )
-from ..checks.code import code_strings
 from ..paths import NOTEBOOKS_DIR
 from ..replay.services.batches_api import PENDING_S, RUNNING_S
 from ..workbook import current_session

@@ -21,7 +21,7 @@ from typing import Any
 
 from aiolimiter import AsyncLimiter
 
-from .. import control, web
+from .. import control
 from ..checks import (
     Incorrect,
     Problem,
@@ -34,10 +34,11 @@ from ..checks import (
     holding_stream,
     lesson,
     lesson_context,
+    reads_argument,
     recording,
     show,
+    stream_ended,
 )
-from ..checks.code import reads_argument
 from ..timing import atimed, timed
 from ..workbook import current_session
 
@@ -65,9 +66,6 @@ falls in the longer wait). A clock started after ``create`` returns misses at le
 between the bounds of both streams."""
 SLACK_S = 0.02
 """Rounding allowed when a learner's time is compared with the server's record or the call's own duration."""
-CLOSE_S = 2.0
-"""How long q2's check waits, after ``interaction_ttft`` returned, for the server to see its stream closed: right
-code closes it before it returns."""
 
 __all__ = ["PROBLEMS", "____", "context", "q1", "q2", "q3"]
 
@@ -216,7 +214,7 @@ class TtftRun:
         after_first_s: when the server sent the next chunk after that, likewise: only once the check let the held
             stream go on, because the function was still running (``None``: it never did).
         left_open: the function returned while the stream was held, and the server still had it open after
-            :data:`CLOSE_S`.
+            :data:`~helpers.checks.CLOSE_WAIT_S`.
     """
 
     value: Any
@@ -307,9 +305,7 @@ def interaction_ttft(prompt: str) -> float:
                     started = time.perf_counter()
                     value = self.call("interaction_ttft", ns["interaction_ttft"], STREAM_PROMPT, nudge=hold.nudge)
                     took = time.perf_counter() - started
-                    open_after = hold.active and not hold.released
-                    if open_after:
-                        open_after = not web.wait_until(lambda: control.stats().in_flight == 0, timeout_s=CLOSE_S)
+                    open_after = hold.active and not hold.released and not stream_ended()
             except Incorrect:
                 if seen.kwargs and not seen.kwargs[-1].get("stream"):
                     raise self._not_streamed() from None

@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from .. import control, web
 from ..checks import (
+    BLOCKING_LOOP,
     HOLD_S,
     Incorrect,
     Problem,
@@ -40,11 +41,12 @@ from ..checks import (
     holding_stream,
     lesson,
     lesson_context,
+    probing_the_loop,
     recording,
     run_coroutine,
     show,
+    stream_ended,
 )
-from ..checks.loop import BLOCKING_LOOP, probing_the_loop
 from ..workbook import current_session
 
 FLASK_PROMPT = "Explain what a server-sent event is, in one short paragraph."
@@ -437,7 +439,7 @@ async def client_ttft(url: str, prompt: str) -> float:
                 result = self.call("client_ttft", fn, url, TTFT_PROMPT, nudge=hold.nudge, shown=shown)
                 took = time.perf_counter() - started
                 # Held after its first text, the model's stream can only end early now: the app cancelled it.
-                stopped = not hold.active or web.wait_until(lambda: control.stats().in_flight == 0, timeout_s=HOLD_S)
+                stopped = not hold.active or stream_ended(within_s=HOLD_S)
         streams = [r for r in record.calls or [] if r.streamed]
         model = streams[0] if streams else None
         if record.calls is not None and (model is None or model.first_text_s is None):
