@@ -201,7 +201,7 @@ async def ask_all(prompts, limit, rate_per_s):
             id="q3-module-level-semaphore-and-limiter",
         ),
         pytest.param(q3, ask_all(semaphore="asyncio.Semaphore(2)"), "its limit argument", id="q3-hard-coded-limit"),
-        pytest.param(q3, ask_all(limiter="AsyncLimiter(1, 0.25)"), "its rate_per_s argument", id="q3-hard-coded-rate"),
+        pytest.param(q3, ask_all(limiter="AsyncLimiter(1, 0.4)"), "its rate_per_s argument", id="q3-hard-coded-rate"),
         pytest.param(
             q3,
             ask_all(limiter="None").replace("await limiter.acquire()", "time.sleep(1 / rate_per_s)"),

@@ -34,7 +34,6 @@ from ..checks import (
     Watched,
     ____,
     code_strings,
-    expect_returned,
     lesson,
     lesson_context,
     name_mistake,
@@ -396,8 +395,12 @@ def _answer(response: types.InlinedResponse) -> str | None:
     return None if response.error or response.response is None else response.response.text
 
 
-class JoinByKey(Problem):
-    """q3: ``join(job)`` maps each inline request's ``metadata["key"]`` to its answer's text (``None``: it failed)."""
+class JoinByKey(FunctionProblem):
+    """q3: ``join(job)`` maps each inline request's ``metadata["key"]`` to its answer's text (``None``: it failed).
+
+    Called on a finished job of the check's whose request for :data:`NEW_KEY` failed and whose responses come back
+    in reverse order (as python-genai issue 1909 reports of the real service).
+    """
 
     title = "Join results to inputs by key"
     variables = ("join",)
@@ -427,7 +430,37 @@ def join(job: types.BatchJob) -> dict[str, str | None]:
             return "One request failed: its response is None and its error says why. Check r.error first."
         return ""
 
-    def verify(self, ns: Mapping[str, Any]) -> None:
+    returns = dict
+    returns_what = "a dict from each key to its answer"
+    mistakes = (
+        Mistake(
+            lambda answer, expected, _: set(answer) == set(expected) - {NEW_KEY},
+            f"{{call}} left out {NEW_KEY!r}, whose request failed: map it to None, so you see what to retry.",
+        ),
+        Mistake(
+            lambda answer, expected, _: set(answer) != set(expected),
+            "{call} has keys that are not the requests' metadata keys: key each answer by r.metadata['key'].",
+        ),
+        Mistake(
+            lambda answer, expected, _: sorted(map(str, answer.values())) == sorted(map(str, expected.values())),
+            "{call} paired answers with the wrong keys: an answer belongs to another request. Results can come back "
+            "in any order (python-genai issue 1909), so read each one's metadata['key'].",
+        ),
+        Mistake(
+            lambda answer, expected, _: any(isinstance(v, types.GenerateContentResponse) for v in answer.values()),
+            "{call} maps keys to whole responses; the exercise wants each answer's text.",
+        ),
+        Mistake(
+            lambda answer, expected, _: answer[NEW_KEY] is not None,
+            f"{{call}} maps {NEW_KEY!r}, whose request failed, to an answer; map it to None.",
+        ),
+    )
+    otherwise = (
+        "{call} gave a key an answer that belongs to another request: results can come back in any order "
+        "(python-genai issue 1909), so read each one's metadata['key']."
+    )
+
+    def cases_for(self, ns: Mapping[str, Any]) -> Sequence[Case]:
         client = ns["client"]
         inputs = {key: ns["REVIEWS"][key] for key in SAMPLE} | {NEW_KEY: NEW_REVIEW}
         src = [
@@ -440,39 +473,8 @@ def join(job: types.BatchJob) -> dict[str, str | None]:
             raise Incorrect(f"the check's batch job ended {job.state} without inline results: run the check again.")
         responses = dest.inlined_responses
         expected = {(r.metadata or {}).get("key", ""): _answer(r) for r in responses}
-        # As python-genai issue 1909 reports of the real service: the responses come back in another order.
         shuffled = job.model_copy(update={"dest": dest.model_copy(update={"inlined_responses": responses[::-1]})})
-        result = self.call("join", ns["join"], shuffled)
-        call = "join(job)"
-        expect_returned(call, result, dict, "a dict from each key to its answer")
-        if set(result) != set(expected):
-            missing = sorted(set(expected) - set(result))
-            if missing == [NEW_KEY] and set(result) <= set(expected):
-                raise Incorrect(
-                    f"{call} left out {NEW_KEY!r}, whose request failed: map it to None, so you see what to retry."
-                )
-            raise Incorrect(
-                f"{call} has keys {show(sorted(result, key=str), 200)}; the exercise wants the requests' metadata keys "
-                f"{sorted(expected)}."
-            )
-        if result != expected and sorted(map(str, result.values())) == sorted(map(str, expected.values())):
-            raise Incorrect(
-                f"{call} paired answers with the wrong keys: an answer belongs to another request. Results can come "
-                "back in any order (python-genai issue 1909), so read each one's metadata['key']."
-            )
-        if result[NEW_KEY] is not None:
-            raise Incorrect(
-                f"{call} maps {NEW_KEY!r}, whose request failed, to {show(result[NEW_KEY])}; map it to None."
-            )
-        for key, text in expected.items():
-            value = result[key]
-            if isinstance(value, types.GenerateContentResponse):
-                raise Incorrect(f"{call} maps keys to whole responses; the exercise wants each answer's text.")
-            if value != text:
-                raise Incorrect(
-                    f"{call} gave {key!r} the answer {show(value)}, which belongs to another request: results can "
-                    "come back in any order (python-genai issue 1909), so read each one's metadata['key']."
-                )
+        return [Case((shuffled,), expected, shown="job")]
 
 
 ALT_DISCOUNT = 0.3
