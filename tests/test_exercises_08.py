@@ -98,6 +98,10 @@ HARD_CODED_CALL = """\
 def collect_calls(stream) -> list[dict]:
     return [{"id": "call_0", "name": "get_weather", "arguments": '{"city": "Paris"}'}]
 """
+OWN_STREAM = (
+    "client.chat.completions.create(model=MODEL, messages=[{'role': 'user', 'content': "
+    '"What\'s the weather in Paris right now?"}], tools=[WEATHER_TOOL], stream=True)'
+)
 USAGE_FROM_ANOTHER_REQUEST = """\
 def text_and_usage(prompt: str) -> tuple[str, int]:
     messages = [{"role": "user", "content": prompt}]
@@ -128,6 +132,12 @@ def returned_total(expression: str) -> str:
     ("problem", "code", "expected"),
     [
         pytest.param(q1, HARD_CODED_CALL, "never read the stream", id="q1-hard-coded-never-reads"),
+        pytest.param(
+            q1,
+            change(q1, "    for chunk in stream:\n", f"    for chunk in {OWN_STREAM}:\n"),
+            "never read the stream",
+            id="q1-ignores-its-argument",
+        ),
         pytest.param(
             q1,
             change(q1, "    return [calls[i] for i in sorted(calls)]\n", HARD_CODED_CALL.splitlines()[1] + "\n"),

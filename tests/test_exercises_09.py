@@ -118,6 +118,12 @@ PACED = (
     ("problem", "code", "expected"),
     [
         pytest.param(
+            q1,
+            "async def token_texts(topic):\n    return ['Leaves change colour', ' because chlorophyll fades.']",
+            "never streamed from the model",
+            id="q1-hard-coded-pieces",
+        ),
+        pytest.param(
             q2,
             "async def capitals(questions):\n"
             + PACED
