@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .classroom.client import error_message
 from .replay.pipeline import server_token
 from .workbook import WorkbookError, current_session
 
@@ -128,7 +129,9 @@ def _request(
 ) -> Any:
     """Call ``{server_url}/_control/{cassette}/{action}`` and return the parsed JSON answer.
 
-    Sends the server's token (see the module docstring) when one is published for ``server_url``.
+    Sends the server's token (see the module docstring) when one is published for ``server_url``; in a classroom
+    room (``helpers.setup(..., room=, seat=)``) the seat's token, which the room's relay takes to the seat's own
+    replay server.
 
     Raises:
         WorkbookError: no replay server in this session (live mode), the server is unreachable, or it refused the
@@ -147,7 +150,7 @@ def _request(
     data = None if payload is None else json.dumps(payload).encode()
     headers = {"Content-Type": "application/json"}
     try:
-        token = server_token.find(server_url)
+        token = _seat_token(server_url) or server_token.find(server_url)
     except server_token.RuntimeDirError as e:
         raise WorkbookError(str(e)) from None
     if token is not None:
@@ -160,17 +163,22 @@ def _request(
         with opener.open(request, timeout=CONTROL_TIMEOUT_S) as response:
             return json.loads(response.read() or b"null")
     except urllib.error.HTTPError as e:
-        try:
-            message = json.loads(e.read())["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = f"HTTP {e.code} {e.reason}"
-        raise WorkbookError(f"the replay server refused {method} {url}: {message}") from None
+        raise WorkbookError(f"the replay server refused {method} {url}: {error_message(e)}") from None
     except (urllib.error.URLError, TimeoutError) as e:
         reason = getattr(e, "reason", e)
         raise WorkbookError(
             f"could not reach the replay server at {server_url} ({reason}). Re-run the notebook's setup cell: it "
             "restarts a server that has stopped."
         ) from None
+
+
+def _seat_token(server_url: str) -> str | None:
+    """The seat's token when ``server_url`` is the room this session joined; ``None`` otherwise."""
+    try:
+        session = current_session()
+    except WorkbookError:
+        return None
+    return session.seat if session.room is not None and session.room == server_url.rstrip("/") else None
 
 
 def stats(*, cassette: str | None = None, server_url: str | None = None) -> Stats:

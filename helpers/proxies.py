@@ -12,10 +12,11 @@ NO_PROXY_VARIABLES = ("NO_PROXY", "no_proxy")
 """Where HTTP clients read the hosts they reach without a proxy (lower case wins in Python's own reading)."""
 
 
-def keep_loopback_off_proxies() -> None:
-    """Add this machine's loopback (``127.0.0.1``, ``localhost``, ``::1``) to ``NO_PROXY`` and ``no_proxy``, keeping
-    the hosts they already list, so no HTTP client of this process or of those it starts sends a call for the replay
-    server (or another local server) to a proxy. Called by :func:`helpers.setup` (introduced in ``00_setup``) and by
+def keep_loopback_off_proxies(*hosts: str) -> None:
+    """Add this machine's loopback (``127.0.0.1``, ``localhost``, ``::1``) and ``hosts`` to ``NO_PROXY`` and
+    ``no_proxy``, keeping the hosts they already list, so no HTTP client of this process or of those it starts sends a
+    call for the replay server (or another local server) to a proxy. Called by :func:`helpers.setup` (introduced in
+    ``00_setup``; in a classroom room with the relay's host, which is on the local network) and by
     ``python -m helpers.replay author``.
 
     University and company laptops set ``HTTP_PROXY``/``HTTPS_PROXY``, and the SDK's clients honour them (``httpx2``
@@ -34,6 +35,6 @@ def keep_loopback_off_proxies() -> None:
             if system.get(scheme):
                 os.environ[f"{scheme}_proxy"] = system[scheme]
     listed = (host.strip() for name in NO_PROXY_VARIABLES for host in os.environ.get(name, "").split(","))
-    hosts = ",".join(dict.fromkeys(host for host in (*listed, *LOOPBACK_HOSTS) if host))
+    bypassed = ",".join(dict.fromkeys(host for host in (*listed, *LOOPBACK_HOSTS, *hosts) if host))
     for name in NO_PROXY_VARIABLES:
-        os.environ[name] = hosts
+        os.environ[name] = bypassed

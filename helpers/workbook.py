@@ -27,11 +27,13 @@ import subprocess
 import sys
 import tempfile
 import threading
-from dataclasses import dataclass
+import urllib.parse
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import models
+from . import models, progress
+from .classroom.client import RoomError, room_request, room_url
 from .prices import CHECKED as PRICES_CHECKED
 from .proxies import keep_loopback_off_proxies
 from .replay.cassettes.cassette import Cassette, CassetteError, check_writable, default_dir
@@ -41,6 +43,10 @@ MODES = ("replay", "live", "record")
 KEY_VARIABLES = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
 """Where the SDK looks for the API key, in its order of precedence."""
 BASE_URL_VARIABLE = "GOOGLE_GEMINI_BASE_URL"
+ROOM_VARIABLE = "WORKBOOK_ROOM"
+"""A classroom relay's ``http://HOST:PORT`` (``docs/classroom.md``); with :data:`SEAT_VARIABLE` set, lessons join it."""
+SEAT_VARIABLE = "WORKBOOK_SEAT"
+"""The seat token the instructor handed out; the SDK sends it as its API key."""
 STARTUP_TIMEOUT_S = 30.0
 MODEL_CHECK_TIMEOUT_MS = 15_000
 """How long :func:`check_models` waits for each ``models.get``, milliseconds."""
@@ -65,6 +71,9 @@ class Session:
             rate-limit window, batch and file timelines) run this much faster.
         sources: what the cassette holds: ``"synthetic"``, ``"recorded"``, ``"recorded and synthetic"``.
         models: in replay, the model ids the cassette's recordings were made with.
+        room: in a classroom room, the relay's ``http://HOST:PORT`` (``None`` alone).
+        seat: in a room, the seat's token (a credential: never shown in the session's repr).
+        seat_number: in a room, the seat's number on the instructor's dashboard.
     """
 
     mode: str
@@ -74,6 +83,9 @@ class Session:
     speed: float
     sources: str
     models: tuple[str, ...] = ()
+    room: str | None = None
+    seat: str | None = field(default=None, repr=False)
+    seat_number: int | None = None
 
     @property
     def rest_base_url(self) -> str:
@@ -89,6 +101,11 @@ class Session:
 
     def describe(self) -> str:
         """The one deterministic line the setup cell prints."""
+        if self.room is not None:
+            where = f"room {self.room} · seat {self.seat_number}"
+            if self.mode == "live":
+                return f"mode: live · {where} · calls go to the Gemini API through the room's relay, with its key"
+            return f"mode: replay · {where} · cassette: {self.cassette} · {self.sources} responses, played by the room"
         if self.mode == "live":
             return "mode: live · calls go to the Gemini API with your key · nothing is recorded"
         if self.mode == "record":
@@ -204,7 +221,48 @@ def _announce(session: Session) -> Session:
     if session.mode != "live":
         _explain_connection_errors()
     print(session.describe())
+    line = progress.lesson_line(session.cassette)
+    if line is not None:
+        print(line)
     return session
+
+
+_noted: set[str] = set()
+"""What :func:`record_check` has already noted once in this kernel (a local write failing, a room not answering)."""
+
+
+def _note_once(kind: str, message: str) -> None:
+    if kind not in _noted:
+        _noted.add(kind)
+        print(f"note: {message}")
+
+
+def record_check(exercise: str, status: str) -> None:
+    """Keep the outcome of ``qN.check()`` (introduced in ``01_sync``): in this user's progress file
+    (:mod:`helpers.progress`), and, in a classroom room, on the room's relay too.
+
+    Never raises and never waits long: a progress file that cannot be written, or a relay that is down, is one note
+    in this kernel (the first time) and the lesson goes on. Nothing is kept before :func:`setup` has run.
+
+    Args:
+        exercise: the exercise's variable, ``"q1"``, ...
+        status: the outcome's status, ``"correct"``, ``"incorrect"`` or ``"unattempted"``.
+    """
+    session = _current
+    if session is None:
+        return
+    try:
+        progress.record(session.cassette, exercise, status)
+    except progress.ProgressError as e:
+        _note_once("local", f"your progress was not saved: {e}")
+    if session.room is not None and session.seat is not None:
+        why = progress.post_to_room(session.room, session.seat, session.cassette, exercise, status)
+        if why is not None:
+            _note_once(
+                "room",
+                f"the room's relay did not take this result ({why}); it is saved on this machine, and later checks "
+                "try the room again.",
+            )
 
 
 def stopped_server_message() -> str | None:
@@ -347,7 +405,7 @@ def check_models(base_url: str | None) -> list[str]:
     return problems
 
 
-def setup(notebook: str, *, speed: float = 1.0) -> Session:
+def setup(notebook: str, *, speed: float = 1.0, room: str | None = None, seat: str | None = None) -> Session:
     """Prepare this kernel for a notebook: pick the mode, start the replay server if needed, point the SDK at it.
 
     Call it once at the top of a notebook; calling it again is cheap and restarts a server that has died. In a
@@ -359,20 +417,33 @@ def setup(notebook: str, *, speed: float = 1.0) -> Session:
         speed: in replay, divide every recorded delay by this (lessons use it to keep 100-request demos short); in
             replay and record, the rate-limit window lasts ``60 / speed`` seconds and batch and file timelines are
             as much shorter.
+        room: a classroom relay's ``http://HOST:PORT`` (default ``$WORKBOOK_ROOM``): calls go there, replayed or
+            live as the relay runs, and each check's outcome is posted to it (``docs/classroom.md``).
+        seat: the seat token the instructor handed out (default ``$WORKBOOK_SEAT``); the SDK sends it as its API
+            key, in place of any key of yours.
 
     Returns:
         The :class:`Session`; its one-line description is printed.
 
     Raises:
         WorkbookError: an unknown ``WORKBOOK_MODE``, a missing key in live or record mode, a missing or corrupt
-            cassette in replay, a cassette folder record mode cannot write, or a server that would not start. The
-            message says what to do.
+            cassette in replay, a cassette folder record mode cannot write, a server that would not start, or a
+            room that cannot be joined. The message says what to do.
     """
     mode = os.environ.get("WORKBOOK_MODE", "replay").strip().lower() or "replay"
     if mode not in MODES:
         raise WorkbookError(f"WORKBOOK_MODE={mode!r} is not a mode; use one of {', '.join(MODES)} (or leave it unset).")
     if not math.isfinite(speed) or speed <= 0:  # NaN compares false with everything: test finiteness first
         raise WorkbookError(f"speed must be a finite number greater than 0, got {speed}.")
+    room = room or os.environ.get(ROOM_VARIABLE, "").strip() or None
+    seat = seat or os.environ.get(SEAT_VARIABLE, "").strip() or None
+    if room is not None or seat is not None:
+        if mode == "record":
+            raise WorkbookError(
+                "WORKBOOK_MODE=record records on your own machine, not in a room: unset WORKBOOK_ROOM and "
+                "WORKBOOK_SEAT to record, or unset WORKBOOK_MODE to use the room."
+            )
+        return _join_room(notebook, speed, room, seat)
     keep_loopback_off_proxies()
     upstream = os.environ.get("WORKBOOK_UPSTREAM", DEFAULT_UPSTREAM)
     if mode != "replay" and not _has_key() and not (mode == "record" and upstream == "synthetic"):
@@ -420,3 +491,42 @@ def setup(notebook: str, *, speed: float = 1.0) -> Session:
         for problem in check_models(upstream):  # the upstream itself: a check through the recorder would be recorded
             print(problem)
     return session
+
+
+def _join_room(notebook: str, speed: float, room: str | None, seat: str | None) -> Session:
+    """:func:`setup` in a classroom room: tell the relay which lesson this kernel runs (and at what speed), then
+    point the SDK at it with the seat's token as its API key."""
+    if room is None or seat is None:
+        raise WorkbookError(
+            "joining a room needs both its address and your seat token: helpers.setup(..., room=URL, seat=TOKEN), "
+            f"or set {ROOM_VARIABLE} and {SEAT_VARIABLE} before starting Jupyter. Leave both unset to work alone."
+        )
+    try:
+        url = room_url(room)
+        info = room_request(url, seat, "POST", "session", {"cassette": notebook, "speed": speed})
+    except RoomError as e:
+        raise WorkbookError(
+            f"could not join the room: {e}. Check the address and seat token your instructor gave you, and that "
+            f"this machine is on the room's network; or unset {ROOM_VARIABLE} and {SEAT_VARIABLE} to work alone."
+        ) from None
+    replay = info.get("mode") == "replay"
+    for name in KEY_VARIABLES:
+        os.environ.pop(name, None)  # GOOGLE_API_KEY would win over the seat's token
+    os.environ["GEMINI_API_KEY"] = seat
+    keep_loopback_off_proxies(urllib.parse.urlsplit(url).hostname or "")  # the room is on the local network
+    base_url = f"{url}/{notebook}/"
+    os.environ[BASE_URL_VARIABLE] = base_url
+    return _announce(
+        Session(
+            "replay" if replay else "live",
+            notebook,
+            base_url,
+            url if replay else None,
+            speed if replay else 1.0,
+            str(info.get("sources", "live")),
+            tuple(info.get("models", ())),
+            room=url,
+            seat=seat,
+            seat_number=info.get("seat"),
+        )
+    )

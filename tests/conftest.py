@@ -114,6 +114,8 @@ WORKBOOK_VARIABLES = (
     "WORKBOOK_MODE",
     "WORKBOOK_UPSTREAM",
     "WORKBOOK_CASSETTES",
+    "WORKBOOK_ROOM",
+    "WORKBOOK_SEAT",
     "GOOGLE_API_KEY",
     "GEMINI_API_KEY",
     "GOOGLE_GEMINI_BASE_URL",
@@ -123,7 +125,7 @@ WORKBOOK_VARIABLES = (
     "https_proxy",
 )
 """Every environment variable ``helpers.setup`` reads or sets (the proxy ones through
-:func:`helpers.proxies.keep_loopback_off_proxies`)."""
+:func:`helpers.proxies.keep_loopback_off_proxies`, which in a classroom room adds the room's host)."""
 
 
 def clean_workbook_env(mp: pytest.MonkeyPatch) -> None:

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from google import genai
 
 from ..models import FLASH
-from ..workbook import WorkbookError, current_session
+from ..workbook import WorkbookError, current_session, record_check
 from .bounded import LIVE_TIME_LIMIT_S, TIME_LIMIT_S, TimeLimitExceeded, run_bounded
 from .code import uses_placeholder
 from .outcomes import Incorrect, Outcome, ____, describe_error, show, steady
@@ -125,7 +125,7 @@ class Problem:
 
     def evaluate(self, ns: Mapping[str, Any]) -> Outcome:
         """Check the learner's work in namespace ``ns`` and return the :class:`Outcome` (prints nothing)."""
-        return _finished(self, self.conclude(ns))
+        return self.conclude(ns)
 
     def conclude(self, ns: Mapping[str, Any]) -> Outcome:
         """The outcome of the learner's work in ``ns``: not attempted while a name is missing or holds ``____``, else
@@ -151,8 +151,12 @@ class Problem:
         return Outcome("correct", self.correct_message)
 
     def check(self) -> None:
-        """Check the calling cell's work and print one line: correct, incorrect (and why) or not attempted."""
-        print(self.evaluate(sys._getframe(1).f_globals))
+        """Check the calling cell's work and print one line: correct, incorrect (and why) or not attempted.
+
+        The outcome is kept as the learner's progress (:func:`helpers.workbook.record_check`)."""
+        outcome = self.evaluate(sys._getframe(1).f_globals)
+        print(outcome)
+        record_check(self.name, outcome.status)
 
     def hint(self, n: int = 1) -> None:
         """Print hint ``n`` (1 is the mildest)."""
@@ -189,12 +193,6 @@ class Problem:
         """
         outcome = self.evaluate(self.namespace(self.solution_code))
         assert outcome.status == "correct", f"{self.name}'s reference solution fails its own check: {outcome}"
-
-
-def _finished(problem: Problem, outcome: Outcome) -> Outcome:
-    """Where every check's outcome becomes final (learner's ``check()``, tests, the cassette author): the one place
-    to note it, e.g. for a learner's progress. Returns ``outcome``."""
-    return outcome
 
 
 def _names(names: list[str]) -> str:

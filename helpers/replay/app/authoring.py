@@ -6,6 +6,7 @@ import asyncio
 import importlib.util
 import json
 import os
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,10 @@ def execute_notebook(path: Path, env: dict[str, str], *, save: bool, then: str =
         notebook.cells.append(extra)
     saved = dict(os.environ)
     os.environ.update(env)
+    for name in ("WORKBOOK_ROOM", "WORKBOOK_SEAT"):
+        os.environ.pop(name, None)  # a lesson is authored on this machine, never in a classroom room
+    progress = tempfile.TemporaryDirectory(prefix="workbook-progress-")
+    os.environ["WORKBOOK_DATA_DIR"] = progress.name  # a fresh learner's progress: "0 of N"; the real one untouched
     try:
         nbclient.NotebookClient(
             notebook,
@@ -99,6 +104,7 @@ def execute_notebook(path: Path, env: dict[str, str], *, save: bool, then: str =
     finally:
         os.environ.clear()
         os.environ.update(saved)
+        progress.cleanup()
     if extra is not None:
         notebook.cells.remove(extra)
     if save:

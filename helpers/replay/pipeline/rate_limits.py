@@ -71,10 +71,15 @@ class RateLimiter:
     Attributes:
         window_s: the window's length in seconds of the server's clock (``WINDOW_S / speed``).
         default: the limits of cassettes that have none of their own (``--rpm``, ``--tpm``).
+        who: what a 429's message says sets the limit, e.g. the classroom relay's per-seat limits
+            (:mod:`helpers.classroom.relay`, which keys its windows by seat instead of cassette).
     """
 
     window_s: float
     default: Limits = field(default_factory=Limits)
+    who: str = (
+        "the replay server allows {limit} per minute for {model} (set with --rpm/--tpm or helpers.control.set_limits)"
+    )
     _limits: dict[str, Limits] = field(default_factory=dict)
     _windows: dict[tuple[str, str], deque[tuple[float, int]]] = field(default_factory=lambda: defaultdict(deque))
 
@@ -123,12 +128,23 @@ class RateLimiter:
         window.append((now, tokens))
         return None
 
+    def add_tokens(self, cassette: str, path: str, admitted_at: float, tokens: int) -> None:
+        """Count ``tokens`` for the call admitted at ``admitted_at`` (the ``now`` :meth:`admit` was given), when they
+        were not known then: a forwarded call's tokens are known once its answer is (``usageMetadata``). Nothing
+        happens once the call has left the window."""
+        match = MODEL_CALL.match(strip_version(path))
+        window = self._windows.get((cassette, match["model"])) if match else None
+        for i, (arrived, spent) in enumerate(window or ()):
+            if arrived == admitted_at:
+                window[i] = (arrived, spent + tokens)  # type: ignore[index]
+                return
+
     def _refuse(self, model: str, limit: str, frees_at: float, now: float) -> web.Response:
         """The 429 for a call that fits once the call admitted at ``frees_at`` leaves the window."""
         delay_s = math.ceil(max(0.0, frees_at + self.window_s - now) * 1000) / 1000
         return error_response(
             429,
-            f"You exceeded your current quota: the replay server allows {limit} per minute for {model} (set with "
-            f"--rpm/--tpm or helpers.control.set_limits). Please retry in {delay_s:.3f}s.",
+            f"You exceeded your current quota: {self.who.format(limit=limit, model=model)}. Please retry in "
+            f"{delay_s:.3f}s.",
             details=[{"@type": RETRY_INFO_TYPE, "retryDelay": f"{delay_s:.3f}s"}],
         )
