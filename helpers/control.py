@@ -325,3 +325,15 @@ def inject_batch_state(name: str, state: str, *, cassette: str | None = None, se
     """
     batch_id = name.removeprefix("batches/")
     _request("POST", f"batches/{batch_id}/state", {"state": state}, cassette, server_url)
+
+
+def set_unmatched(policy: str | None, *, cassette: str | None = None, server_url: str | None = None) -> None:
+    """Choose what replay does with the cassette's requests that no recording matches: ``"improvise"`` (a labelled
+    offline stand-in), ``"error"`` (the 404 that names the nearest recording), or ``None`` (the server's choice,
+    ``serve --unmatched``, which :func:`helpers.setup` sets). Exercise checks set ``"error"`` while they judge
+    (:mod:`helpers.checks`); introduced in ``00_setup``.
+
+    Raises:
+        WorkbookError: another ``policy``, or see :func:`_request`.
+    """
+    _request("POST", "unmatched", {"unmatched": policy}, cassette, server_url)

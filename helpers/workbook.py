@@ -9,6 +9,11 @@ Introduced in ``00_setup``. The mode comes from the environment variable ``WORKB
   ``WORKBOOK_UPSTREAM=synthetic`` records from the synthetic stand-in instead (how the shipped cassettes are made);
   it has no Files or Batch API, so those are then served locally as in replay (``serve --local-files-batches``).
 
+In replay, a request no recording matches (a prompt you changed) gets a labelled offline stand-in, sized and timed
+like the model's answer, or the 404 that names the nearest recording: ``setup(..., unmatched=...)``, else
+``WORKBOOK_UNMATCHED``, chooses; by default it improvises, except in CI (``CI`` set) and under tests and nbval (the
+repository's ``conftest.py`` sets ``WORKBOOK_UNMATCHED=error``), where an unmatched request must fail.
+
 Nothing here patches the SDK: it sets the SDK's own documented variables (``GOOGLE_GEMINI_BASE_URL`` and, in
 replay only, a placeholder ``GEMINI_API_KEY``), so a plain ``genai.Client()`` in the next cell just works, and keeps
 proxies off loopback (``NO_PROXY``, :func:`helpers.proxies.keep_loopback_off_proxies`), so it works behind a proxy
@@ -37,7 +42,14 @@ from .classroom.client import RoomError, room_request, room_url
 from .prices import CHECKED as PRICES_CHECKED
 from .proxies import keep_loopback_off_proxies
 from .replay.cassettes.cassette import Cassette, CassetteError, check_writable, default_dir
-from .replay.wire.defaults import DEFAULT_UPSTREAM, FINISH_TIMEOUT_S, PLACEHOLDER_KEY
+from .replay.wire.defaults import (
+    DEFAULT_UPSTREAM,
+    FINISH_TIMEOUT_S,
+    PLACEHOLDER_KEY,
+    STAND_IN_LABEL,
+    UNMATCHED_POLICIES,
+    UNMATCHED_VARIABLE,
+)
 
 MODES = ("replay", "live", "record")
 KEY_VARIABLES = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
@@ -405,7 +417,45 @@ def check_models(base_url: str | None) -> list[str]:
     return problems
 
 
-def setup(notebook: str, *, speed: float = 1.0, room: str | None = None, seat: str | None = None) -> Session:
+IMPROVISING = (
+    f'unmatched requests: a labelled offline stand-in answers them (its text starts "{STAND_IN_LABEL}"; timing and '
+    "token counts are modelled, the words are not the model's). To record the real answer, start Jupyter with "
+    "GEMINI_API_KEY set and WORKBOOK_MODE=record."
+)
+"""The line :func:`setup` adds in replay when it improvises (introduced in ``00_setup``)."""
+
+
+def unmatched_policy(unmatched: str | None = None) -> str:
+    """What replay does with a request no recording matches: ``"improvise"`` or ``"error"``.
+
+    ``unmatched`` when given, else ``$WORKBOOK_UNMATCHED`` when set, else ``"error"`` in CI (``$CI`` set, as CI
+    services set it) and ``"improvise"`` elsewhere. Introduced in ``00_setup``.
+
+    Raises:
+        WorkbookError: a value that is neither (the message names where it came from).
+    """
+    source, value = f"unmatched={unmatched!r}", unmatched
+    if value is None:
+        source, value = (
+            f"{UNMATCHED_VARIABLE}={os.environ.get(UNMATCHED_VARIABLE)!r}",
+            os.environ.get(UNMATCHED_VARIABLE),
+        )
+    if not value:
+        return "error" if os.environ.get("CI", "").strip().lower() not in ("", "0", "false") else "improvise"
+    if value.strip().lower() not in UNMATCHED_POLICIES:
+        choices = " or ".join(f'"{p}"' for p in UNMATCHED_POLICIES)
+        raise WorkbookError(f"{source} is not a choice: use {choices} (or leave it unset).")
+    return value.strip().lower()
+
+
+def setup(
+    notebook: str,
+    *,
+    speed: float = 1.0,
+    room: str | None = None,
+    seat: str | None = None,
+    unmatched: str | None = None,
+) -> Session:
     """Prepare this kernel for a notebook: pick the mode, start the replay server if needed, point the SDK at it.
 
     Call it once at the top of a notebook; calling it again is cheap and restarts a server that has died. In a
@@ -421,6 +471,9 @@ def setup(notebook: str, *, speed: float = 1.0, room: str | None = None, seat: s
             live as the relay runs, and each check's outcome is posted to it (``docs/classroom.md``).
         seat: the seat token the instructor handed out (default ``$WORKBOOK_SEAT``); the SDK sends it as its API
             key, in place of any key of yours.
+        unmatched: in replay, what a request no recording matches gets: ``"improvise"``, a labelled offline
+            stand-in (one more line says so), or ``"error"``, the 404 that names the nearest recording. ``None``:
+            :func:`unmatched_policy` chooses.
 
     Returns:
         The :class:`Session`; its one-line description is printed.
@@ -429,12 +482,14 @@ def setup(notebook: str, *, speed: float = 1.0, room: str | None = None, seat: s
         WorkbookError: an unknown ``WORKBOOK_MODE``, a missing key in live or record mode, a missing or corrupt
             cassette in replay, a cassette folder record mode cannot write, a server that would not start, or a
             room that cannot be joined. The message says what to do.
+            So does a bad ``unmatched`` (:func:`unmatched_policy`).
     """
     mode = os.environ.get("WORKBOOK_MODE", "replay").strip().lower() or "replay"
     if mode not in MODES:
         raise WorkbookError(f"WORKBOOK_MODE={mode!r} is not a mode; use one of {', '.join(MODES)} (or leave it unset).")
     if not math.isfinite(speed) or speed <= 0:  # NaN compares false with everything: test finiteness first
         raise WorkbookError(f"speed must be a finite number greater than 0, got {speed}.")
+    policy = unmatched_policy(unmatched)
     room = room or os.environ.get(ROOM_VARIABLE, "").strip() or None
     seat = seat or os.environ.get(SEAT_VARIABLE, "").strip() or None
     if room is not None or seat is not None:
@@ -466,7 +521,8 @@ def setup(notebook: str, *, speed: float = 1.0, room: str | None = None, seat: s
         except CassetteError as e:
             raise WorkbookError(str(e)) from None
         sources, recorded = cassette.sources(), tuple(cassette.models())
-        server = _server("serve", ["serve", "--cassettes", str(folder), "--speed", f"{speed:g}"])
+        args = ["serve", "--cassettes", str(folder), "--speed", f"{speed:g}", "--unmatched", policy]
+        server = _server("serve", args)
     else:
         try:
             check_writable(folder)  # refused here, before a server starts or a call is billed
@@ -487,6 +543,8 @@ def setup(notebook: str, *, speed: float = 1.0, room: str | None = None, seat: s
     base_url = f"{server.url}/{notebook}/"
     os.environ[BASE_URL_VARIABLE] = base_url
     session = _announce(Session(mode, notebook, base_url, server.url, speed, sources, recorded))
+    if mode == "replay" and policy == "improvise":
+        print(IMPROVISING)
     if mode == "record":
         for problem in check_models(upstream):  # the upstream itself: a check through the recorder would be recorded
             print(problem)

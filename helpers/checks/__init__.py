@@ -19,7 +19,8 @@ The package, by concern:
 - :mod:`.code`: reading a learner's code without running it.
 - :mod:`.bounded`: time limits (:func:`run_bounded`).
 - :mod:`.watching`: the SDK calls, calls in progress and sleeps a learner's code makes.
-- :mod:`.record`: the replay server's record of the learner's requests; holding a stream back.
+- :mod:`.record`: the replay server's record of the learner's requests; holding a stream back; never judging an
+  improvised stand-in (:func:`recordings_only`, :func:`improvised`).
 - :mod:`.loop`: whether ``async def`` code lets its event loop run while it waits (a blocking call inside it).
 - :mod:`.expect`: the checks every lesson shares ("returned None", types, ``async def``, text, TTFT).
 - :mod:`.problem`: :class:`Problem`, :func:`lesson`, :func:`lesson_context`, the ``assert_check_*`` helpers.
@@ -88,8 +89,10 @@ from .record import (
     StreamHold,
     call_kind,
     holding_stream,
+    improvised,
     model_calls,
     recording,
+    recordings_only,
     stream_ended,
     stream_seen,
 )
@@ -158,6 +161,7 @@ __all__ = [
     "function_of",
     "global_values",
     "holding_stream",
+    "improvised",
     "lesson",
     "lesson_context",
     "model_calls",
@@ -165,6 +169,7 @@ __all__ = [
     "probing_the_loop",
     "reads_argument",
     "recording",
+    "recordings_only",
     "run_bounded",
     "run_coroutine",
     "show",

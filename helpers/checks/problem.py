@@ -15,6 +15,7 @@ from ..workbook import WorkbookError, current_session, record_check
 from .bounded import LIVE_TIME_LIMIT_S, TIME_LIMIT_S, TimeLimitExceeded, run_bounded
 from .code import uses_placeholder
 from .outcomes import Incorrect, Outcome, ____, describe_error, show, steady
+from .record import improvised, recordings_only
 
 
 class Problem:
@@ -124,8 +125,12 @@ class Problem:
     # --- what learners call -------------------------------------------------------------------------------------
 
     def evaluate(self, ns: Mapping[str, Any]) -> Outcome:
-        """Check the learner's work in namespace ``ns`` and return the :class:`Outcome` (prints nothing)."""
-        return self.conclude(ns)
+        """Check the learner's work in namespace ``ns`` and return the :class:`Outcome` (prints nothing).
+
+        While it runs, requests no recording matches get the 404, never an improvised stand-in
+        (:func:`~helpers.checks.recordings_only`): a check judges recorded answers only."""
+        with recordings_only():
+            return self.conclude(ns)
 
     def conclude(self, ns: Mapping[str, Any]) -> Outcome:
         """The outcome of the learner's work in ``ns``: not attempted while a name is missing or holds ``____``, else
@@ -144,6 +149,14 @@ class Problem:
         absent = [n for n in self.needs if n not in ns]
         if absent:
             return Outcome("incorrect", f"this check uses {_names(absent)} from the setup cells: run those first.")
+        stand_ins = [n for n in (*self.variables, *self.needs) if improvised(ns[n])]
+        if stand_ins:
+            return Outcome(
+                "unattempted",
+                f"{_names(stand_ins)} holds an offline stand-in's answer (no recording matched the call that made it), "
+                f"and checks judge recorded answers only: run that cell as the lesson has it, then {self.name}.check() "
+                "again.",
+            )
         try:
             self.verify(ns)
         except Incorrect as e:

@@ -1,21 +1,53 @@
-"""The replay server's own record of the learner's requests, which checks judge by (never the client's clock), and
-holding a stream back so a check can see what the learner's code does with its first chunk."""
+"""The replay server's own record of the learner's requests, which checks judge by (never the client's clock),
+holding a stream back so a check can see what the learner's code does with its first chunk, and keeping improvised
+stand-ins out of what a check judges (:func:`recordings_only`, :func:`improvised`)."""
 
 from __future__ import annotations
 
 import contextlib
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from .. import control
-from ..workbook import current_session
+from ..replay.wire.framing import IMPROVISED_HEADER
+from ..workbook import WorkbookError, current_session
 
 HOLD_S = 5.0
 """How long a check holds a replayed stream back after its first text (:func:`holding_stream`) while it waits for
 the learner's code to show it has that text: a function to return, a script to print, an endpoint to send an event.
 Code that waits for the rest instead is released after this long; right code does its part within milliseconds."""
+
+
+@contextlib.contextmanager
+def recordings_only() -> Iterator[None]:
+    """For the block, the session's replay server answers the cassette's unmatched requests with the 404 that names
+    the nearest recording, never an improvised stand-in (``helpers.control.set_unmatched``); afterwards, the server's
+    own choice again. A check's calls (and the learner's functions it calls, a script it runs) then meet exactly what
+    they would with ``helpers.setup(..., unmatched="error")``. Does nothing live, in record mode or before
+    :func:`helpers.setup`; a server it cannot reach is left to the calls to meet."""
+    try:
+        replay = current_session().mode == "replay"
+    except WorkbookError:
+        replay = False
+    if replay:
+        with contextlib.suppress(WorkbookError):
+            control.set_unmatched("error")
+    try:
+        yield
+    finally:
+        if replay:
+            with contextlib.suppress(WorkbookError):
+                control.set_unmatched(None)
+
+
+def improvised(value: Any) -> bool:
+    """Whether ``value`` is an SDK response that an improvised stand-in answered (its HTTP response carries the
+    replay server's ``x-workbook-improvised`` header): a value a check must not judge."""
+    headers = getattr(getattr(value, "sdk_http_response", None), "headers", None)
+    return isinstance(headers, Mapping) and any(str(name).lower() == IMPROVISED_HEADER for name in headers)
 
 
 @dataclass

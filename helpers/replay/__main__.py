@@ -3,6 +3,7 @@
     python -m helpers.replay serve [--host 127.0.0.1] [--allow-remote] [--port N] [--cassettes DIR] [--speed S]
                                    [--record] [--upstream URL] [--local-files-batches] [--rpm N] [--tpm N]
                                    [--idle-timeout S] [--upload-ttl S] [--max-stored-bytes N]
+                                   [--unmatched improvise|error]
     python -m helpers.replay synth --script FILE [--host H] [--allow-remote] [--port N] [--idle-timeout S]
     python -m helpers.replay author CASSETTE --prompt P --text T [--model M] [--stream] [--repeat N] ...
     python -m helpers.replay author-notebook notebooks/NN_name.ipynb [--keep]
@@ -35,7 +36,7 @@ from .services.files_api import MAX_STORED_BYTES, UPLOAD_TTL_S, FileLimits
 from .upstream.synthetic import Script, ScriptEntry, SyntheticUpstream
 from .upstream.synthetic_openai import OpenAIUpstream
 from .wire.api_keys import RedactingStream
-from .wire.defaults import DEFAULT_UPSTREAM
+from .wire.defaults import DEFAULT_UPSTREAM, UNMATCHED_POLICIES
 
 try:
     # uvloop: a burst of 500 simultaneous streams replays with a third of asyncio's loop's TTFT error at the 95th
@@ -109,6 +110,14 @@ def parser() -> argparse.ArgumentParser:
         help=f"the most bytes of files and uploads held, all cassettes together (default {MAX_STORED_BYTES})",
     )
 
+    serve.add_argument(
+        "--unmatched",
+        choices=UNMATCHED_POLICIES,
+        default="error",
+        help="in replay, answer a request no recording matches with a labelled offline stand-in (improvise) or the "
+        "404 that names the nearest recording (error, the default)",
+    )
+
     synth = sub.add_parser("synth", help="serve a synthetic stand-in of the Gemini API from a script of responses")
     network(synth)
     synth.add_argument("--script", type=Path, required=True, help="JSON script of responses (docs/cassettes.md)")
@@ -159,7 +168,9 @@ def main(argv: list[str] | None = None) -> int:
             files = FileLimits(upload_ttl_s=args.upload_ttl, max_stored_bytes=args.max_stored_bytes)
             remote = not is_loopback(args.host)
             limits = Limits(args.rpm, args.tpm)
-            server = ReplayServer(store, args.speed, mode, args.upstream, limits, files, remote=remote)
+            server = ReplayServer(
+                store, args.speed, mode, args.upstream, limits, files, remote=remote, unmatched=args.unmatched
+            )
             app = server.app()
             sys.stderr = RedactingStream(sys.stderr)  # type: ignore[assignment]
             serving = serve_forever(app, args.host, args.port, args.watch_stdin, args.idle_timeout, show_token=remote)

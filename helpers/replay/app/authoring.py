@@ -18,7 +18,7 @@ from ...models import LatencyProfile
 from ..cassettes.cassette import Cassette, Exchange, default_dir
 from ..pipeline.socket_server import running
 from ..upstream.synthetic import Script, SyntheticUpstream
-from ..wire.defaults import PLACEHOLDER_KEY
+from ..wire.defaults import PLACEHOLDER_KEY, UNMATCHED_VARIABLE
 from .replay_server import CassetteStore, Mode, ReplayServer
 
 
@@ -70,12 +70,19 @@ async def author(
     return Cassette.load(store.path(cassette)).exchanges[-repeat:]
 
 
-def execute_notebook(path: Path, env: dict[str, str], *, save: bool, then: str = "") -> None:
+NOT_RECORDED_TAG = "not-recorded"
+"""The tag of a cell that sends, on purpose, a request the lesson never records (``00_setup``'s own prompt, which
+replay answers with a labelled stand-in): the record run leaves it out, as the synthetic upstream has no answer."""
+
+
+def execute_notebook(
+    path: Path, env: dict[str, str], *, save: bool, then: str = "", leave_out: str | None = None
+) -> None:
     """Run a notebook top to bottom in a fresh kernel with ``env`` added to the environment; ``save`` keeps outputs.
 
-    ``then`` is code run in the same kernel after the last cell (never saved into the notebook). A cell tagged
-    ``raises-exception`` (how JupyterLab's Run All, nbclient and nbval learn that a lesson raises on purpose) may
-    raise here too.
+    ``then`` is code run in the same kernel after the last cell (never saved into the notebook); cells tagged
+    ``leave_out`` are not run (only without ``save``). A cell tagged ``raises-exception`` (how JupyterLab's Run All,
+    nbclient and nbval learn that a lesson raises on purpose) may raise here too.
 
     Raises:
         nbclient.exceptions.CellExecutionError: a cell failed (its error and traceback are in the message).
@@ -84,6 +91,8 @@ def execute_notebook(path: Path, env: dict[str, str], *, save: bool, then: str =
     import nbformat
 
     notebook = nbformat.read(path, as_version=4)
+    if leave_out is not None and not save:
+        notebook.cells = [c for c in notebook.cells if leave_out not in c.metadata.get("tags", [])]
     extra = nbformat.v4.new_code_cell(then) if then else None
     if extra is not None:
         notebook.cells.append(extra)
@@ -165,9 +174,10 @@ def author_notebook(notebook: Path, *, fresh: bool = True) -> Path:
     Runs ``notebook`` in record mode against the synthetic upstream (its script is ``notebooks/scripts/NAME.json``),
     so every request a cell sends is recorded exactly as the SDK sends it, then, in the same kernel, every exercise
     check's reference solution (``helpers.exercises.exNAME.PROBLEMS``), so the checks' own requests are recorded
-    too. When the script sets ``"takes": N``, only the first N recordings of each identical request are kept
-    (:func:`keep_takes`). Then it runs the notebook again in replay mode and writes the outputs, as nbval will check
-    them.
+    too; cells tagged :data:`NOT_RECORDED_TAG` are left out. When the script sets ``"takes": N``, only the first N
+    recordings of each identical request are kept (:func:`keep_takes`). Then it runs the notebook again in replay
+    mode and writes the outputs, as nbval will check them (strict: a request no recording matches fails, as under
+    nbval, rather than being improvised).
 
     Args:
         notebook: path to ``notebooks/NN_name.ipynb``.
@@ -183,10 +193,11 @@ def author_notebook(notebook: Path, *, fresh: bool = True) -> Path:
     then = ""
     if importlib.util.find_spec(exercises) is not None:
         then = f"import {exercises}\nfor problem in {exercises}.PROBLEMS:\n    problem.check_reference()"
-    execute_notebook(notebook, {"WORKBOOK_MODE": "record", "WORKBOOK_UPSTREAM": "synthetic"}, save=False, then=then)
+    record = {"WORKBOOK_MODE": "record", "WORKBOOK_UPSTREAM": "synthetic"}
+    execute_notebook(notebook, record, save=False, then=then, leave_out=NOT_RECORDED_TAG)
     script = cassette.parent.parent / "scripts" / f"{notebook.stem}.json"
     takes = json.loads(script.read_text(encoding="utf-8")).get("takes") if script.exists() else None
     if takes is not None:
         keep_takes(cassette, takes)
-    execute_notebook(notebook, {"WORKBOOK_MODE": "replay"}, save=True)
+    execute_notebook(notebook, {"WORKBOOK_MODE": "replay", UNMATCHED_VARIABLE: "error"}, save=True)
     return cassette

@@ -34,6 +34,7 @@ from ..services.files_api import FileLimits, FileService
 from ..services.interactions_api import InteractionService
 from ..services.models_api import ModelService
 from ..services.openai_compat_api import OpenAICompatService
+from ..upstream.improviser import Improviser
 from ..wire.defaults import DEFAULT_UPSTREAM
 
 
@@ -52,6 +53,9 @@ class ReplayServer:
             (``--upload-ttl``, ``--max-stored-bytes``).
         stats_history: requests each cassette's stats timeline keeps (:data:`.control_panel.STATS_HISTORY`).
         remote: bound to a non-loopback address (``--allow-remote``): every call then needs the token (:mod:`.guard`).
+        unmatched: in replay, what a request no recording matches gets (``--unmatched``): ``"error"``, the 404 that
+            names the nearest recording, or ``"improvise"``, a labelled stand-in (:mod:`.improviser`). A control
+            call may choose otherwise for one cassette.
     """
 
     store: CassetteStore
@@ -62,6 +66,7 @@ class ReplayServer:
     file_limits: FileLimits = field(default_factory=FileLimits)
     stats_history: int = STATS_HISTORY
     remote: bool = False
+    unmatched: str = "error"
 
     def _lookup(self, name: str) -> None:
         """Raise :class:`CassetteError` unless the server can serve cassette ``name`` (record mode creates it)."""
@@ -76,15 +81,16 @@ class ReplayServer:
         control = ControlPanel(self.speed, self.limits, self._lookup, self.stats_history)
         matcher = Matcher()
         recorder = Recorder(self.store, self.upstream, control) if self.mode.records else None
-        backend: Backend = recorder or Replayer(self.store, matcher, control, self.speed)
+        files = FileService(self.mode, self.speed, self.store, matcher, recorder, self.file_limits)
+        improviser = None if self.mode.records else Improviser(files)
+        backend: Backend = recorder or Replayer(self.store, matcher, control, self.speed, improviser, self.unmatched)
         guard = Guard(self.remote)
         guard.install(app)
         app.middlewares.extend([guard.middleware, parse, control.middleware])
         error_middleware.install(app)  # outermost: any failure below becomes the API's error shape
-        files = FileService(self.mode, self.speed, self.store, matcher, recorder, self.file_limits)
         files.install(app)
         BatchService(self.mode, self.speed, self.store, matcher, files).install(app)
-        InteractionService(self.mode, self.speed, self.store, backend).install(app)
+        InteractionService(self.mode, self.speed, self.store, backend, improviser).install(app)
         control.install(app)
         OpenAICompatService(self.mode, backend).install(app)
         ModelService(backend, None if self.mode.forwards_files_batches else files).install(app)

@@ -22,9 +22,17 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from ..cassettes.cassette import request_key, strip_version
+from ..cassettes.cassette import Reply, request_key, strip_version
 from ..cassettes.store import MAX_NAME_LENGTH, name_problem
-from ..wire.framing import JSON_CONTENT_TYPE, ApiError, check_request_body, error_json, json_bytes
+from ..wire.framing import (
+    JSON_CONTENT_TYPE,
+    SSE_CONTENT_TYPE,
+    ApiError,
+    check_request_body,
+    error_json,
+    json_bytes,
+    sse_event,
+)
 from .socket_server import BODY_TIMEOUT, IDLE_TIMEOUT_S, arrival
 
 CONTROL_PREFIX = "_control"
@@ -149,6 +157,42 @@ def error_response(
 def api_error_response(error: ApiError) -> web.Response:
     """The reply for an :class:`ApiError`."""
     return json_response(error.to_json(), status=error.code, headers=error.headers)
+
+
+@dataclass(frozen=True)
+class Timed:
+    """An answer planned ahead, to send over time: what the synthetic upstream and replay's improviser make.
+
+    Attributes:
+        reply: in the cassette's shape (:data:`helpers.replay.cassettes.cassette.Reply`): a JSON reply sent
+            ``offset_s`` seconds after the request arrived, or a stream whose chunks each have their offset.
+        headers: extra response headers (the provenance that labels it synthetic).
+    """
+
+    reply: Reply
+    headers: dict[str, str]
+
+
+async def send_timed(request: web.Request, start: float, answer: web.Response | Timed) -> web.StreamResponse:
+    """Send ``answer`` on ``request``'s connection: a ready reply at once, a :class:`Timed` one each part at its
+    offset after ``start`` (seconds of ``time.monotonic()``). No faults and no stats: how the synthetic upstream
+    answers (replay plays its cassettes through :mod:`.playback`)."""
+    if isinstance(answer, web.Response):
+        return answer
+    reply = answer.reply
+    if "chunks" not in reply:
+        await sleep_until(start + reply["offset_s"])
+        return json_response(reply["body"], status=reply["status"], headers=answer.headers)
+    stream = web.StreamResponse(status=reply["status"], headers={"Content-Type": SSE_CONTENT_TYPE, **answer.headers})
+    for chunk in reply["chunks"]:
+        await sleep_until(start + chunk["offset_s"])
+        if not stream.prepared:
+            await stream.prepare(request)
+        await stream.write(sse_event(chunk["data"], event=chunk.get("event"), raw=chunk.get("raw", False)))
+    if not stream.prepared:  # a stream of no chunks: its headers, then its end
+        await stream.prepare(request)
+    await stream.write_eof()
+    return stream
 
 
 def parse_json(raw: bytes) -> Any:

@@ -14,6 +14,7 @@
     POST /_control/{cassette}/faults/release_stream    {}
     POST /_control/{cassette}/faults/latency           {"seconds": float}
     POST /_control/{cassette}/faults/clear             {}
+    POST /_control/{cassette}/unmatched                {"unmatched": "improvise" | "error" | null}
 
 Latency and ``fail_next`` hit every API request of the cassette (files and batches too, record mode included);
 stream faults hit the next stream, replayed or recorded (a hold: replayed only, until ``release_stream`` or
@@ -30,6 +31,10 @@ State is bounded (``SECURITY.md``, "Limits"): the timeline keeps the last :data:
 counters count them all; ``requests_dropped`` says how many fell off), of which the last :data:`DETAIL_HISTORY` keep
 their prompt, texts and usage (cut at :data:`PROMPT_CHARS` and :data:`TEXT_CHARS`); no state is made for a cassette
 the server cannot serve (in replay, one that does not exist).
+
+``unmatched`` chooses what replay does with the cassette's requests that no recording matches (improvise a labelled
+stand-in, or the 404; ``null``: the server's ``--unmatched``). Exercise checks set ``"error"`` while they judge
+(:mod:`helpers.checks`), so no check ever judges an improvised answer.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from aiohttp import web
 
 from ..cassettes.cassette import CassetteError, Exchange
 from ..cassettes.store import name_problem
+from ..wire.defaults import UNMATCHED_POLICIES
 from ..wire.framing import STATUS_NAMES, ApiError, error_json, sse_event
 from .api_request import API, CONTROL_PREFIX, Handler, error_response, json_response, parse_json
 from .rate_limits import RETRY_INFO_TYPE, WINDOW_S, Limits, RateLimiter
@@ -339,6 +345,8 @@ class CassetteControl:
     latency_s: float = 0.0
     release: asyncio.Event = field(default_factory=asyncio.Event)
     """What a held stream of the cassette waits for; ``release_stream`` sets it."""
+    unmatched: str | None = None
+    """``"improvise"`` or ``"error"`` for this cassette's unmatched requests; ``None``: the server's choice."""
 
 
 def injected(fault: str, status: int) -> str:
@@ -378,6 +386,7 @@ class ControlPanel:
             "faults/release_stream": self._release_stream,
             "faults/latency": self._add_latency,
             "faults/clear": self._clear,
+            "unmatched": self._set_unmatched,
         }
 
     def cassette(self, name: str) -> CassetteControl:
@@ -411,6 +420,11 @@ class ControlPanel:
         ``exchange`` is the recording that will answer it, or ``None`` in record mode (TPM then counts no tokens).
         """
         return self.limiter.admit(cassette, path, exchange, time.monotonic())
+
+    def unmatched(self, cassette: str, default: str) -> str:
+        """What cassette ``cassette`` does with a request no recording matches: ``"improvise"`` or ``"error"``, as a
+        control call set it, else ``default`` (the server's ``--unmatched``)."""
+        return self.cassette(cassette).unmatched or default
 
     def take_stream_fault(self, cassette: str) -> StreamFault | None:
         """The stream fault pending for ``cassette``, now used up (stream faults hit the next stream only)."""
@@ -558,6 +572,13 @@ class ControlPanel:
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < MAX_LATENCY_S:
             raise ControlError(f'"seconds" must be a number of seconds from 0 to {MAX_LATENCY_S:g}, got {seconds!r}.')
         state.latency_s = float(seconds)
+
+    def _set_unmatched(self, name: str, state: CassetteControl, body: dict[str, Any]) -> None:
+        policy = body.get("unmatched")
+        if policy is not None and policy not in UNMATCHED_POLICIES:
+            choices = " or ".join(f'"{p}"' for p in UNMATCHED_POLICIES)
+            raise ControlError(f'"unmatched" must be {choices}, or null for the server\'s choice; got {policy!r}.')
+        state.unmatched = policy
 
     def _clear(self, name: str, state: CassetteControl, body: dict[str, Any]) -> None:
         state.fail_next, state.stream_fault, state.latency_s = 0, None, 0.0

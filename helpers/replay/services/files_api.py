@@ -147,6 +147,15 @@ def file_uris(value: Any) -> Iterator[str]:
             yield from file_uris(item)
 
 
+def file_ids(body: Any) -> Iterator[str]:
+    """The id of every Files API file a request body names (a ``fileUri`` ending ``files/ID``); other URIs (a
+    YouTube video's) name none."""
+    for uri in file_uris(body):
+        match = re.search(r"files/([a-z0-9-]+)", uri)
+        if match:
+            yield match.group(1)
+
+
 @dataclass(frozen=True)
 class FileLimits:
     """How much the Files service holds (see :data:`UPLOAD_TTL_S`, :data:`MAX_STORED_BYTES`, :data:`FILE_TTL_S`)."""
@@ -289,6 +298,12 @@ class FileService:
         self._expire()
         return self.files.get(cassette, {})
 
+    def unheld(self, cassette: str, body: Any) -> list[str]:
+        """The Files API names (``files/ID``) that ``body`` refers to and ``cassette`` does not hold: never uploaded
+        in this run, deleted, or expired. Replay's improviser refuses a call that names one (:mod:`.improviser`)."""
+        held = self.held(cassette)
+        return [f"files/{file_id}" for file_id in file_ids(body) if file_id not in held]
+
     def held_bytes(self) -> int:
         """The bytes held now: every stored file's and every unfinished upload's received bytes."""
         stored = sum(len(f.data) for files in self.files.values() for f in files.values())
@@ -389,9 +404,8 @@ class FileService:
         The model service asks this before a model call is answered (:class:`.models.ModelService`), batches before
         each request."""
         now = time.time()
-        for uri in file_uris(body):
-            match = re.search(r"files/([a-z0-9-]+)", uri)
-            stored = self.held(cassette).get(match.group(1)) if match else None
+        for file_id in file_ids(body):
+            stored = self.held(cassette).get(file_id)
             if stored is not None and stored.state(now) == "PROCESSING":
                 return error_json(
                     400,

@@ -20,7 +20,8 @@ and body (``previous_interaction_id`` is in it). Replayed answers carry their re
 ``interaction.id`` on sends the id its recording saw. This service adds what a cassette alone cannot say:
 
 - an id the cassette never saw (typed by hand, or from another run) gets the API's 404 ``NOT_FOUND`` naming it, as
-  the real API answers an unknown interaction, instead of a "no recording" message;
+  the real API answers an unknown interaction, instead of a "no recording" message; an id an improvised stand-in
+  issued (``serve --unmatched improvise``, :mod:`.improviser`) is known too, and the improviser answers its calls;
 - a background interaction (``"background": true``, whose recorded reply is ``in_progress``) runs its lifecycle
   here, divided by ``--speed`` as batch jobs do: ``in_progress`` for :data:`BACKGROUND_S`, then ``completed`` (``get``
   then answers with the cassette's recorded ``completed`` reply for that id, or says none was recorded); ``cancel``
@@ -39,7 +40,8 @@ from typing import Any
 
 from aiohttp import web
 
-from ..cassettes.cassette import Cassette, CassetteError
+from ..backends.playback import Improviser
+from ..cassettes.cassette import Cassette, CassetteError, Exchange
 from ..cassettes.store import CassetteStore
 from ..pipeline.api_request import API, Backend, Mode, error_response, json_response
 from .files_api import VERSION
@@ -67,21 +69,25 @@ class Background:
         return "in_progress" if now < self.created + BACKGROUND_S / speed else "completed"
 
 
-def recorded_ids(cassette: Cassette) -> set[str]:
-    """The interaction ids the cassette's recorded answers carry: a reply's ``id``, or a stream event's
-    ``interaction.id`` (``interaction.created``, ``interaction.completed``)."""
+def exchange_ids(exchange: Exchange) -> set[str]:
+    """The interaction ids an exchange's answer carries: a reply's ``id``, or a stream event's ``interaction.id``
+    (``interaction.created``, ``interaction.completed``); none for an exchange of another API."""
     ids: set[str] = set()
-    for exchange in cassette.exchanges:
-        if not exchange.request["path"].startswith(PATH):
-            continue
-        response: dict[str, Any] = dict(exchange.response)
-        datas = [response.get("body")] + [c.get("data") for c in response.get("chunks") or []]
-        for data in datas:
-            if isinstance(data, dict):
-                found = (data.get("interaction") or {}).get("id") if "event_type" in data else data.get("id")
-                if isinstance(found, str):
-                    ids.add(found)
+    if not exchange.request["path"].startswith(PATH):
+        return ids
+    response: dict[str, Any] = dict(exchange.response)
+    datas = [response.get("body")] + [c.get("data") for c in response.get("chunks") or []]
+    for data in datas:
+        if isinstance(data, dict):
+            found = (data.get("interaction") or {}).get("id") if "event_type" in data else data.get("id")
+            if isinstance(found, str):
+                ids.add(found)
     return ids
+
+
+def recorded_ids(cassette: Cassette) -> set[str]:
+    """The interaction ids the cassette's recorded answers carry (:func:`exchange_ids`)."""
+    return set().union(*(exchange_ids(exchange) for exchange in cassette.exchanges))
 
 
 class InteractionService:
@@ -92,10 +98,14 @@ class InteractionService:
         speed: the server's ``--speed`` (a background interaction's lifecycle is divided by it).
         store: the cassettes.
         backend: the replay backend that plays the recordings.
+        improviser: the backend's improviser, whose stand-in interactions are known ids too.
     """
 
-    def __init__(self, mode: Mode, speed: float, store: CassetteStore, backend: Backend) -> None:
+    def __init__(
+        self, mode: Mode, speed: float, store: CassetteStore, backend: Backend, improviser: Improviser | None = None
+    ) -> None:
         self.mode, self.speed, self.store, self.backend = mode, speed, store, backend
+        self.improviser = improviser
         self._ids: dict[str, tuple[Cassette, int, set[str]]] = {}
         self.running: dict[tuple[str, str], Background] = {}
 
@@ -121,6 +131,11 @@ class InteractionService:
             cached = self._ids[name] = (cassette, cassette.revision, recorded_ids(cassette))
         return cached[2]
 
+    def _unknown(self, name: str, interaction_id: str, known: set[str]) -> bool:
+        """Whether cassette ``name`` neither recorded ``interaction_id`` nor had a stand-in issue it."""
+        improvised = self.improviser.interaction_ids(name) if self.improviser is not None else ()
+        return interaction_id not in known and interaction_id not in improvised
+
     def _not_found(self, cassette: str, interaction_id: str, known: set[str]) -> web.Response:
         sample = ", ".join(sorted(known)[:3]) or "none"
         return error_response(
@@ -138,7 +153,7 @@ class InteractionService:
         body = api.body if isinstance(api.body, dict) else {}
         previous = body.get("previous_interaction_id")
         known = self.known(api.cassette)
-        if isinstance(previous, str) and known is not None and previous not in known:
+        if isinstance(previous, str) and known is not None and self._unknown(api.cassette, previous, known):
             return self._not_found(api.cassette, previous, known)
         running = self.running.get((api.cassette, str(previous)))
         if running is not None and (status := running.status(time.monotonic(), self.speed)) != "completed":
@@ -160,7 +175,7 @@ class InteractionService:
         api = request[API]
         interaction_id = request.match_info["id"]
         known = self.known(api.cassette)
-        if known is not None and interaction_id not in known:
+        if known is not None and self._unknown(api.cassette, interaction_id, known):
             return self._not_found(api.cassette, interaction_id, known)
         running = self.running.get((api.cassette, interaction_id))
         if running is None:

@@ -50,10 +50,10 @@ from aiohttp import web
 
 from ...media import MEDIA_RESOLUTION_TOKENS, media_tokens
 from ...models import CATALOG, PROFILES, LatencyProfile
-from ..cassettes.cassette import camel_case, canonical_json
+from ..cassettes.cassette import Reply, camel_case, canonical_json
 from ..pipeline import error_middleware
-from ..pipeline.api_request import MAX_BODY_BYTES, error_response, json_response, parse_json, sleep_until
-from ..wire.framing import SSE_CONTENT_TYPE, SYNTHETIC_HEADER, UNSCRIPTED_HEADER, check_request_body, sse_event
+from ..pipeline.api_request import MAX_BODY_BYTES, Timed, error_response, json_response, parse_json, send_timed
+from ..wire.framing import SYNTHETIC_HEADER, UNSCRIPTED_HEADER, check_request_body
 from .synthetic_interactions import InteractionsUpstream
 
 CHARS_PER_TOKEN = 4
@@ -292,6 +292,9 @@ class SyntheticUpstream:
     script: Script
     profiles: dict[str, LatencyProfile] = field(default_factory=lambda: dict(PROFILES))
     """Latency profile per model id it answers for; any other model gets the API's 404."""
+    redraw: bool = True
+    """Identical requests draw afresh, as sampling would (see :meth:`timeline`); ``False`` answers every identical
+    request the same way, as if seeded (replay's improviser, which must be deterministic and keeps no count)."""
     _calls: dict[str, int] = field(default_factory=dict)
 
     def app(self, *services: Callable[[web.Application], None]) -> web.Application:
@@ -342,21 +345,22 @@ class SyntheticUpstream:
         raw = parse_json(await request.read())
         check_request_body(f"models/{model}:{method}", raw)  # a wrong-typed field is the API's 400, naming it
         body = camel_case(raw)  # the SDK sends some nested fields (thinking_level) in snake_case
-        answer = self.plan(model, method, body, request.match_info["version"])
+        return await send_timed(request, start, self.respond(model, method, body, request.match_info["version"]))
+
+    def respond(self, model: str, method: str, body: dict[str, Any], version: str) -> web.Response | Timed:
+        """The reply to one ``generateContent``, ``streamGenerateContent`` or ``countTokens`` request with a
+        camelCase ``body``: :meth:`plan`'s answer as the method sends it (one JSON reply when the last chunk is due,
+        or the chunks as a stream), or the reply to send at once."""
+        answer = self.plan(model, method, body, version)
         if isinstance(answer, web.Response):
             return answer
-        timeline, headers = answer.timeline, answer.headers
+        timeline = answer.timeline
+        reply: Reply
         if method == "generateContent":
-            await sleep_until(start + timeline[-1][0])
-            return json_response(merge_chunks([data for _, data in timeline]), headers=headers)
-        stream = web.StreamResponse(headers={"Content-Type": SSE_CONTENT_TYPE, **headers})
-        for offset, data in timeline:
-            await sleep_until(start + offset)
-            if not stream.prepared:
-                await stream.prepare(request)
-            await stream.write(sse_event(data))
-        await stream.write_eof()
-        return stream
+            reply = {"status": 200, "offset_s": timeline[-1][0], "body": merge_chunks([data for _, data in timeline])}
+        else:
+            reply = {"status": 200, "chunks": [{"offset_s": offset, "data": data} for offset, data in timeline]}
+        return Timed(reply, answer.headers)
 
     def plan(self, model: str, method: str, body: dict[str, Any], version: str) -> web.Response | Answer:
         """The answer to one ``generateContent`` (or ``streamGenerateContent``, ``countTokens``) request with a
@@ -406,16 +410,18 @@ class SyntheticUpstream:
 
         ``request`` (any JSON) identifies the call: identical ones count as retries, each drawing afresh (a
         variant of the text, the thinking tokens, the timing), unless ``config`` has a ``seed``, which pins all of
-        them. ``config`` is in the native spelling (``generationConfig``: ``seed``, ``stopSequences``,
-        ``maxOutputTokens``, ``thinkingConfig``).
+        them, or :attr:`redraw` is off, which pins them for every request. ``config`` is in the native spelling
+        (``generationConfig``: ``seed``, ``stopSequences``, ``maxOutputTokens``, ``thinkingConfig``).
         """
         calls_key = canonical_json([model, request])
-        call = self._calls.get(calls_key, 0)
-        self._calls[calls_key] = call + 1
+        call = 0
+        if self.redraw:
+            call = self._calls.get(calls_key, 0)
+            self._calls[calls_key] = call + 1
         seed = config.get("seed")
         text = entry.variants[(seed if seed is not None else call) % len(entry.variants)]
         # A seed pins the sampling: the same seeded request gets the same thinking, tokens and timing every time.
-        draw = "seeded" if seed is not None else call
+        draw = "seeded" if seed is not None or not self.redraw else call
         rng = random.Random(int(hashlib.sha256(f"{calls_key}|{draw}".encode()).hexdigest(), 16))
         thoughts = thoughts_tokens(model, config, rng) if model in CATALOG else 0
         return synthesize(model, text, config, input_tokens, self.profiles[model], rng, thoughts)

@@ -45,9 +45,8 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from ..cassettes.cassette import canonical_json
-from ..pipeline.api_request import error_response, json_response, parse_json, sleep_until
-from ..wire.framing import SSE_CONTENT_TYPE, sse_event
+from ..cassettes.cassette import Chunk, Reply, canonical_json
+from ..pipeline.api_request import Timed, error_response, json_response, parse_json, send_timed
 
 DONE = "[DONE]"
 """The text of the event that ends an interaction stream (the SDK's ``sentinel``)."""
@@ -91,7 +90,7 @@ def _parts(content: Any) -> list[dict[str, Any]]:
     return parts
 
 
-def _turns(value: Any) -> list[dict[str, Any]]:
+def turns(value: Any) -> list[dict[str, Any]]:
     """``generateContent`` contents for an interaction's ``input``: a string or content (one user turn), a list of
     contents (one user turn), or a list of steps (``user_input``, ``model_output``, ``function_call``,
     ``function_result``: the conversation resent by the client)."""
@@ -136,7 +135,7 @@ def generate_body(body: dict[str, Any], history: list[dict[str, Any]]) -> dict[s
     ):
         if name in config:
             generation[camel] = config[name]
-    result: dict[str, Any] = {"contents": history + _turns(body.get("input", ""))}
+    result: dict[str, Any] = {"contents": history + turns(body.get("input", ""))}
     if generation:
         result["generationConfig"] = generation
     tools = [t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("type") == "function"]
@@ -203,6 +202,11 @@ class InteractionsUpstream:
 
     plan: Planner
     interactions: dict[str, Stored] = field(default_factory=dict)
+    earlier: Callable[[str], list[dict[str, Any]] | None] = field(default=lambda interaction_id: None)
+    """The conversation after an interaction this stand-in did not make (as ``generateContent`` contents), or
+    ``None`` when it is unknown: replay's improviser reads it from the cassette's recordings (:mod:`.improviser`)."""
+    keep: int | None = None
+    """How many interactions to keep at most, the oldest forgotten first; ``None``: all of them."""
     _seen: dict[str, int] = field(default_factory=dict)
 
     def install(self, app: web.Application) -> None:
@@ -227,8 +231,13 @@ class InteractionsUpstream:
     async def create(self, request: web.Request) -> web.StreamResponse:
         """``POST {v}/interactions``: answer as the API does (see the module docstring)."""
         start = time.monotonic()
-        version = request.match_info["version"]
         body = parse_json(await request.read())  # bad JSON, too deep, a long integer: the API's 400 (ApiError)
+        return await send_timed(request, start, self.respond(body, request.match_info["version"], start))
+
+    def respond(self, body: Any, version: str, start: float) -> web.Response | Timed:
+        """The reply to a ``create`` with JSON ``body`` that arrived at ``start`` (``time.monotonic()``): the
+        interaction, streamed or not, planned ahead (it is stored now, complete once its last offset has passed), or
+        the API's error to send at once."""
         if not isinstance(body, dict) or not isinstance(body.get("model"), str):
             return error_response(400, 'An interaction needs a "model" (this stand-in answers models, not agents).')
         store, background = body.get("store", True) is not False, body.get("background") is True
@@ -238,16 +247,19 @@ class InteractionsUpstream:
         previous = body.get("previous_interaction_id")
         if previous:
             found = self._lookup(str(previous))
-            if isinstance(found, web.Response):
+            earlier = self.earlier(str(previous)) if isinstance(found, web.Response) else None
+            if earlier is not None:
+                history = earlier
+            elif isinstance(found, web.Response):
                 return found
-            status = found.current(start)["status"]
-            if status not in ("completed", "requires_action"):
+            elif (status := found.current(start)["status"]) not in ("completed", "requires_action"):
                 return error_response(
                     400,
                     f"Interaction '{previous}' is {status}: only a completed interaction can be continued.",
                     "FAILED_PRECONDITION",
                 )
-            history = found.history
+            else:
+                history = found.history
         model = body["model"].removeprefix("models/")
         method = "streamGenerateContent" if body.get("stream") else "generateContent"
         inner = generate_body(body, history)
@@ -269,62 +281,68 @@ class InteractionsUpstream:
         }
         if previous:
             resource["previous_interaction_id"] = previous
-        done_at = start + answer.timeline[-1][0]
+        done_at = answer.timeline[-1][0]
         if store:
             user_step = {"type": "user_input", "content": _contents(inner["contents"][len(history) :])}
             model_turn = merged["candidates"][0]["content"]
             self.interactions[interaction_id] = Stored(
-                {**resource, "steps": [user_step, *steps]}, [*inner["contents"], model_turn], done_at
+                {**resource, "steps": [user_step, *steps]}, [*inner["contents"], model_turn], start + done_at
             )
+        if self.keep is not None:
+            for kept in (self.interactions, self._seen):
+                for oldest in list(kept)[: max(0, len(kept) - self.keep)]:
+                    del kept[oldest]
+        reply: Reply
         if background:
-            return json_response(
-                {**resource, "status": "in_progress", "steps": [], "usage": {}}, headers=answer.headers
-            )
-        if not body.get("stream"):
-            await sleep_until(done_at)
-            return json_response(resource, headers=answer.headers)
-        stream = web.StreamResponse(headers={"Content-Type": SSE_CONTENT_TYPE, **answer.headers})
-        for offset, event in stream_events(resource, answer):
-            await sleep_until(start + offset)
-            if not stream.prepared:
-                await stream.prepare(request)
-            if event == DONE:
-                await stream.write(sse_event(DONE, raw=True))
-            else:
-                await stream.write(sse_event(event, event=event["event_type"]))
-        await stream.write_eof()
-        return stream
+            reply = {
+                "status": 200,
+                "offset_s": 0.0,
+                "body": {**resource, "status": "in_progress", "steps": [], "usage": {}},
+            }
+        elif not body.get("stream"):
+            reply = {"status": 200, "offset_s": done_at, "body": resource}
+        else:
+            chunks: list[Chunk] = [
+                {"offset_s": offset, "data": DONE, "raw": True}
+                if event == DONE
+                else {"offset_s": offset, "data": event, "event": event["event_type"]}
+                for offset, event in stream_events(resource, answer)
+            ]
+            reply = {"status": 200, "chunks": chunks}
+        return Timed(reply, answer.headers)
 
     async def get(self, request: web.Request) -> web.Response:
         """``GET {v}/interactions/{id}``: the stored interaction as it stands now."""
-        found = self._lookup(request.match_info["id"])
-        if isinstance(found, web.Response):
-            return found
-        return json_response(found.current(time.monotonic()))
+        return self.by_id(request.match_info["id"], "get", time.monotonic())
 
     async def cancel(self, request: web.Request) -> web.Response:
         """``POST {v}/interactions/{id}/cancel``: a running (background) interaction becomes ``cancelled``."""
-        found = self._lookup(request.match_info["id"])
-        if isinstance(found, web.Response):
-            return found
-        status = found.current(time.monotonic())["status"]
-        if status != "in_progress":
-            return error_response(
-                400,
-                f"Interaction '{request.match_info['id']}' is {status}; only a background interaction that is "
-                "still running can be cancelled.",
-                "FAILED_PRECONDITION",
-            )
-        found.status = "cancelled"
-        return json_response(found.current(time.monotonic()))
+        return self.by_id(request.match_info["id"], "cancel", time.monotonic())
 
     async def delete(self, request: web.Request) -> web.Response:
         """``DELETE {v}/interactions/{id}``: forget it; answers ``{}``."""
-        found = self._lookup(request.match_info["id"])
+        return self.by_id(request.match_info["id"], "delete", time.monotonic())
+
+    def by_id(self, interaction_id: str, action: str, now: float) -> web.Response:
+        """The reply to ``action`` (``"get"``, ``"cancel"`` or ``"delete"``) on a stored interaction at ``now``
+        (``time.monotonic()``); the API's 404 for an id it does not hold."""
+        found = self._lookup(interaction_id)
         if isinstance(found, web.Response):
             return found
-        del self.interactions[request.match_info["id"]]
-        return json_response({})
+        if action == "delete":
+            del self.interactions[interaction_id]
+            return json_response({})
+        if action == "cancel":
+            status = found.current(now)["status"]
+            if status != "in_progress":
+                return error_response(
+                    400,
+                    f"Interaction '{interaction_id}' is {status}; only a background interaction that is "
+                    "still running can be cancelled.",
+                    "FAILED_PRECONDITION",
+                )
+            found.status = "cancelled"
+        return json_response(found.current(now))
 
 
 def merge(timeline: list[tuple[float, dict[str, Any]]]) -> dict[str, Any]:

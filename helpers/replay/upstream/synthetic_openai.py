@@ -38,10 +38,10 @@ from typing import Any
 
 from aiohttp import web
 
-from ..cassettes.cassette import camel_case
-from ..pipeline.api_request import json_response, parse_json, sleep_until
+from ..cassettes.cassette import Chunk, Reply, camel_case
+from ..pipeline.api_request import Timed, json_response, parse_json, send_timed
 from ..services.openai_compat_api import body_problem, error_list, model_list
-from ..wire.framing import SSE_CONTENT_TYPE, SYNTHETIC_HEADER, UNSCRIPTED_HEADER, error_json, sse_event
+from ..wire.framing import SYNTHETIC_HEADER, UNSCRIPTED_HEADER, error_json
 from .synthetic import (
     CHARS_PER_TOKEN,
     SyntheticUpstream,
@@ -134,6 +134,11 @@ class OpenAIUpstream:
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         start = time.monotonic()
         body = parse_json(await request.read())  # deep nesting or a 5000-digit integer: a 400, not a 500
+        return await send_timed(request, start, self.respond(body))
+
+    def respond(self, body: Any) -> web.Response | Timed:
+        """The reply to a chat completion with JSON ``body``: planned ahead, streamed or not, or the endpoint's error
+        (in its list shape) to send at once."""
         problem = body_problem(body)
         if problem is not None:
             return _error(400, problem)
@@ -162,17 +167,19 @@ class OpenAIUpstream:
         calls = entry.function_call is not None and bool(body.get("tools")) and last.get("role") != "tool"
         events = self.events(model, timeline, entry.function_call if calls else None, body)
         headers = {SYNTHETIC_HEADER: json.dumps(provenance(self.upstream.profiles[model]))}
+        reply: Reply
         if not body.get("stream"):
-            await sleep_until(start + events[-1][0])
-            return json_response(completion([data for _, data in events if isinstance(data, dict)]), headers=headers)
-        stream = web.StreamResponse(headers={"Content-Type": SSE_CONTENT_TYPE, **headers})
-        for offset, data in events:
-            await sleep_until(start + offset)
-            if not stream.prepared:
-                await stream.prepare(request)
-            await stream.write(sse_event(data, raw=isinstance(data, str)))
-        await stream.write_eof()
-        return stream
+            done = completion([data for _, data in events if isinstance(data, dict)])
+            reply = {"status": 200, "offset_s": events[-1][0], "body": done}
+        else:
+            chunks: list[Chunk] = [
+                {"offset_s": offset, "data": data, "raw": True}
+                if isinstance(data, str)
+                else {"offset_s": offset, "data": data}
+                for offset, data in events
+            ]
+            reply = {"status": 200, "chunks": chunks}
+        return Timed(reply, headers)
 
     @staticmethod
     def events(

@@ -29,6 +29,9 @@ STATUS_NAMES = {
 SSE_CONTENT_TYPE = "text/event-stream"
 SYNTHETIC_HEADER = "x-workbook-synthetic"
 """A response header by which a synthetic upstream labels its answers; its JSON becomes the exchange's provenance."""
+IMPROVISED_HEADER = "x-workbook-improvised"
+"""A response header by which replay labels an improvised answer (no recording matched); its JSON is the answer's
+provenance (``"source": "improvised"``, the latency model, why it was improvised)."""
 UNSCRIPTED_HEADER = "x-workbook-unscripted"
 """Set on a synthetic upstream's answer to a prompt its script lacks, so the recorder does not keep it."""
 JSON_CONTENT_TYPE = "application/json; charset=UTF-8"
