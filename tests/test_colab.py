@@ -71,7 +71,7 @@ def in_colab(env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[S
         package.userdata = userdata_module(secrets, asked)  # type: ignore[attr-defined]
         monkeypatch.setitem(sys.modules, "google.colab", package)
         monkeypatch.setitem(sys.modules, "google.colab.userdata", package.userdata)  # type: ignore[attr-defined]
-        monkeypatch.setattr(workbook, "check_models", lambda base_url: [])
+        monkeypatch.setattr(workbook, "check_models", lambda base_url, token=None: [])
         return asked
 
     yield enter
@@ -219,7 +219,7 @@ import helpers
 from helpers import workbook
 
 if os.environ["WORKBOOK_MODE"] == "live":  # the real API is out of reach here: record the model check instead
-    workbook.check_models = lambda base_url: [f"model check skipped for {base_url}"]
+    workbook.check_models = lambda base_url, token=None: [f"model check skipped for {base_url}"]
 session = helpers.setup("07_demo")
 print("key from Secrets:", os.environ.get("GEMINI_API_KEY") == userdata.get("GEMINI_API_KEY"))
 if session.mode == "record":
