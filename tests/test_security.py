@@ -874,8 +874,9 @@ def second_account() -> list[str]:
     """
     import shutil
 
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        pytest.skip("a second account can be made only by root (useradd); run the suite as root to check this")
+    geteuid = getattr(os, "geteuid", None)  # POSIX only: Windows has no user ids
+    if geteuid is None or geteuid() != 0:
+        pytest.skip("a second account can be made only by root on Linux (useradd); run the suite as root to check this")
     python = shutil.which("python3", path="/usr/bin:/bin")
     if not (shutil.which("useradd") and shutil.which("setpriv") and python):
         pytest.skip("useradd, setpriv or /usr/bin/python3 is missing: no second account to attack from")
