@@ -157,7 +157,7 @@ def _is_users_words(content: dict[str, Any]) -> bool:
     """True for a user turn that is not only tools' results sent back.
 
     A turn whose role is missing or blank is the user's: "If not set, the service will default to 'user'"
-    (``types.Content.role`` in google-genai 3.4.0; a blank string is unset on the wire). GenAI Processors
+    (``types.Content.role`` in google-genai 3.6.1; a blank string is unset on the wire). GenAI Processors
     (``09_frameworks``) sends ``"role": ""``."""
     return (content.get("role") or "user") == "user" and not _answers_calls(content)
 
