@@ -10,6 +10,7 @@ through the replay server (``helpers.control.inject_batch_state``), so it needs 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import time
@@ -454,7 +455,8 @@ def join(job: types.BatchJob) -> dict[str, str | None]:
 
 
 class BatchSaving(Problem):
-    """q4: ``batch_saving_usd(responses)``: standard cost minus Batch API cost of those calls, with helpers.prices."""
+    """q4: ``batch_saving_usd(responses)``: standard cost minus Batch API cost of those calls, with helpers.prices, at
+    today's prices or at the lesson's ``PRICED_ON`` (both are right; they differ once a price changes)."""
 
     title = "Price the batch saving"
     variables = ("batch_saving_usd",)
@@ -496,6 +498,15 @@ def batch_saving_usd(responses: list[types.GenerateContentResponse]) -> float:
             return math.isclose(result, value, rel_tol=1e-6, abs_tol=1e-15)
 
         if near(standard - batch):
+            return
+        lesson_day = ns.get("PRICED_ON")  # the lesson prices at its own day; today's prices are right too
+        if isinstance(lesson_day, dt.date) and near(
+            sum(
+                prices.cost_usd(r.usage_metadata, model, on=lesson_day)
+                - prices.cost_usd(r.usage_metadata, model, batch=True, on=lesson_day)
+                for r in responses
+            )
+        ):
             return
         visible = [r.usage_metadata.model_copy(update={"thoughts_token_count": None}) for r in responses]
         unthinking = sum(prices.cost_usd(u, model) - prices.cost_usd(u, model, batch=True) for u in visible)
