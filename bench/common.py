@@ -17,9 +17,9 @@ import numpy as np
 from google import genai
 from google.genai import types
 
-from helpers.cassette import Cassette, Exchange
 from helpers.models import FLASH as MODEL
-from helpers.replay.defaults import PLACEHOLDER_KEY
+from helpers.replay.cassettes.cassette import Cassette, Exchange
+from helpers.replay.wire.defaults import PLACEHOLDER_KEY
 from helpers.workbook import ServerProcess
 
 RAW = "raw aiohttp"

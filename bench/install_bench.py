@@ -61,22 +61,39 @@ def install_once(install: Install, folder: Path) -> tuple[float, int]:
     start = time.perf_counter()
     subprocess.run(install.command, shell=True, cwd=folder, env={**os.environ, **install.env}, check=True)
     took = time.perf_counter() - start
-    du = subprocess.run(["du", "-sk", ".venv"], cwd=folder, capture_output=True, text=True, check=True)
-    return took, int(du.stdout.split()[0]) * 1024
+    return took, disk_usage(folder / ".venv")
+
+
+def disk_usage(path: Path) -> int:
+    """Bytes ``path`` takes on disk: ``du -sk`` where there is one, else the files' sizes (each inode once)."""
+    if shutil.which("du"):
+        du = subprocess.run(["du", "-sk", str(path)], capture_output=True, text=True, check=True)
+        return int(du.stdout.split()[0]) * 1024
+    seen: dict[tuple[int, int], int] = {}
+    for file in path.rglob("*"):
+        if file.is_file() and not file.is_symlink():
+            stat = file.stat()
+            seen[(stat.st_dev, stat.st_ino)] = stat.st_size
+    return sum(seen.values())
+
+
+def load() -> str:
+    """The one-minute load average, where the OS has one."""
+    return f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "unknown"
 
 
 def measure(install: Install, folder: Path, runs: int) -> str:
     """One markdown row: the warm-cache seconds (median of ``runs``, with each run) and the size, with the load."""
     install_once(install, folder)  # warms the cache; not counted
-    load_before = os.getloadavg()[0]
+    load_before = load()
     results = [install_once(install, folder) for _ in range(runs)]
-    load_after = os.getloadavg()[0]
+    load_after = load()
     seconds = [s for s, _ in results]
     each = ", ".join(f"{s:.1f}" for s in seconds)
     size_mb = results[-1][1] / 1e6
     return (
         f"| {install.label} | `{install.command}` | {statistics.median(seconds):.1f} s ({each}) | {size_mb:,.0f} MB "
-        f"| {load_before:.1f} / {load_after:.1f} |"
+        f"| {load_before} / {load_after} |"
     )
 
 

@@ -28,8 +28,8 @@ import aiohttp
 from common import JSON_HEADERS, MODEL, RAW, Row, payload, percentiles_ms, stream_exchange, write
 from replay_bench import fidelity, raw_session, stream_arrivals, write_cassettes
 
-from helpers.cassette import Cassette
-from helpers.replay.runner import raise_open_file_limit
+from helpers.replay.cassettes.cassette import Cassette
+from helpers.replay.pipeline.socket_server import raise_open_file_limit
 
 CONCURRENT_RECORDINGS = 50
 CHUNKS = 10

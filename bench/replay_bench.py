@@ -35,7 +35,7 @@ from common import (
 from google import genai
 
 from helpers import control
-from helpers.cassette import Cassette, Exchange
+from helpers.replay.cassettes.cassette import Cassette, Exchange
 
 RECORDINGS = 500
 """Recordings of the fidelity prompt, each with its own timing; concurrent streams cycle through them."""
@@ -98,9 +98,11 @@ class Arrivals:
     chunks_s: list[float]
 
 
-async def stream_arrivals(session: aiohttp.ClientSession, url: str, data: bytes) -> Arrivals:
+async def stream_arrivals(
+    session: aiohttp.ClientSession, url: str, data: bytes, headers: dict[str, str] | None = None
+) -> Arrivals:
     """Stream one answer through a ``traced`` :func:`raw_session`, timing its chunks from when the request was sent
-    (the client's own queueing before that is not the server's doing).
+    (the client's own queueing before that is not the server's doing); ``headers`` are sent too (a seat's token).
 
     Raises:
         RuntimeError: a status other than 200.
@@ -108,7 +110,8 @@ async def stream_arrivals(session: aiohttp.ClientSession, url: str, data: bytes)
     sent: dict[str, float] = {}
     received: list[float] = []
     first = b""
-    request = session.post(url, params={"alt": "sse"}, data=data, headers=JSON_HEADERS, trace_request_ctx=sent)
+    headers = {**JSON_HEADERS, **(headers or {})}
+    request = session.post(url, params={"alt": "sse"}, data=data, headers=headers, trace_request_ctx=sent)
     async with request as reply:
         if reply.status != 200:
             raise RuntimeError(f"HTTP {reply.status}: {(await reply.text())[:200]}")

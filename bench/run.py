@@ -34,7 +34,7 @@ import replay_bench
 import timing_overhead
 from common import Row, replay_server
 
-from helpers.replay.runner import raise_open_file_limit
+from helpers.replay.pipeline.socket_server import raise_open_file_limit
 
 ROOT = Path(__file__).resolve().parent.parent
 NBVAL_TARGET_S = 180.0

@@ -4,6 +4,7 @@ Notebooks start with ``import helpers`` and ``helpers.setup("NN_name")``.
 """
 
 from .models import FLASH, FLASH_LITE
+from .preflight import doctor
 from .workbook import Session, WorkbookError, setup
 
-__all__ = ["FLASH", "FLASH_LITE", "Session", "WorkbookError", "setup"]
+__all__ = ["FLASH", "FLASH_LITE", "Session", "WorkbookError", "doctor", "setup"]

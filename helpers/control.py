@@ -1,4 +1,5 @@
-"""Steer the replay server from a notebook: rate limits, injected faults, and the live stats exercise checks read.
+"""Steer the replay server from a notebook: rate limits, injected faults, and the live stats exercise checks read
+(what each request said, what was sent back and when).
 
 Introduced in ``02_async``. Each function talks to the replay server's control endpoint,
 ``{server_url}/_control/{cassette}/...`` (JSON in and out), and acts on one cassette only, so notebooks sharing a
@@ -6,20 +7,24 @@ server never disturb each other. ``cassette`` and ``server_url`` default to the 
 All durations are seconds of the client's wall clock (never divided by the server's ``--speed``).
 
 Control routes need the server's per-server token (``SECURITY.md``). Every call here finds it by itself: a server
-publishes its token, while it runs, in a private runtime file of this user (:mod:`helpers.replay.tokens`, mode 0600
-in a 0700 folder), and :func:`_request` sends the token of the server at ``server_url`` in the ``x-workbook-token``
-header, whoever started that server (``helpers.setup``, a test, a terminal). Nothing needs passing.
+publishes its token, while it runs, in a private runtime file of this user (:mod:`helpers.replay.pipeline.server_token`,
+mode 0600 on POSIX, in a folder only they can read), and :func:`_request` sends the token of the server at
+``server_url`` in the ``x-workbook-token`` header, whoever started that server (``helpers.setup``, a test, a
+terminal). Nothing needs passing.
 """
 
 from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .replay import tokens
+from .classroom.client import error_message
+from .replay.pipeline import server_token
 from .workbook import WorkbookError, current_session
 
 CONTROL_TIMEOUT_S = 10.0
@@ -27,8 +32,27 @@ CONTROL_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
+class Sent:
+    """One piece of an answer as the server sent it: a stream's chunk, or a whole JSON reply.
+
+    Attributes:
+        at_s: when it began to be written (a chunk; the client cannot have had it earlier) or was all written (a
+            reply), seconds since the last :func:`reset_stats`.
+        text: the answer text it carried (not thoughts; ``""`` for none), as far as the server keeps it
+            (``helpers.replay.pipeline.control_panel.TEXT_CHARS``, 8 000 characters a request).
+        usage: the usage it carried, as sent on the wire (``usageMetadata`` with camelCase keys; an OpenAI-compatible
+            chunk's ``usage``; an interaction's), or ``None``.
+    """
+
+    at_s: float
+    text: str
+    usage: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
 class RequestTiming:
-    """One API request as the server saw it, in seconds since the last :func:`reset_stats`.
+    """One API request as the server saw it, times in seconds since the last :func:`reset_stats`: what it received
+    and what it sent back, and when. Exercise checks judge by this record, never by the client's clock.
 
     Attributes:
         path: the API path after the cassette segment, e.g. ``v1/models/gemini-3.8-flash:generateContent``.
@@ -38,6 +62,13 @@ class RequestTiming:
         end_s: when the response was complete, or the connection was dropped (``None`` while in flight).
         chunks_s: when each chunk of a streamed answer began to be written, in order (empty for other responses):
             the client cannot have received a chunk earlier, whatever its own clock says.
+        in_flight: the cassette's requests in flight when it arrived, itself included.
+        prompt: the text of the request's last user turn (``None``: none, or not kept), at most 2 000 characters.
+        system: the text of its system instruction (``None``: none), at most 2 000 characters.
+        streamed: whether the answer went out as a stream.
+        sent: what went out: each chunk of a stream, or the one JSON reply of a 2xx answer (empty for an error).
+            The server keeps prompts, texts and usage for its latest 500 requests (``DETAIL_HISTORY``); older ones
+            keep their times only.
     """
 
     path: str
@@ -46,6 +77,26 @@ class RequestTiming:
     first_byte_s: float | None
     end_s: float | None
     chunks_s: tuple[float, ...] = ()
+    in_flight: int = 1
+    prompt: str | None = None
+    system: str | None = None
+    streamed: bool = False
+    sent: tuple[Sent, ...] = ()
+
+    @property
+    def text(self) -> str:
+        """The answer text sent, all chunks joined."""
+        return "".join(s.text for s in self.sent)
+
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        """The final usage sent: the last one any chunk (or the reply) carried, or ``None``."""
+        return next((s.usage for s in reversed(self.sent) if s.usage is not None), None)
+
+    @property
+    def first_text_s(self) -> float | None:
+        """When the first chunk carrying answer text began to be written (``None``: none did)."""
+        return next((s.at_s for s in self.sent if s.text), None)
 
 
 @dataclass(frozen=True)
@@ -60,7 +111,7 @@ class Stats:
         in_flight: requests arrived but not finished, now.
         peak_in_flight: the most requests in flight at once.
         requests: one :class:`RequestTiming` per request, in arrival order: the last
-            ``helpers.replay.control.STATS_HISTORY`` (10 000) of them.
+            ``helpers.replay.pipeline.control_panel.STATS_HISTORY`` (10 000) of them.
         requests_dropped: how many earlier requests fell off ``requests`` (they are still counted above).
     """
 
@@ -78,7 +129,9 @@ def _request(
 ) -> Any:
     """Call ``{server_url}/_control/{cassette}/{action}`` and return the parsed JSON answer.
 
-    Sends the server's token (see the module docstring) when one is published for ``server_url``.
+    Sends the server's token (see the module docstring) when one is published for ``server_url``; in a classroom
+    room (``helpers.setup(..., room=, seat=)``) the seat's token, which the room's relay takes to the seat's own
+    replay server.
 
     Raises:
         WorkbookError: no replay server in this session (live mode), the server is unreachable, or it refused the
@@ -97,27 +150,35 @@ def _request(
     data = None if payload is None else json.dumps(payload).encode()
     headers = {"Content-Type": "application/json"}
     try:
-        token = tokens.find(server_url)
-    except tokens.RuntimeDirError as e:
+        token = _seat_token(server_url) or server_token.find(server_url)
+    except server_token.RuntimeDirError as e:
         raise WorkbookError(str(e)) from None
     if token is not None:
-        headers[tokens.HEADER] = token
+        headers[server_token.HEADER] = token
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    # A server on loopback is reached directly, whatever proxy variables are set (a proxy cannot reach it).
+    direct = server_token.is_loopback(urllib.parse.urlsplit(url).hostname or "")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({})) if direct else urllib.request.build_opener()
     try:
-        with urllib.request.urlopen(request, timeout=CONTROL_TIMEOUT_S) as response:
+        with opener.open(request, timeout=CONTROL_TIMEOUT_S) as response:
             return json.loads(response.read() or b"null")
     except urllib.error.HTTPError as e:
-        try:
-            message = json.loads(e.read())["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = f"HTTP {e.code} {e.reason}"
-        raise WorkbookError(f"the replay server refused {method} {url}: {message}") from None
+        raise WorkbookError(f"the replay server refused {method} {url}: {error_message(e)}") from None
     except (urllib.error.URLError, TimeoutError) as e:
         reason = getattr(e, "reason", e)
         raise WorkbookError(
             f"could not reach the replay server at {server_url} ({reason}). Re-run the notebook's setup cell: it "
             "restarts a server that has stopped."
         ) from None
+
+
+def _seat_token(server_url: str) -> str | None:
+    """The seat's token when ``server_url`` is the room this session joined; ``None`` otherwise."""
+    try:
+        session = current_session()
+    except WorkbookError:
+        return None
+    return session.seat if session.room is not None and session.room == server_url.rstrip("/") else None
 
 
 def stats(*, cassette: str | None = None, server_url: str | None = None) -> Stats:
@@ -133,9 +194,15 @@ def stats(*, cassette: str | None = None, server_url: str | None = None) -> Stat
         rejected={int(status): count for status, count in data["rejected"].items()},
         in_flight=data["in_flight"],
         peak_in_flight=data["peak_in_flight"],
-        requests=[RequestTiming(**{**r, "chunks_s": tuple(r["chunks_s"])}) for r in data["requests"]],
+        requests=[_request_timing(r) for r in data["requests"]],
         requests_dropped=data["requests_dropped"],
     )
+
+
+def _request_timing(data: dict[str, Any]) -> RequestTiming:
+    """A :class:`RequestTiming` from its JSON in the stats."""
+    sent = tuple(Sent(**piece) for piece in data.get("sent", ()))
+    return RequestTiming(**{**data, "chunks_s": tuple(data["chunks_s"]), "sent": sent})
 
 
 def reset_stats(*, cassette: str | None = None, server_url: str | None = None) -> None:
@@ -153,7 +220,7 @@ def set_limits(
 
     Overrides the server's ``--rpm``/``--tpm`` for this cassette. The minute is scaled by the server's ``--speed``;
     requests already admitted in the current window keep counting. Over a limit, calls get the API's 429
-    RESOURCE_EXHAUSTED with a ``RetryInfo`` delay (see ``helpers.replay.limits``).
+    RESOURCE_EXHAUSTED with a ``RetryInfo`` delay (see ``helpers.replay.pipeline.rate_limits``).
 
     Raises:
         WorkbookError: a limit that is not a positive integer, or see :func:`_request`.
@@ -161,16 +228,27 @@ def set_limits(
     _request("POST", "limits", {"rpm": rpm, "tpm": tpm}, cassette, server_url)
 
 
-def fail_next(n: int, status: int = 503, *, cassette: str | None = None, server_url: str | None = None) -> None:
+def fail_next(
+    n: int,
+    status: int = 503,
+    *,
+    retry_delays_s: Sequence[float] = (),
+    cassette: str | None = None,
+    server_url: str | None = None,
+) -> None:
     """Answer the cassette's next ``n`` API requests (of any kind) with ``status`` in the API's error shape.
 
     ``status`` is 429, 500, 502, 503 or 504; the SDK raises ``errors.ClientError`` for 429, ``ServerError`` for the
-    rest. An injected 429 carries no ``RetryInfo``; the 429s of :func:`set_limits` do.
+    rest. An injected 429 carries no ``RetryInfo`` unless ``retry_delays_s`` gives its ``retryDelay``: the first
+    injected 429 carries the first delay, the next the second, and so on (seconds, at most ``n`` of them; ``02_async``
+    checks that a retry waits as long as each says). The 429s of :func:`set_limits` always carry one.
 
     Raises:
-        WorkbookError: ``n`` below 1 or another status, or see :func:`_request`.
+        WorkbookError: ``n`` below 1, another status, delays for a status other than 429, more delays than ``n``, or
+            a delay not from 0 to 3600 s; or see :func:`_request`.
     """
-    _request("POST", "faults/fail_next", {"n": n, "status": status}, cassette, server_url)
+    payload = {"n": n, "status": status, "retry_delays_s": list(retry_delays_s)}
+    _request("POST", "faults/fail_next", payload, cassette, server_url)
 
 
 def cut_stream(after_chunks: int, *, cassette: str | None = None, server_url: str | None = None) -> None:
@@ -240,10 +318,22 @@ def inject_batch_state(name: str, state: str, *, cassette: str | None = None, se
 
     Introduced in ``05_batch``, to show how a job that fails or expires looks. ``state`` may also be spelt
     ``BATCH_STATE_*`` or ``JOB_STATE_*`` (a ``types.JobState`` works). The job must still be pending or running;
-    its ``batchStats`` stop where they are and it reports no results (see ``helpers.replay.batches``).
+    its ``batchStats`` stop where they are and it reports no results (see ``helpers.replay.services.batches_api``).
 
     Raises:
         WorkbookError: another state, an unknown or already finished job, or see :func:`_request`.
     """
     batch_id = name.removeprefix("batches/")
     _request("POST", f"batches/{batch_id}/state", {"state": state}, cassette, server_url)
+
+
+def set_unmatched(policy: str | None, *, cassette: str | None = None, server_url: str | None = None) -> None:
+    """Choose what replay does with the cassette's requests that no recording matches: ``"improvise"`` (a labelled
+    offline stand-in), ``"error"`` (the 404 that names the nearest recording), or ``None`` (the server's choice,
+    ``serve --unmatched``, which :func:`helpers.setup` sets). Exercise checks set ``"error"`` while they judge
+    (:mod:`helpers.checks`); introduced in ``00_setup``.
+
+    Raises:
+        WorkbookError: another ``policy``, or see :func:`_request`.
+    """
+    _request("POST", "unmatched", {"unmatched": policy}, cassette, server_url)

@@ -1,7 +1,8 @@
 """Media in a prompt: how much the Gemini API takes inline, and what an image or a PDF page costs in tokens.
 
-Introduced in ``04_multimodal``. The synthetic upstream (:mod:`helpers.replay.synth`) counts media tokens with
-:func:`media_tokens`, so the usage a lesson prints for an image follows the documented rule for Gemini 3 models.
+Introduced in ``04_multimodal``. The synthetic upstream (:mod:`helpers.replay.upstream.synthetic`) counts media
+tokens with :func:`media_tokens`, so the usage a lesson prints for an image follows the documented rule for Gemini 3
+models.
 """
 
 from __future__ import annotations

@@ -31,7 +31,6 @@ READ = dt.date(2026, 12, 1)
 
 MODELS_PAGE = "https://ai.google.dev/gemini-api/docs/models"
 DEPRECATIONS_PAGE = "https://ai.google.dev/gemini-api/docs/deprecations"
-THINKING_PAGE = "https://ai.google.dev/gemini-api/docs/thinking"
 
 FLASH = "gemini-3.8-flash"
 """The workbook's default model: Gemini 3.8 Flash, stable (GA), the newest Flash on the models page."""

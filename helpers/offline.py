@@ -2,10 +2,10 @@
 
     python -m helpers.offline NOTEBOOK [--speed S] -- COMMAND [ARG ...]
 
-For example, lesson 03's exercise 4, from the repository's folder::
+For example, lesson 03's exercise 4, from the repository's folder with the workbook's environment activated (any
+shell: bash, zsh, PowerShell)::
 
-    .venv/bin/python -m helpers.offline 03_streaming -- .venv/bin/python notebooks/stream_cli.py \\
-        "Explain what a token is, in one short paragraph."
+    python -m helpers.offline 03_streaming -- python notebooks/stream_cli.py "Explain what a token is."
 
 It calls :func:`helpers.setup` for ``NOTEBOOK`` (so ``WORKBOOK_MODE`` chooses replay, live or record, as in a
 notebook, and the setup line is printed first), runs ``COMMAND`` with the SDK's variables that setup set

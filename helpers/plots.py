@@ -1,4 +1,5 @@
-"""Plots of what :mod:`helpers.timing` measured: distributions, concurrency timelines, chunk arrival, throughput.
+"""Plots of what :mod:`helpers.timing` measured (distributions, concurrency timelines, chunk arrival, throughput),
+and of what a request sends (:func:`inputs`: thumbnails of its images and PDF pages).
 
 Each function takes measurements and returns a matplotlib :class:`~matplotlib.figure.Figure`, the same picture
 for the same data (no randomness, no global pyplot state). A notebook cell that ends with the call shows it once;
@@ -7,12 +8,15 @@ for the same data (no randomness, no global pyplot state). A notebook cell that 
 
 from __future__ import annotations
 
+import base64
 import io
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import matplotlib
 import numpy as np
+import PIL.Image
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -305,4 +309,77 @@ def throughput(
     ax.legend(loc="upper left", fontsize="small")
     total = sum(runs[c].requests for c in levels)
     fig.suptitle(f"Throughput against concurrency: {_plural(len(levels), 'level')}, {_plural(total, 'request')}")
+    return fig
+
+
+THUMBNAIL_PX = 240
+"""The longest side of a thumbnail of :func:`inputs`, pixels."""
+
+
+def preview(item: Any) -> tuple[PIL.Image.Image, str] | None:
+    """A picture of one part of a request, and what it is: an inline image (a ``types.Part`` or a PIL image) as
+    itself, an inline PDF as its first page (rendered by pypdfium2); ``None`` for text and anything else (a
+    ``File`` reference carries no bytes to show). Introduced in ``04_multimodal``."""
+    if isinstance(item, PIL.Image.Image):
+        return item.convert("RGB"), f"PIL image, {item.width}x{item.height}"
+    blob = getattr(item, "inline_data", None)
+    if blob is None or not blob.data:
+        return None
+    data = blob.data if isinstance(blob.data, bytes) else base64.b64decode(blob.data)
+    if (blob.mime_type or "").startswith("image/"):
+        image = PIL.Image.open(io.BytesIO(data))
+        return image.convert("RGB"), f"{blob.mime_type}, {image.width}x{image.height}"
+    if blob.mime_type == "application/pdf":
+        import pypdfium2  # type: ignore[import-untyped]  # here: only a PDF needs it
+
+        document = pypdfium2.PdfDocument(data)
+        try:
+            page = document[0].render(scale=2).to_pil()
+            return page.convert("RGB"), f"PDF, page 1 of {len(document)}"
+        finally:
+            document.close()
+    return None
+
+
+def inputs(contents: Sequence[Any]) -> Figure:
+    """What a request sends, as the model sees it: a thumbnail of each image and PDF page in ``contents``, in order,
+    captioned with the text label just before it (``"Image 1:"``) or what it is, and the rest of the text (the
+    question) as the title. Introduced in ``04_multimodal``, to show each input beside the answer.
+
+    Args:
+        contents: the list given to ``generate_content``: ``types.Part``, PIL images and strings.
+
+    Returns:
+        The figure, one panel per picture (the same size for the same contents, so its text form is stable).
+
+    Raises:
+        ValueError: ``contents`` holds no image or PDF.
+    """
+    panels: list[tuple[PIL.Image.Image, str]] = []
+    texts: list[str] = []
+    label: str | None = None
+    for item in contents:
+        text = item if isinstance(item, str) else getattr(item, "text", None)
+        shown = None if text is not None else preview(item)
+        if text is not None:
+            if label is not None:
+                texts.append(label)
+            label = text
+        elif shown is not None:
+            panels.append((shown[0], label or shown[1]))
+            label = None
+    if label is not None:
+        texts.append(label)
+    if not panels:
+        raise ValueError("inputs() shows images and PDF pages; these contents hold none")
+    fig = _figure(max(3.6, 2.6 * len(panels)), 3.2)
+    for ax, (image, caption) in zip(np.atleast_1d(fig.subplots(1, len(panels))), panels, strict=True):
+        image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+        ax.imshow(np.asarray(image))
+        ax.set_title(caption, fontsize="small")
+        ax.set_xticks([])
+        ax.set_yticks([])  # the frame stays: a white picture on a white page still shows its edges
+    question = " ".join(texts) or "(no text)"
+    width = max(36, 30 * len(panels))
+    fig.suptitle(textwrap.fill(textwrap.shorten(question, 3 * width, placeholder="..."), width), fontsize="medium")
     return fig

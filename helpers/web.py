@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,8 +40,10 @@ from IPython.display import IFrame
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from . import needs
-from .cassette import Cassette, default_dir
-from .replay.runner import running
+from .paths import NOTEBOOKS_DIR
+from .replay.cassettes.cassette import Cassette, default_dir
+from .replay.pipeline.server_token import is_loopback
+from .replay.pipeline.socket_server import running
 from .workbook import WorkbookError
 
 HOST = "127.0.0.1"
@@ -48,7 +51,7 @@ STARTUP_TIMEOUT_S = 30.0
 """How long a server may take to accept connections: importing FastAPI and the SDK takes a second or two."""
 STOP_TIMEOUT_S = 5.0
 """How long a server may take to stop after it was asked to, before it is killed."""
-WEB_DIR = Path(__file__).resolve().parent.parent / "notebooks" / "web"
+WEB_DIR = NOTEBOOKS_DIR / "web"
 """``notebooks/web``: lesson 07's apps (``app.py``, ``flask_app.py``) and their page."""
 
 
@@ -159,7 +162,8 @@ class AppServer:
         return self.proc.poll() is None
 
     def stop(self, *, keep_log: bool = False) -> None:
-        """Stop the server (SIGTERM, then SIGKILL after :data:`STOP_TIMEOUT_S`); its log goes unless ``keep_log``.
+        """Stop the server by its handle (``terminate()``: SIGTERM on POSIX, an immediate end on Windows; then
+        ``kill()`` after :data:`STOP_TIMEOUT_S`); its log goes unless ``keep_log``.
 
         Safe to call twice, and after the server exited by itself.
         """
@@ -331,7 +335,7 @@ async def read_events(
         url: e.g. ``f"{server.url}/stream"``.
         params: the query, e.g. ``{"prompt": "..."}``.
         client: the ``httpx.AsyncClient`` to send with (share one across concurrent reads); ``None``: a new one, with
-            a 60 s timeout for each read.
+            a 60 s timeout for each read, that reaches a loopback ``url`` directly whatever proxy variables are set.
         headers: extra request headers, e.g. ``{"Last-Event-ID": "3"}``.
         stop_after: close the connection after this many events (``None``: read to the end).
         on_event: called with each :class:`Event` as it arrives.
@@ -345,7 +349,8 @@ async def read_events(
         httpx.HTTPError: the server could not be reached, or went silent for longer than the client's timeout.
     """
     if client is None:
-        async with httpx.AsyncClient(timeout=60.0) as own:
+        local = is_loopback(urllib.parse.urlsplit(url).hostname or "")
+        async with httpx.AsyncClient(timeout=60.0, trust_env=not local) as own:
             return await read_events(url, params, client=own, headers=headers, stop_after=stop_after, on_event=on_event)
     started = time.perf_counter()
     events: list[Event] = []
@@ -372,12 +377,12 @@ async def read_events(
 def recorded_offsets(notebook: str, prompt: str) -> list[float]:
     """When each chunk of the first recorded stream of ``prompt`` was sent, seconds after its request arrived.
 
-    Read from the notebook's cassette (``helpers.cassette.default_dir()``): what replay plays, with no machine's
-    timing in it, so lessons can compute from it and print the same figures on every run.
+    Read from the notebook's cassette (``helpers.replay.cassettes.cassette.default_dir()``): what replay plays, with
+    no machine's timing in it, so lessons can compute from it and print the same figures on every run.
 
     Raises:
         WorkbookError: the cassette has no stream whose last user text is ``prompt``.
-        helpers.cassette.CassetteError: the cassette is missing or corrupt.
+        helpers.replay.cassettes.cassette.CassetteError: the cassette is missing or corrupt.
     """
     cassette = Cassette.load(default_dir() / f"{notebook}.json")
     for exchange in cassette.exchanges:

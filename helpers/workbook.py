@@ -9,8 +9,15 @@ Introduced in ``00_setup``. The mode comes from the environment variable ``WORKB
   ``WORKBOOK_UPSTREAM=synthetic`` records from the synthetic stand-in instead (how the shipped cassettes are made);
   it has no Files or Batch API, so those are then served locally as in replay (``serve --local-files-batches``).
 
+In replay, a request no recording matches (a prompt you changed) gets a labelled offline stand-in, sized and timed
+like the model's answer, or the 404 that names the nearest recording: ``setup(..., unmatched=...)``, else
+``WORKBOOK_UNMATCHED``, chooses; by default it improvises, except in CI (``CI`` set) and under tests and nbval (the
+repository's ``conftest.py`` sets ``WORKBOOK_UNMATCHED=error``), where an unmatched request must fail.
+
 Nothing here patches the SDK: it sets the SDK's own documented variables (``GOOGLE_GEMINI_BASE_URL`` and, in
-replay only, a placeholder ``GEMINI_API_KEY``), so a plain ``genai.Client()`` in the next cell just works.
+replay only, a placeholder ``GEMINI_API_KEY``), so a plain ``genai.Client()`` in the next cell just works, and keeps
+proxies off loopback (``NO_PROXY``, :func:`helpers.proxies.keep_loopback_off_proxies`), so it works behind a proxy
+too.
 """
 
 from __future__ import annotations
@@ -21,24 +28,37 @@ import itertools
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
-from dataclasses import dataclass
+import urllib.parse
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import models
-from .cassette import Cassette, CassetteError, check_writable, default_dir
+from . import models, progress
+from .classroom.client import RoomError, room_request, room_url
 from .prices import CHECKED as PRICES_CHECKED
-from .replay.defaults import DEFAULT_UPSTREAM, FINISH_TIMEOUT_S, PLACEHOLDER_KEY
+from .proxies import keep_loopback_off_proxies
+from .replay.cassettes.cassette import Cassette, CassetteError, check_writable, default_dir
+from .replay.wire.defaults import (
+    DEFAULT_UPSTREAM,
+    FINISH_TIMEOUT_S,
+    PLACEHOLDER_KEY,
+    STAND_IN_LABEL,
+    UNMATCHED_POLICIES,
+    UNMATCHED_VARIABLE,
+)
 
 MODES = ("replay", "live", "record")
 KEY_VARIABLES = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
 """Where the SDK looks for the API key, in its order of precedence."""
 BASE_URL_VARIABLE = "GOOGLE_GEMINI_BASE_URL"
+ROOM_VARIABLE = "WORKBOOK_ROOM"
+"""A classroom relay's ``http://HOST:PORT`` (``docs/classroom.md``); with :data:`SEAT_VARIABLE` set, lessons join it."""
+SEAT_VARIABLE = "WORKBOOK_SEAT"
+"""The seat token the instructor handed out; the SDK sends it as its API key."""
 STARTUP_TIMEOUT_S = 30.0
 MODEL_CHECK_TIMEOUT_MS = 15_000
 """How long :func:`check_models` waits for each ``models.get``, milliseconds."""
@@ -63,6 +83,9 @@ class Session:
             rate-limit window, batch and file timelines) run this much faster.
         sources: what the cassette holds: ``"synthetic"``, ``"recorded"``, ``"recorded and synthetic"``.
         models: in replay, the model ids the cassette's recordings were made with.
+        room: in a classroom room, the relay's ``http://HOST:PORT`` (``None`` alone).
+        seat: in a room, the seat's token (a credential: never shown in the session's repr).
+        seat_number: in a room, the seat's number on the instructor's dashboard.
     """
 
     mode: str
@@ -72,6 +95,9 @@ class Session:
     speed: float
     sources: str
     models: tuple[str, ...] = ()
+    room: str | None = None
+    seat: str | None = field(default=None, repr=False)
+    seat_number: int | None = None
 
     @property
     def rest_base_url(self) -> str:
@@ -87,6 +113,11 @@ class Session:
 
     def describe(self) -> str:
         """The one deterministic line the setup cell prints."""
+        if self.room is not None:
+            where = f"room {self.room} · seat {self.seat_number}"
+            if self.mode == "live":
+                return f"mode: live · {where} · calls go to the Gemini API through the room's relay, with its key"
+            return f"mode: replay · {where} · cassette: {self.cassette} · {self.sources} responses, played by the room"
         if self.mode == "live":
             return "mode: live · calls go to the Gemini API with your key · nothing is recorded"
         if self.mode == "record":
@@ -111,9 +142,11 @@ class ServerProcess:
         self.log = Path(tempfile.gettempdir()) / f"gemini-workbook-{os.getpid()}-{args[0]}-{next(_serial)}.log"
         # 0600: only its user reads the log (the server also redacts every key it was sent from it, SECURITY.md).
         fd = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        os.fchmod(fd, 0o600)  # a file left by an earlier process with this pid keeps no wider mode
+        if os.chmod in os.supports_fd:  # POSIX: a file left by an earlier process with this pid keeps no wider mode
+            os.chmod(fd, 0o600)  # (Windows: the temp folder is the user's own, and files have no such modes)
         with os.fdopen(fd, "ab") as log:
-            # stdin stays open as a lifeline: when this process dies, the server sees EOF and stops.
+            # stdin stays open as a lifeline: when this process dies, or stop() closes it, the server sees EOF and
+            # stops cleanly. That works on every OS (Windows has no SIGTERM to send: terminate() kills outright).
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "helpers.replay", *args, "--port", str(port), "--watch-stdin"],
                 stdin=subprocess.PIPE,
@@ -147,13 +180,18 @@ class ServerProcess:
         return self.proc.poll() is None
 
     def stop(self) -> None:
-        """Stop the server; its log file goes too when the server wrote nothing to it (a clean run).
+        """Stop the server: close its standard input, which it takes as the signal to shut down cleanly (on every
+        OS), and kill it by its handle if it has not exited in time. Its log file goes too when the server wrote
+        nothing to it (a clean run).
 
         A recording server first finishes the streams it is still recording: it gets up to the recorder's
         :data:`FINISH_TIMEOUT_S` more before it is killed.
         """
         if self.alive():
-            self.proc.terminate()
+            stdin = self.proc.stdin
+            assert stdin is not None, "the server is started with stdin=PIPE"
+            with contextlib.suppress(OSError):  # a server that has just exited closed its end already
+                stdin.close()
             timeout = STOP_TIMEOUT_S + (FINISH_TIMEOUT_S if "--record" in self.args else 0.0)
             try:
                 self.proc.wait(timeout=timeout)
@@ -195,7 +233,48 @@ def _announce(session: Session) -> Session:
     if session.mode != "live":
         _explain_connection_errors()
     print(session.describe())
+    line = progress.lesson_line(session.cassette)
+    if line is not None:
+        print(line)
     return session
+
+
+_noted: set[str] = set()
+"""What :func:`record_check` has already noted once in this kernel (a local write failing, a room not answering)."""
+
+
+def _note_once(kind: str, message: str) -> None:
+    if kind not in _noted:
+        _noted.add(kind)
+        print(f"note: {message}")
+
+
+def record_check(exercise: str, status: str) -> None:
+    """Keep the outcome of ``qN.check()`` (introduced in ``01_sync``): in this user's progress file
+    (:mod:`helpers.progress`), and, in a classroom room, on the room's relay too.
+
+    Never raises and never waits long: a progress file that cannot be written, or a relay that is down, is one note
+    in this kernel (the first time) and the lesson goes on. Nothing is kept before :func:`setup` has run.
+
+    Args:
+        exercise: the exercise's variable, ``"q1"``, ...
+        status: the outcome's status, ``"correct"``, ``"incorrect"`` or ``"unattempted"``.
+    """
+    session = _current
+    if session is None:
+        return
+    try:
+        progress.record(session.cassette, exercise, status)
+    except progress.ProgressError as e:
+        _note_once("local", f"your progress was not saved: {e}")
+    if session.room is not None and session.seat is not None:
+        why = progress.post_to_room(session.room, session.seat, session.cassette, exercise, status)
+        if why is not None:
+            _note_once(
+                "room",
+                f"the room's relay did not take this result ({why}); it is saved on this machine, and later checks "
+                "try the room again.",
+            )
 
 
 def stopped_server_message() -> str | None:
@@ -289,13 +368,13 @@ def squatted_port_message(port: int, new_url: str) -> str:
 
 
 def _port_free(port: int) -> bool:
-    """Whether ``port`` on loopback can be bound now (nobody else listens on it)."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
+    """Whether ``port`` on loopback can be bound now (nobody else listens on it), bound as the server binds it."""
+    from .replay.pipeline.socket_server import bind
+
+    try:
+        bind("127.0.0.1", port).close()
+    except OSError:
+        return False
     return True
 
 
@@ -338,7 +417,45 @@ def check_models(base_url: str | None) -> list[str]:
     return problems
 
 
-def setup(notebook: str, *, speed: float = 1.0) -> Session:
+IMPROVISING = (
+    f'unmatched requests: a labelled offline stand-in answers them (its text starts "{STAND_IN_LABEL}"; timing and '
+    "token counts are modelled, the words are not the model's). To record the real answer, start Jupyter with "
+    "GEMINI_API_KEY set and WORKBOOK_MODE=record."
+)
+"""The line :func:`setup` adds in replay when it improvises (introduced in ``00_setup``)."""
+
+
+def unmatched_policy(unmatched: str | None = None) -> str:
+    """What replay does with a request no recording matches: ``"improvise"`` or ``"error"``.
+
+    ``unmatched`` when given, else ``$WORKBOOK_UNMATCHED`` when set, else ``"error"`` in CI (``$CI`` set, as CI
+    services set it) and ``"improvise"`` elsewhere. Introduced in ``00_setup``.
+
+    Raises:
+        WorkbookError: a value that is neither (the message names where it came from).
+    """
+    source, value = f"unmatched={unmatched!r}", unmatched
+    if value is None:
+        source, value = (
+            f"{UNMATCHED_VARIABLE}={os.environ.get(UNMATCHED_VARIABLE)!r}",
+            os.environ.get(UNMATCHED_VARIABLE),
+        )
+    if not value:
+        return "error" if os.environ.get("CI", "").strip().lower() not in ("", "0", "false") else "improvise"
+    if value.strip().lower() not in UNMATCHED_POLICIES:
+        choices = " or ".join(f'"{p}"' for p in UNMATCHED_POLICIES)
+        raise WorkbookError(f"{source} is not a choice: use {choices} (or leave it unset).")
+    return value.strip().lower()
+
+
+def setup(
+    notebook: str,
+    *,
+    speed: float = 1.0,
+    room: str | None = None,
+    seat: str | None = None,
+    unmatched: str | None = None,
+) -> Session:
     """Prepare this kernel for a notebook: pick the mode, start the replay server if needed, point the SDK at it.
 
     Call it once at the top of a notebook; calling it again is cheap and restarts a server that has died. In a
@@ -350,20 +467,39 @@ def setup(notebook: str, *, speed: float = 1.0) -> Session:
         speed: in replay, divide every recorded delay by this (lessons use it to keep 100-request demos short); in
             replay and record, the rate-limit window lasts ``60 / speed`` seconds and batch and file timelines are
             as much shorter.
+        room: a classroom relay's ``http://HOST:PORT`` (default ``$WORKBOOK_ROOM``): calls go there, replayed or
+            live as the relay runs, and each check's outcome is posted to it (``docs/classroom.md``).
+        seat: the seat token the instructor handed out (default ``$WORKBOOK_SEAT``); the SDK sends it as its API
+            key, in place of any key of yours.
+        unmatched: in replay, what a request no recording matches gets: ``"improvise"``, a labelled offline
+            stand-in (one more line says so), or ``"error"``, the 404 that names the nearest recording. ``None``:
+            :func:`unmatched_policy` chooses.
 
     Returns:
         The :class:`Session`; its one-line description is printed.
 
     Raises:
         WorkbookError: an unknown ``WORKBOOK_MODE``, a missing key in live or record mode, a missing or corrupt
-            cassette in replay, a cassette folder record mode cannot write, or a server that would not start. The
-            message says what to do.
+            cassette in replay, a cassette folder record mode cannot write, a server that would not start, or a
+            room that cannot be joined. The message says what to do.
+            So does a bad ``unmatched`` (:func:`unmatched_policy`).
     """
     mode = os.environ.get("WORKBOOK_MODE", "replay").strip().lower() or "replay"
     if mode not in MODES:
         raise WorkbookError(f"WORKBOOK_MODE={mode!r} is not a mode; use one of {', '.join(MODES)} (or leave it unset).")
     if not math.isfinite(speed) or speed <= 0:  # NaN compares false with everything: test finiteness first
         raise WorkbookError(f"speed must be a finite number greater than 0, got {speed}.")
+    policy = unmatched_policy(unmatched)
+    room = room or os.environ.get(ROOM_VARIABLE, "").strip() or None
+    seat = seat or os.environ.get(SEAT_VARIABLE, "").strip() or None
+    if room is not None or seat is not None:
+        if mode == "record":
+            raise WorkbookError(
+                "WORKBOOK_MODE=record records on your own machine, not in a room: unset WORKBOOK_ROOM and "
+                "WORKBOOK_SEAT to record, or unset WORKBOOK_MODE to use the room."
+            )
+        return _join_room(notebook, speed, room, seat)
+    keep_loopback_off_proxies()
     upstream = os.environ.get("WORKBOOK_UPSTREAM", DEFAULT_UPSTREAM)
     if mode != "replay" and not _has_key() and not (mode == "record" and upstream == "synthetic"):
         raise WorkbookError(
@@ -385,7 +521,8 @@ def setup(notebook: str, *, speed: float = 1.0) -> Session:
         except CassetteError as e:
             raise WorkbookError(str(e)) from None
         sources, recorded = cassette.sources(), tuple(cassette.models())
-        server = _server("serve", ["serve", "--cassettes", str(folder), "--speed", f"{speed:g}"])
+        args = ["serve", "--cassettes", str(folder), "--speed", f"{speed:g}", "--unmatched", policy]
+        server = _server("serve", args)
     else:
         try:
             check_writable(folder)  # refused here, before a server starts or a call is billed
@@ -406,7 +543,48 @@ def setup(notebook: str, *, speed: float = 1.0) -> Session:
     base_url = f"{server.url}/{notebook}/"
     os.environ[BASE_URL_VARIABLE] = base_url
     session = _announce(Session(mode, notebook, base_url, server.url, speed, sources, recorded))
+    if mode == "replay" and policy == "improvise":
+        print(IMPROVISING)
     if mode == "record":
         for problem in check_models(upstream):  # the upstream itself: a check through the recorder would be recorded
             print(problem)
     return session
+
+
+def _join_room(notebook: str, speed: float, room: str | None, seat: str | None) -> Session:
+    """:func:`setup` in a classroom room: tell the relay which lesson this kernel runs (and at what speed), then
+    point the SDK at it with the seat's token as its API key."""
+    if room is None or seat is None:
+        raise WorkbookError(
+            "joining a room needs both its address and your seat token: helpers.setup(..., room=URL, seat=TOKEN), "
+            f"or set {ROOM_VARIABLE} and {SEAT_VARIABLE} before starting Jupyter. Leave both unset to work alone."
+        )
+    try:
+        url = room_url(room)
+        info = room_request(url, seat, "POST", "session", {"cassette": notebook, "speed": speed})
+    except RoomError as e:
+        raise WorkbookError(
+            f"could not join the room: {e}. Check the address and seat token your instructor gave you, and that "
+            f"this machine is on the room's network; or unset {ROOM_VARIABLE} and {SEAT_VARIABLE} to work alone."
+        ) from None
+    replay = info.get("mode") == "replay"
+    for name in KEY_VARIABLES:
+        os.environ.pop(name, None)  # GOOGLE_API_KEY would win over the seat's token
+    os.environ["GEMINI_API_KEY"] = seat
+    keep_loopback_off_proxies(urllib.parse.urlsplit(url).hostname or "")  # the room is on the local network
+    base_url = f"{url}/{notebook}/"
+    os.environ[BASE_URL_VARIABLE] = base_url
+    return _announce(
+        Session(
+            "replay" if replay else "live",
+            notebook,
+            base_url,
+            url if replay else None,
+            speed if replay else 1.0,
+            str(info.get("sources", "live")),
+            tuple(info.get("models", ())),
+            room=url,
+            seat=seat,
+            seat_number=info.get("seat"),
+        )
+    )

@@ -13,8 +13,8 @@ import pytest
 
 import helpers
 from helpers import workbook
-from helpers.cassette import Cassette, Exchange
 from helpers.models import FLASH
+from helpers.replay.cassettes.cassette import Cassette, Exchange
 
 PROMPT = "Why is the sky blue?"
 TEXT = "Sunlight scatters off air molecules, and blue light scatters the most."
@@ -114,11 +114,20 @@ WORKBOOK_VARIABLES = (
     "WORKBOOK_MODE",
     "WORKBOOK_UPSTREAM",
     "WORKBOOK_CASSETTES",
+    "WORKBOOK_ROOM",
+    "WORKBOOK_SEAT",
     "GOOGLE_API_KEY",
     "GEMINI_API_KEY",
     "GOOGLE_GEMINI_BASE_URL",
+    "NO_PROXY",
+    "no_proxy",
+    "http_proxy",
+    "https_proxy",
 )
-"""Every environment variable ``helpers.setup`` reads or sets."""
+"""Every environment variable ``helpers.setup`` reads or sets (the proxy ones through
+:func:`helpers.proxies.keep_loopback_off_proxies`, which in a classroom room adds the room's host), but
+``WORKBOOK_UNMATCHED``: the repository's root ``conftest.py`` sets it to ``error`` for every test (and every notebook
+kernel nbval starts), and it stays."""
 
 
 def clean_workbook_env(mp: pytest.MonkeyPatch) -> None:
@@ -140,12 +149,13 @@ def stop_workbook_servers() -> None:
 
 
 @contextlib.contextmanager
-def lesson_replay(notebook: str, speed: float) -> Iterator[helpers.Session]:
-    """Replay a lesson's own shipped cassette, as its notebook does, in a clean environment restored afterwards."""
+def lesson_replay(notebook: str, speed: float, unmatched: str | None = None) -> Iterator[helpers.Session]:
+    """Replay a lesson's own shipped cassette, as its notebook does, in a clean environment restored afterwards
+    (``unmatched``: as ``helpers.setup`` takes it; by default the tests' ``error``)."""
     with pytest.MonkeyPatch.context() as mp:
         clean_workbook_env(mp)
         try:
-            yield helpers.setup(notebook, speed=speed)
+            yield helpers.setup(notebook, speed=speed, unmatched=unmatched)
         finally:
             stop_workbook_servers()
 

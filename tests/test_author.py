@@ -13,10 +13,10 @@ from google import genai
 from google.genai import types
 from nbclient.exceptions import CellExecutionError
 
-from helpers.cassette import Cassette
 from helpers.models import FLASH, PROFILES
-from helpers.replay.author import execute_notebook, keep_takes
-from helpers.replay.synth import chunk_text, estimate_tokens, merge_chunks, synthesize
+from helpers.replay.app.authoring import execute_notebook, keep_takes
+from helpers.replay.cassettes.cassette import Cassette
+from helpers.replay.upstream.synthetic import chunk_text, estimate_tokens, merge_chunks, synthesize
 
 from .conftest import generate_exchange, start_server, write_cassette
 

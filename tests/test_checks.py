@@ -14,13 +14,11 @@ import re
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 import helpers
 from helpers import checks
-from helpers.cassette import Cassette
 from helpers.checks import (
     Incorrect,
     Outcome,
@@ -41,7 +39,9 @@ from helpers.checks import (
 from helpers.exercises import ex01_sync
 from helpers.exercises.ex01_sync import PROBLEMS, q1, q2, q3, q4
 from helpers.models import FLASH
-from helpers.replay.synth import Script
+from helpers.paths import NOTEBOOKS_DIR
+from helpers.replay.cassettes.cassette import Cassette
+from helpers.replay.upstream.synthetic import Script
 
 from .conftest import clean_workbook_env, stop_workbook_servers
 
@@ -79,10 +79,12 @@ def replay(tmp_path_factory):
 def test_the_checks_requests_were_recorded(replay):
     recorded = [(e.request["path"], e.response["status"]) for e in replay.exchanges]
     assert recorded == [
-        (f"models/{FLASH}:generateContent", 200),  # q1: ask(...)
-        (f"models/{FLASH}:generateContent", 200),  # q2: the response tokens_used() is given
+        (f"models/{FLASH}:generateContent", 200),  # q1: ask(colours)
+        (f"models/{FLASH}:generateContent", 200),  # q1: ask(French)
+        (f"models/{FLASH}:generateContent", 200),  # q2: the responses tokens_used() is given (French, colours)
+        (f"models/{FLASH}:generateContent", 200),
         ("models/gemini-0.0-nonexistent:generateContent", 404),  # q3: the missing model
-        (f"models/{FLASH}:generateContent", 200),  # q3: the good call (the same request as q2's)
+        (f"models/{FLASH}:generateContent", 200),  # q3: the good call (colours, as q1's)
     ]
 
 
@@ -119,11 +121,15 @@ WRONG = [
         "def ask(prompt):\n    return str(client.models.generate_content(model=MODEL, contents=prompt))\n",
         ["whole response turned into a string"],
     ),
-    (q1, "def ask(prompt):\n    return 'Red, yellow and blue.'\n", ["never called client.models.generate_content"]),
+    (
+        q1,
+        "def ask(prompt):\n    return 'Red, yellow and blue.'\n",
+        ["never called the model, so it cannot have the model's answer"],
+    ),
     (
         q1,
         "def ask(prompt):\n    return client.models.generate_content(model=MODEL, contents=prompt).text.upper()\n",
-        ["returned 'RED, YELLOW AND BLUE.', which is not the text of the response it received"],
+        ["returned 'RED, YELLOW AND BLUE.', which is not the text the server sent for that prompt"],
     ),
     (
         q1,
@@ -219,7 +225,7 @@ WRONG = [
     (
         q3,
         "def safe_ask(model, prompt):\n    return 'error 404'\n",
-        ["safe_ask(MODEL, 'Say hello in French.') never called client.models.generate_content"],
+        ["safe_ask(MODEL, 'Name three primary colours.') never called the model"],
     ),
     (
         q3,
@@ -229,7 +235,7 @@ WRONG = [
         "        return client.models.generate_content(model=model, contents=prompt)\n"
         "    except errors.APIError as e:\n"
         "        return f'error {e.code}'\n",
-        ["safe_ask(MODEL, 'Say hello in French.') returned a GenerateContentResponse"],
+        ["safe_ask(MODEL, 'Name three primary colours.') returned a GenerateContentResponse"],
     ),
     (
         q3,
@@ -295,7 +301,7 @@ WRONG = [
         q4,
         "config = types.GenerateContentConfig(" + LOW + ", seed=7, max_output_tokens=50,\n"
         "                                     system_instruction='Be brief.')\n",
-        ["config.system_instruction should be 'Answer in one sentence.' (it is 'Be brief.')."],
+        ["config.system_instruction is 'Be brief.', which does not ask for one-sentence answers"],
     ),
 ]
 
@@ -551,6 +557,12 @@ def test_placeholders_and_messages_helpers():
     exec("semaphore = asyncio.Semaphore(2)\n\ndef f():\n    return [semaphore for _ in range(2)], len\n", cell)
     assert list(checks.global_values(cell["f"])) == ["semaphore"]  # globals of the cell, nested code included
     assert len(describe_error(ValueError("x" * 500))) == 200
+    refused = ConnectionError("Cannot connect to host 127.0.0.1:41567 ssl:default [Connect call failed]")
+    assert (
+        describe_error(refused)
+        == "ConnectionError: Cannot connect to host 127.0.0.1:PORT ssl:default [Connect call failed]"
+    )
+    assert show("http://localhost:8123/stream") == "'http://localhost:PORT/stream'", "a random port never shows"
 
 
 def test_checks_need_the_setup_cell(monkeypatch):
@@ -560,7 +572,7 @@ def test_checks_need_the_setup_cell(monkeypatch):
 
 
 def test_the_lessons_script_answers_every_prompt_the_checks_send():
-    script = Script.load(Path(__file__).resolve().parent.parent / "notebooks" / "scripts" / "01_sync.json")
+    script = Script.load(NOTEBOOKS_DIR / "scripts" / "01_sync.json")
     for prompt in (ex01_sync.COLOURS_PROMPT, ex01_sync.FRENCH_PROMPT):
         assert script.find(FLASH, prompt) is not None, f"notebooks/scripts/01_sync.json has no answer to {prompt!r}"
 

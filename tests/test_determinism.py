@@ -50,6 +50,8 @@ CLEAN_ENVIRONMENT = (
     "WORKBOOK_MODE",
     "WORKBOOK_UPSTREAM",
     "WORKBOOK_CASSETTES",
+    "WORKBOOK_ROOM",
+    "WORKBOOK_SEAT",
     "GOOGLE_GEMINI_BASE_URL",
     "GEMINI_API_KEY",
     "GOOGLE_API_KEY",
@@ -92,9 +94,10 @@ def compared(outputs: list[nbformat.NotebookNode]) -> dict[str, list[Any]]:
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_a_second_run_gives_the_committed_outputs(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_second_run_gives_the_committed_outputs(path: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in CLEAN_ENVIRONMENT:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WORKBOOK_DATA_DIR", str(tmp_path))  # progress as a fresh learner's: "0 of N done"
     committed = nbformat.read(path, as_version=4)
     run = copy.deepcopy(committed)
     for cell in run.cells:

@@ -16,12 +16,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from helpers.cassette import Cassette, default_dir
-from helpers.replay import store
-from helpers.replay.pipeline import json_response
-from helpers.replay.runner import running
-from helpers.replay.server import CassetteStore, Mode, ReplayServer
-from helpers.replay.wire import SSE_CONTENT_TYPE, sse_event
+from helpers.replay.app.replay_server import CassetteStore, Mode, ReplayServer
+from helpers.replay.cassettes import store
+from helpers.replay.cassettes.cassette import Cassette, default_dir
+from helpers.replay.pipeline.api_request import json_response
+from helpers.replay.pipeline.socket_server import running
+from helpers.replay.wire.framing import SSE_CONTENT_TYPE, sse_event
 
 from .conftest import chunk, start_server
 
@@ -216,7 +216,7 @@ async def test_stopping_a_recorder_finishes_the_streams_it_is_still_recording(tm
                 session.post(f"{server.url}/rec/{STREAM}", data=body("slow"), headers=headers) as reply,
             ):
                 await reply.content.readline()  # the first event: the stream is under way
-            server.proc.terminate()  # as a kernel's exit or a setup re-run does
+            server.proc.terminate()  # SIGTERM: the clean shutdown a setup re-run asks for by closing its stdin
             code = await asyncio.to_thread(server.proc.wait, 30)
         finally:
             if server.proc.poll() is None:

@@ -1,4 +1,8 @@
-"""The 03_streaming exercises, tested both ways against the lesson's own shipped cassette."""
+"""The 03_streaming exercises, tested both ways against the lesson's own shipped cassette.
+
+Each exercise lists the mistakes its lesson warns about and the shortcuts a learner tries, each rejected with a
+message naming it; honest variants pass.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +30,48 @@ def test_a_cli_script_not_written_yet_is_not_attempted() -> None:
 
 
 STREAM = "client.models.generate_content_stream(model=MODEL, contents=prompt)"
+
+
+def ttft(body: str, *, before: str = "") -> str:
+    """A learner's ``time_to_first_token`` that streams ``prompt`` with the clock started first, then runs ``body``
+    (indented by four spaces) with ``stream`` and ``start`` defined."""
+    return (
+        f"{before}def time_to_first_token(prompt):\n    start = time.perf_counter()\n    stream = {STREAM}\n"
+        + "".join(f"    {line}\n" for line in body.splitlines())
+    )
+
+
+FIRST = (
+    "for chunk in stream:\n    if chunk.text:\n        t = time.perf_counter() - start\n        break\nstream.close()"
+)
+
+TTFT_MISTAKES = {
+    "a second added": ttft(FIRST + "\nreturn t + 1"),
+    "NaN": ttft(FIRST + "\nreturn float('nan')"),
+    "the first run's time, remembered": ttft(
+        FIRST + "\nif not first:\n    first.append(t)\nreturn first[0]", before="first = []\n\n"
+    ),
+    "the stream left open": ttft(
+        "kept.append(stream)\nfor chunk in stream:\n    if chunk.text:\n        return time.perf_counter() - start",
+        before="kept = []\n\n",
+    ),
+}
+TTFT_EXPECTED = {
+    "a second added": "longer than the call itself took",
+    "NaN": "returned nan, which is not a number of seconds",
+    "the first run's time, remembered": "returned less than the server took to send the first text",
+    "the stream left open": "returned with its stream still open",
+}
+
+
+@pytest.mark.parametrize("name", TTFT_MISTAKES)
+def test_q2_ttfts_bounded_on_one_side_only_are_rejected(name: str) -> None:
+    assert_check_failed(q2, TTFT_MISTAKES[name], TTFT_EXPECTED[name])
+
+
+def test_q2_a_typed_in_time_is_rejected() -> None:
+    """A constant passes one run at most: the second delays the first text past the whole first call."""
+    assert_check_failed(q2, ttft(FIRST + "\nreturn 0.4"), "time_to_first_token(")
 
 
 @pytest.mark.parametrize(

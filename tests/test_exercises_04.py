@@ -1,4 +1,8 @@
-"""The 04_multimodal exercises, tested both ways against the lesson's own shipped cassette."""
+"""The 04_multimodal exercises, tested both ways against the lesson's own shipped cassette.
+
+Each exercise lists the mistakes its lesson warns about and the shortcuts a learner tries, each rejected with a
+message naming it; honest variants pass (a ``types.Content``, PIL images, a limit read through an alias).
+"""
 
 from __future__ import annotations
 
@@ -46,11 +50,26 @@ def test_q1_wrong_orders_and_parts_fail_with_their_message(code: str, expected: 
     assert_check_failed(q1, code, expected)
 
 
-def test_q1_accepts_labels_and_pil_images() -> None:
-    assert_check_passed(q1, f"contents = ['Before:', {BEFORE}, 'After:', {AFTER}, {QUESTION}]")
-    pil = "PIL.Image.open(DATA / {!r})"
-    pictures = f"{pil.format('dots_before.png')}, {pil.format('dots_after.png')}"
-    assert_check_passed(q1, f"import PIL.Image\ncontents = [{pictures}, {QUESTION}]")
+PIL_IMAGE = "PIL.Image.open(DATA / {!r})"
+TEXT = f"types.Part(text={QUESTION})"
+HONEST_Q1 = {
+    "labels between the parts": f"contents = ['Before:', {BEFORE}, 'After:', {AFTER}, {QUESTION}]",
+    "PIL images": "import PIL.Image\ncontents = ["
+    + f"{PIL_IMAGE.format('dots_before.png')}, {PIL_IMAGE.format('dots_after.png')}, {QUESTION}]",
+    "one types.Content": f"contents = types.Content(role='user', parts=[{BEFORE}, {AFTER}, {TEXT}])",
+    "a list of one types.Content": f"contents = [types.UserContent(parts=[{BEFORE}, {AFTER}, {TEXT}])]",
+    "a Content as a dict": f"contents = [{{'role': 'user', 'parts': [{BEFORE}, {AFTER}, {{'text': {QUESTION}}}]}}]",
+}
+
+
+@pytest.mark.parametrize("name", HONEST_Q1)
+def test_q1_honest_variants_pass(name: str) -> None:
+    assert_check_passed(q1, HONEST_Q1[name])
+
+
+def test_q1_a_content_in_the_wrong_order_is_still_judged() -> None:
+    wrong = f"contents = types.Content(role='user', parts=[{AFTER}, {BEFORE}, types.Part(text={QUESTION})])"
+    assert_check_failed(q1, wrong, "the images are in the wrong order")
 
 
 def video(body: str) -> str:
@@ -146,15 +165,35 @@ def test_q2_says_what_to_do_when_an_earlier_upload_of_the_clip_is_still_there() 
             "not for each file",
         ),
         ("def send_as(sizes):\n    return 'inline' if sum(sizes) * 4 / 3 <= 20_000_000 else 'files'", "not 20 MB"),
-        ("def send_as(sizes):\n    return sum(sizes) * 4 / 3 <= INLINE_LIMIT_BYTES", "return 'inline' or 'files'"),
+        (
+            "def send_as(sizes):\n    return sum(sizes) * 4 / 3 <= INLINE_LIMIT_BYTES",
+            "the exercise wants 'inline' or 'files'",
+        ),
         ("def send_as(sizes):\n    print('inline')", "did you forget `return`"),
+        (  # the lesson derives the threshold from INLINE_LIMIT_BYTES and base64's 4/3: typed in, it fails another limit
+            "def send_as(sizes):\n    return 'inline' if sum(sizes) <= 75_000_000 else 'files'",
+            "the threshold is typed into send_as rather than worked out from INLINE_LIMIT_BYTES",
+        ),
+        (
+            "def send_as(sizes):\n    return 'inline' if sum(sizes) * 4 / 3 <= 100_000_000 else 'files'",
+            "with INLINE_LIMIT_BYTES set to 20 MB, send_as([16000000]) returned 'inline'",
+        ),
+        ("def send_as(sizes):\n    return 'inline' if len(sizes) < 2 else 'files'", "which is wrong"),
     ],
 )
 def test_q3_raw_sizes_per_file_limits_and_old_limits_fail_with_their_message(code: str, expected: str) -> None:
     assert_check_failed(q3, code, expected)
 
 
-def test_q3_accepts_an_approximate_base64_size() -> None:
-    assert_check_passed(
-        q3, "def send_as(sizes):\n    return 'inline' if sum(sizes) * 4 / 3 <= INLINE_LIMIT_BYTES else 'files'"
-    )
+@pytest.mark.parametrize(
+    "code",
+    [
+        "def send_as(sizes):\n    return 'inline' if sum(sizes) * 4 / 3 <= INLINE_LIMIT_BYTES else 'files'",
+        "LIMIT = INLINE_LIMIT_BYTES\n\n"
+        "def send_as(sizes):\n    return 'inline' if sum(sizes) * 4 / 3 <= LIMIT else 'files'",
+        "def send_as(sizes):\n    encoded = sum(4 * -(-s // 3) for s in sizes)\n"
+        "    return 'inline' if encoded <= INLINE_LIMIT_BYTES else 'files'",
+    ],
+)
+def test_q3_honest_variants_pass(code: str) -> None:
+    assert_check_passed(q3, code)

@@ -19,13 +19,13 @@ from google import genai
 from google.genai import errors, types
 
 from helpers import control
-from helpers.cassette import Cassette, Exchange
 from helpers.models import FLASH
-from helpers.replay.author import author
-from helpers.replay.batches import PENDING_S, RUNNING_S
-from helpers.replay.runner import running
-from helpers.replay.server import CassetteStore, Mode, ReplayServer
-from helpers.replay.synth import Script, ScriptEntry, SyntheticUpstream
+from helpers.replay.app.authoring import author
+from helpers.replay.app.replay_server import CassetteStore, Mode, ReplayServer
+from helpers.replay.cassettes.cassette import Cassette, Exchange
+from helpers.replay.pipeline.socket_server import running
+from helpers.replay.services.batches_api import PENDING_S, RUNNING_S
+from helpers.replay.upstream.synthetic import Script, ScriptEntry, SyntheticUpstream
 from helpers.workbook import WorkbookError
 
 from .conftest import Server, generate_exchange, start_server, write_cassette

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 from pathlib import Path
@@ -137,3 +138,111 @@ def test_links_to_lessons_use_their_titles(path: Path) -> None:
             for text, target in LESSON_LINK.findall(cell.source):
                 assert target in titles, f"link to a missing lesson {target}"
                 assert text == titles[target], f"link text {text!r}: the lesson is titled {titles[target]!r}"
+
+
+SIMULATION = ROOT / "tests" / "nonposix" / "sitecustomize.py"
+POSIX_ONLY_OS = {"getuid", "geteuid", "getgid", "getegid", "fchmod", "fchown", "killpg", "getpgid", "setsid", "kill"}
+"""``os`` functions Windows lacks, or (``kill``) that mean something else there: any signal but Ctrl+C and Ctrl+Break
+ends the process, and signal 0 is Ctrl+C."""
+PLATFORM = re.compile(r"\b(Windows|win32|POSIX|Linux|macOS)\b", re.IGNORECASE)
+
+
+def posix_only_modules() -> set[str]:
+    """The modules the simulated non-POSIX interpreter takes away (its ``POSIX_ONLY``): one list for both checks."""
+    for node in ast.parse(SIMULATION.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "POSIX_ONLY" for t in node.targets):
+            return set(ast.literal_eval(node.value))
+    raise AssertionError(f"{SIMULATION} defines no POSIX_ONLY")
+
+
+class _PortabilityScan(ast.NodeVisitor):
+    """Finds POSIX-only imports and calls in one module's source (see :func:`portability_problems`)."""
+
+    def __init__(self, modules: set[str], test: bool) -> None:
+        self.modules, self.test = modules, test
+        self.caught: list[set[str]] = []  # the exceptions each enclosing ``try`` body's handlers catch
+        self.problems: list[str] = []
+
+    def guarded(self, *errors: str) -> bool:
+        return any(set(errors) & caught for caught in self.caught)
+
+    def visit_Try(self, node: ast.Try) -> None:
+        types = [h.type for h in node.handlers if h.type is not None]
+        names = {n.id for t in types for n in ast.walk(t) if isinstance(n, ast.Name)}
+        self.caught.append(names)
+        for stmt in node.body:
+            self.visit(stmt)
+        self.caught.pop()
+        for stmt in [*node.handlers, *node.orelse, *node.finalbody]:
+            self.visit(stmt)
+
+    def imported(self, name: str, line: int) -> None:
+        if name.partition(".")[0] not in self.modules:
+            return
+        if self.test:
+            self.problems.append(f"line {line}: `import {name}`: use pytest.importorskip with a reason naming the OS")
+        elif not self.guarded("ImportError", "ModuleNotFoundError"):
+            self.problems.append(f"line {line}: `import {name}` without a fallback (try/except ImportError)")
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            self.imported(alias.name, node.lineno)
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        if node.level == 0 and node.module:
+            self.imported(node.module, node.lineno)
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        if isinstance(node.value, ast.Name) and node.value.id == "os" and node.attr in POSIX_ONLY_OS:
+            self.problems.append(f"line {node.lineno}: os.{node.attr} (POSIX-only)")
+        if node.attr == "add_signal_handler" and not self.guarded("NotImplementedError"):
+            self.problems.append(f"line {node.lineno}: add_signal_handler without a fallback for NotImplementedError")
+        self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        name = node.args[0].value if node.args and isinstance(node.args[0], ast.Constant) else None
+        if getattr(node.func, "attr", None) == "importorskip" and name in self.modules:
+            reason = next((k.value for k in node.keywords if k.arg == "reason"), None)
+            if not (isinstance(reason, ast.Constant) and PLATFORM.search(str(reason.value))):
+                self.problems.append(f"line {node.lineno}: importorskip({name!r}) without a reason naming the OS")
+        self.generic_visit(node)
+
+
+def portability_problems(source: str, *, test: bool) -> list[str]:
+    """What in ``source`` would not run on Windows. Code (``test=False``) imports a POSIX-only module only with a
+    fallback (inside ``try`` ... ``except ImportError``) and calls ``add_signal_handler`` only inside ``try`` ...
+    ``except NotImplementedError``; a test imports one only through ``pytest.importorskip`` with a reason that names
+    the platform. Neither calls :data:`POSIX_ONLY_OS`."""
+    scan = _PortabilityScan(posix_only_modules(), test)
+    scan.visit(ast.parse(source))
+    return scan.problems
+
+
+def test_the_portability_scan_finds_what_windows_lacks() -> None:
+    bad = (
+        "import fcntl\nfrom resource import getrlimit\nimport os\nos.getuid()\nos.kill(1, 0)\n"
+        "loop.add_signal_handler(2, f)\npytest.importorskip('termios')\n"
+    )
+    assert len(portability_problems(bad, test=False)) == len(portability_problems(bad, test=True)) == 6
+    good = (
+        "try:\n    import resource\nexcept ImportError:\n    resource = None\n"
+        "try:\n    loop.add_signal_handler(2, f)\nexcept NotImplementedError:\n    signal.signal(2, g)\n"
+    )
+    assert portability_problems(good, test=False) == []
+    assert len(portability_problems(good, test=True)) == 1, "a test skips, naming the platform"
+    skip = "uvloop = pytest.importorskip('uvloop', reason='no Windows build')\n"
+    assert portability_problems(skip, test=True) == []
+    assert "uvloop" in posix_only_modules() and "fcntl" in posix_only_modules()
+
+
+def test_no_posix_only_module_or_call_without_a_fallback_or_a_skip() -> None:
+    """helpers and bench run on Windows (a fallback for each POSIX-only module); a test needing one skips, saying
+    which platform lacks it. tests/test_portability.py runs the same code under a simulated non-POSIX interpreter."""
+    found = []
+    for folder in ("helpers", "bench", "tests"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            if path == SIMULATION:
+                continue
+            problems = portability_problems(path.read_text(encoding="utf-8"), test=folder == "tests")
+            found += [f"{path.relative_to(ROOT)} {problem}" for problem in problems]
+    assert not found, "POSIX-only code (see tests/nonposix/sitecustomize.py):\n" + "\n".join(found)

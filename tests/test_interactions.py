@@ -16,13 +16,13 @@ from google import genai
 from google.genai import types
 
 from helpers import control, plots
-from helpers.cassette import Cassette
 from helpers.models import FLASH, PROFILES
-from helpers.replay.control import carries_text
-from helpers.replay.interactions import BACKGROUND_S, Background
-from helpers.replay.runner import running
-from helpers.replay.synth import Script, ScriptEntry, SyntheticUpstream
-from helpers.replay.wire import SSE_CONTENT_TYPE, sse_event
+from helpers.replay.cassettes.cassette import Cassette
+from helpers.replay.pipeline.control_panel import carries_text
+from helpers.replay.pipeline.socket_server import running
+from helpers.replay.services.interactions_api import BACKGROUND_S, Background
+from helpers.replay.upstream.synthetic import Script, ScriptEntry, SyntheticUpstream
+from helpers.replay.wire.framing import SSE_CONTENT_TYPE, sse_event
 from helpers.timing import atimed, timed
 
 from .conftest import start_server

@@ -1,7 +1,10 @@
 """The package's shape: ``import helpers`` stays light, and ``helpers.replay`` imports only downwards, with no cycle.
 
-:data:`LAYERS` is the layer list of ``docs/server.md`` (how to add an endpoint), lowest first. Imports are read from
-the source (every ``import`` statement, local ones inside functions too), so a cycle hidden by a local import counts.
+The layers are the subpackages of ``helpers/replay/``, in the order :data:`helpers.replay.LAYERS` gives (lowest
+first; ``docs/server.md`` shows the tree): a module may import its own folder's modules (without a cycle) and lower
+folders' ones, never a higher folder's. ``helpers/replay/__main__.py``, the command line, stands above every folder.
+Imports are read from the source (every ``import`` statement, local ones inside functions too), so a cycle hidden by a
+local import counts.
 """
 
 from __future__ import annotations
@@ -9,54 +12,27 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
+from helpers.replay import LAYERS
+
 ROOT = Path(__file__).resolve().parent.parent / "helpers"
+SERVER = "helpers.replay"
+COMMAND_LINE = f"{SERVER}.__main__"
 
-LAYERS: list[tuple[str, set[str]]] = [
-    ("wire", {"helpers.replay.defaults", "helpers.replay.wire", "helpers.replay.keys"}),
-    ("cassette", {"helpers.cassette", "helpers.replay.store", "helpers.replay.match"}),
-    (
-        "pipeline",
-        {
-            "helpers.replay.pipeline",
-            "helpers.replay.limits",
-            "helpers.replay.control",
-            "helpers.replay.runner",
-            "helpers.replay.errors",
-            "helpers.replay.tokens",
-            "helpers.replay.guard",
-        },
-    ),
-    ("backends", {"helpers.replay.playback", "helpers.replay.recorder"}),
-    (
-        "services",
-        {
-            "helpers.replay.generate",
-            "helpers.replay.files",
-            "helpers.replay.batches",
-            "helpers.replay.openai_compat",
-            "helpers.replay.interactions",
-        },
-    ),
-    (
-        "app",
-        {
-            "helpers.replay.server",
-            "helpers.replay.__main__",
-            "helpers.replay.author",
-            "helpers.replay.synth",
-            "helpers.replay.synth_openai",
-            "helpers.replay.synth_interactions",
-        },
-    ),
-]
-"""Each layer's modules; a module may import its own layer's (without a cycle) and lower ones'."""
-
-LIGHT = {"helpers.replay", "helpers.replay.defaults", "helpers.replay.wire"}
-"""The only parts of the server a notebook's first cell may load: constants and framing, no server, no authoring."""
+LIGHT = {
+    "helpers.replay",
+    "helpers.replay.wire",
+    "helpers.replay.wire.defaults",
+    "helpers.replay.wire.framing",
+    "helpers.replay.cassettes",
+    "helpers.replay.cassettes.cassette",
+}
+"""The only parts of the server a notebook's first cell may load: constants, framing and the cassette format; no
+server, no authoring."""
 
 
 def module_name(path: Path) -> str:
@@ -93,43 +69,85 @@ GRAPH = {name: imports(path) for name, path in MODULES.items()}
 
 
 def rank(module: str) -> int | None:
-    return next((i for i, (_, members) in enumerate(LAYERS) if module in members), None)
+    """The layer of a server module (its folder's index in ``LAYERS``; the command line is above them all), ``None``
+    for a module outside the server or in no layer's folder."""
+    if module == COMMAND_LINE:
+        return len(LAYERS)
+    parts = module.split(".")
+    if parts[:2] != SERVER.split(".") or len(parts) < 3 or parts[2] not in LAYERS:
+        return None
+    return LAYERS.index(parts[2])
 
 
-def test_every_server_module_has_a_layer() -> None:
-    unplaced = [m for m in MODULES if m.startswith("helpers.replay.") and rank(m) is None]
-    assert not unplaced, f"add {unplaced} to a layer in LAYERS and docs/server.md"
+def layer_name(r: int) -> str:
+    return LAYERS[r] if r < len(LAYERS) else "command line"
+
+
+def upward_imports(module: str, graph: Mapping[str, set[str]]) -> list[str]:
+    """The imports of ``module`` that run up a layer, each as ``"name (layer)"``."""
+    own = rank(module)
+    assert own is not None
+    return [f"{m} ({layer_name(r)})" for m in sorted(graph[module]) if (r := rank(m)) is not None and r > own]
+
+
+def find_cycle(graph: Mapping[str, set[str]]) -> list[str] | None:
+    """One import cycle of ``graph`` (its modules in order, the first repeated at the end), or ``None``."""
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> list[str] | None:
+        if module in path:
+            return [*path[path.index(module) :], module]
+        if module in done:
+            return None
+        for target in sorted(graph[module]):
+            if cycle := visit(target, [*path, module]):
+                return cycle
+        done.add(module)
+        return None
+
+    return next((cycle for module in sorted(graph) if (cycle := visit(module, []))), None)
+
+
+def test_every_server_module_is_in_a_layer_folder() -> None:
+    server = [m for m in MODULES if m.startswith(f"{SERVER}.")]
+    unplaced = [m for m in server if rank(m) is None]
+    assert not unplaced, f"move {unplaced} into a layer's folder, or add its folder to helpers.replay.LAYERS"
+    folders = {p.name for p in (ROOT / "replay").iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert folders == set(LAYERS), f"LAYERS names {sorted(set(LAYERS) - folders)}, folders {sorted(folders)}"
 
 
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if rank(m) is not None))
 def test_imports_point_down(module: str) -> None:
+    upward = upward_imports(module, GRAPH)
     own = rank(module)
     assert own is not None
-    upward = [f"{m} ({LAYERS[r][0]})" for m in GRAPH[module] if (r := rank(m)) is not None and r > own]
-    assert not upward, f"{module} ({LAYERS[own][0]}) imports upwards: {', '.join(upward)}"
+    assert not upward, f"{module} ({layer_name(own)}) imports upwards: {', '.join(upward)}"
 
 
 def test_no_import_cycle() -> None:
-    done: set[str] = set()
+    cycle = find_cycle(GRAPH)
+    assert cycle is None, f"import cycle: {' -> '.join(cycle or [])}"
 
-    def visit(module: str, path: list[str]) -> None:
-        if module in path:
-            cycle = [*path[path.index(module) :], module]
-            pytest.fail(f"import cycle: {' -> '.join(cycle)}")
-        if module in done:
-            return
-        for target in sorted(GRAPH[module]):
-            visit(target, [*path, module])
-        done.add(module)
 
-    for module in sorted(GRAPH):
-        visit(module, [])
+def test_the_checks_catch_an_upward_import_and_a_cycle() -> None:
+    # Checks that never fail would pass any tree: feed them a graph with an upward import and a cycle.
+    low, high = "helpers.replay.wire.framing", "helpers.replay.app.replay_server"
+    upward = {**GRAPH, low: GRAPH[low] | {high}}
+    assert upward_imports(low, upward) == [f"{high} (app)"]
+    assert upward_imports("helpers.replay.app.authoring", {**GRAPH, "helpers.replay.app.authoring": {COMMAND_LINE}})
+    assert upward_imports(high, GRAPH) == []
+    assert find_cycle(upward) is not None, "the replay server imports the wire format: low -> high -> ... -> low"
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
 
 
 def test_the_walk_sees_imports() -> None:
     # A walk that found nothing would pass everything: check it against imports known to exist.
-    assert {"helpers.replay.pipeline", "helpers.replay.store"} <= GRAPH["helpers.replay.server"]
-    assert "helpers.replay.wire" in GRAPH["helpers.cassette"]
+    assert {"helpers.replay.pipeline.api_request", "helpers.replay.cassettes.store"} <= GRAPH[
+        "helpers.replay.app.replay_server"
+    ]
+    assert "helpers.replay.wire.framing" in GRAPH["helpers.replay.cassettes.cassette"]
+    assert "helpers.replay.pipeline.error_middleware" in GRAPH["helpers.replay.app.replay_server"]  # from .. import x
 
 
 def test_import_helpers_loads_neither_the_server_nor_the_authoring_tools() -> None:
@@ -137,4 +155,4 @@ def test_import_helpers_loads_neither_the_server_nor_the_authoring_tools() -> No
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     loaded = set(ast.literal_eval(out))
     assert loaded <= LIGHT, f"import helpers loaded {sorted(loaded - LIGHT)}"
-    assert "helpers.replay.wire" in loaded, "the check must see the modules it does load"
+    assert "helpers.replay.wire.framing" in loaded, "the check must see the modules it does load"

@@ -22,8 +22,8 @@ from google import genai
 from google.genai import errors, types
 
 from helpers import control, workbook
-from helpers.cassette import Exchange
 from helpers.models import FLASH, FLASH_LITE
+from helpers.replay.cassettes.cassette import Exchange
 
 from .conftest import Server, generate_exchange, start_server, stream_exchange, write_cassette
 

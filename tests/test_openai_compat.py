@@ -16,11 +16,11 @@ import pytest
 from aiohttp import web
 
 from helpers import control
-from helpers.cassette import Cassette
 from helpers.models import FLASH, MODELS
-from helpers.replay.control import carries_text
-from helpers.replay.runner import running
-from helpers.replay.wire import SSE_CONTENT_TYPE, sse_event
+from helpers.replay.cassettes.cassette import Cassette
+from helpers.replay.pipeline.control_panel import carries_text
+from helpers.replay.pipeline.socket_server import running
+from helpers.replay.wire.framing import SSE_CONTENT_TYPE, sse_event
 from helpers.workbook import Session
 
 from .conftest import start_server, write_cassette

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 import numpy as np
+import PIL.Image
 import pytest
+from google.genai import types
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
@@ -172,3 +176,32 @@ def test_figures_are_deterministic_and_show_once_in_jupyter():
     png = first._repr_png_()  # what Jupyter shows; no pyplot figure is left behind to be shown a second time
     assert png.startswith(b"\x89PNG") and png == plots.timeline(_calls(), limit=2)._repr_png_()
     assert isinstance(first, Figure) and not plt.get_fignums()
+
+
+DATA = Path(__file__).resolve().parent.parent / "notebooks" / "data"
+
+
+def part(name: str, mime_type: str) -> types.Part:
+    return types.Part.from_bytes(data=(DATA / name).read_bytes(), mime_type=mime_type)
+
+
+def test_inputs_shows_each_picture_and_pdf_page_in_order_with_its_label_and_the_question():
+    before, after = part("dots_before.png", "image/png"), part("dots_after.png", "image/png")
+    fig = plots.inputs(["Image 1:", before, "Image 2:", after, "How many dots?"])
+    assert [ax.get_title() for ax in fig.axes] == ["Image 1:", "Image 2:"]
+    assert fig.get_suptitle() == "How many dots?"
+    shown = fig.axes[0].images[0].get_array()
+    assert shown.shape[:2] == PIL.Image.open(DATA / "dots_before.png").size[::-1], "a small image is shown whole"
+    pdf = plots.inputs([part("receipt.pdf", "application/pdf"), "What is the total?"])
+    (ax,) = pdf.axes
+    height, width = ax.images[0].get_array().shape[:2]
+    assert ax.get_title() == "PDF, page 1 of 1" and max(height, width) == plots.THUMBNAIL_PX
+    assert abs(width / height - 3 / 2.4) < 0.02, "the receipt's 3 x 2.4 in page, rendered"
+    assert repr(pdf) == repr(plots.inputs([part("receipt.pdf", "application/pdf"), "What is the total?"]))
+
+
+def test_inputs_names_a_pil_image_and_refuses_contents_without_pictures():
+    fig = plots.inputs([PIL.Image.new("RGB", (96, 64), "red"), "What colour?"])
+    assert fig.axes[0].get_title() == "PIL image, 96x64"
+    with pytest.raises(ValueError, match="hold none"):
+        plots.inputs(["just text", types.Part(text="and more")])

@@ -14,12 +14,12 @@ from google import genai
 from google.genai import errors, types
 
 from helpers import control
-from helpers.cassette import Cassette
 from helpers.models import FLASH
-from helpers.replay.pipeline import json_response
-from helpers.replay.runner import running
-from helpers.replay.synth import Script, SyntheticUpstream
-from helpers.replay.wire import SSE_CONTENT_TYPE, sse_event
+from helpers.replay.cassettes.cassette import Cassette
+from helpers.replay.pipeline.api_request import json_response
+from helpers.replay.pipeline.socket_server import running
+from helpers.replay.upstream.synthetic import Script, SyntheticUpstream
+from helpers.replay.wire.framing import SSE_CONTENT_TYPE, sse_event
 
 from .conftest import chunk, start_server
 

@@ -26,8 +26,8 @@ from google.genai import errors
 
 import helpers
 from helpers import control, workbook
-from helpers.cassette import Cassette
-from helpers.replay.runner import running
+from helpers.replay.cassettes.cassette import Cassette
+from helpers.replay.pipeline.socket_server import running
 
 from .conftest import PROMPT, TEXT, Server, generate_exchange, start_server, stream_exchange, write_cassette
 from .test_record import FAKE_KEY, PIECES, stand_in_upstream
@@ -222,7 +222,7 @@ so every stream is in flight at once."""
 @pytest.fixture
 def many_files() -> Iterator[None]:
     """Room for the 1000 sockets on each side (the server inherits the limit): raise the soft limit if need be."""
-    resource = pytest.importorskip("resource")
+    resource = pytest.importorskip("resource", reason="Windows has no open-file limit to raise (no resource module)")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = 3 * STREAMS
     if soft != resource.RLIM_INFINITY and soft < wanted:

@@ -13,15 +13,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvloop
 from google import genai
 from google.genai import errors, types
 
 from helpers import control
-from helpers.cassette import Cassette, CassetteError, strip_version
 from helpers.models import FLASH
-from helpers.replay.pipeline import sleep_until
-from helpers.replay.wire import parse_sse_event, sse_event
+from helpers.replay.cassettes.cassette import Cassette, CassetteError, strip_version
+from helpers.replay.pipeline.api_request import sleep_until
+from helpers.replay.wire.framing import parse_sse_event, sse_event
 
 from .conftest import PROMPT, TEXT, Server, start_server
 
@@ -269,8 +268,10 @@ def test_strip_version_keeps_upload_prefix() -> None:
     assert strip_version("models") == "models"
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="reads the server's limits in /proc, which only Linux has")
 def test_the_server_raises_its_open_file_limit(server: Server) -> None:
     # Each stream is a socket: under the common soft limit of 1024 a server would hold only ~1014 streams.
+    pytest.importorskip("resource", reason="Windows has no open-file limit to raise (no resource module)")
     limits = Path(f"/proc/{server.proc.pid}/limits").read_text()
     soft, hard = re.search(r"Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)", limits).groups()
     assert soft == hard or int(soft) >= 65_536, limits
@@ -279,6 +280,7 @@ def test_the_server_raises_its_open_file_limit(server: Server) -> None:
 def test_sleep_until_never_wakes_before_its_deadline_on_uvloop() -> None:
     """uvloop's timers run on a whole-millisecond clock and fire up to a millisecond early; recorded delays are lower
     bounds, so the server's sleep must re-sleep what is left (a single ``asyncio.sleep`` fails this)."""
+    uvloop = pytest.importorskip("uvloop", reason="uvloop has no Windows build (asyncio's loop serves)")
 
     async def earliest() -> float:
         worst = 1.0

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops
 
+from helpers.paths import NOTEBOOKS_DIR
 from helpers.samples import SHAPES, FileServer, Shape, draw, make_shapes
 
-SHAPES_DIR = Path(__file__).resolve().parent.parent / "notebooks" / "data" / "shapes"
+SHAPES_DIR = NOTEBOOKS_DIR / "data" / "shapes"
 
 
 def test_committed_shapes_are_what_make_shapes_draws(tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ import http.server
 import io
 import json
 import os
-import resource
 import socket
 import stat
 import subprocess
@@ -34,14 +33,14 @@ from google.genai import errors, types
 
 import helpers
 from helpers import control, workbook
-from helpers.cassette import Cassette, CassetteError
 from helpers.models import FLASH
 from helpers.replay.__main__ import parser
-from helpers.replay.files import FileLimits
-from helpers.replay.pipeline import json_response
-from helpers.replay.runner import bind, running
-from helpers.replay.server import CassetteStore, Mode, ReplayServer
-from helpers.replay.synth import Script, SyntheticUpstream
+from helpers.replay.app.replay_server import CassetteStore, Mode, ReplayServer
+from helpers.replay.cassettes.cassette import Cassette, CassetteError
+from helpers.replay.pipeline.api_request import json_response
+from helpers.replay.pipeline.socket_server import bind, running
+from helpers.replay.services.files_api import FileLimits
+from helpers.replay.upstream.synthetic import Script, SyntheticUpstream
 from helpers.workbook import ServerProcess, WorkbookError
 
 from .conftest import PROMPT, TEXT, Server, generate_exchange, start_server, stream_exchange, write_cassette
@@ -55,19 +54,21 @@ TOKEN_HEADER = "x-workbook-token"
 
 
 def token_of(srv: Server) -> str:
-    from helpers.replay import tokens  # here, not above: each test fails on its own on a server without tokens
+    from helpers.replay.pipeline import (
+        server_token,  # here, not above: each test fails on its own on a server without tokens
+    )
 
-    found = tokens.find(srv.url)
+    found = server_token.find(srv.url)
     assert found, f"{srv.url} published no token"
     return found
 
 
 def control_token(url: str) -> dict[str, str]:
     """The token header a control call to ``url`` needs (what ``helpers.control`` sends), else nothing."""
-    from helpers.replay import tokens
+    from helpers.replay.pipeline import server_token
 
     base, found, _ = url.partition("/_control/")
-    token = tokens.find(base) if found else None
+    token = server_token.find(base) if found else None
     return {TOKEN_HEADER: token} if token else {}
 
 
@@ -144,16 +145,16 @@ def test_control_needs_the_token_and_helpers_control_finds_it(server: Server) ->
 
 
 def test_the_runtime_file_is_private_and_goes_with_its_server(cassette_dir: Path) -> None:
-    from helpers.replay import tokens
+    from helpers.replay.pipeline import server_token
 
     srv = start_server("--port", "0", "--cassettes", str(cassette_dir))
-    (path,) = [p for p in tokens.runtime_dir().glob(f"replay-{srv.proc.pid}-*.json")]
+    (path,) = [p for p in server_token.runtime_dir().glob(f"replay-{srv.proc.pid}-*.json")]
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert json.loads(path.read_text())["url"] == srv.url
     srv.stop()
     assert not path.exists()
-    assert tokens.find(srv.url) is None
+    assert server_token.find(srv.url) is None
 
 
 async def test_a_keyless_cross_site_post_in_record_mode_records_nothing(tmp_path: Path) -> None:
@@ -332,7 +333,7 @@ def test_the_server_log_redacts_every_key_it_was_sent(tmp_path: Path) -> None:
     """Whatever writes to the server's standard error (a traceback, aiohttp, the recorder), no key gets through."""
     code = (
         "import sys\n"
-        "from helpers.replay.keys import SEEN, RedactingStream\n"
+        "from helpers.replay.wire.api_keys import SEEN, RedactingStream\n"
         f"SEEN.note_request({{'authorization': 'Bearer {KEY}'}}, {{}})\n"
         "sys.stderr = RedactingStream(sys.stderr)\n"
         f"raise RuntimeError('upstream said: bad key {KEY}')\n"
@@ -425,14 +426,24 @@ class CountingUpstream:
         self.server.server_close()
 
 
+def writable(folder: Path) -> bool:
+    """Whether this process can create a file in ``folder``."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
 @contextlib.contextmanager
 def read_only_folder() -> Iterator[Path]:
     """A cassette folder nobody can write into: mode 0555, and for root (whom modes do not stop) immutable."""
     folder = Path(tempfile.mkdtemp(prefix="security-ro-")) / "cassettes"
     folder.mkdir(mode=0o555)
-    immutable = os.geteuid() == 0
-    if immutable and subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
-        pytest.skip("this file system cannot make a folder read-only for root (chattr +i)")
+    immutable = writable(folder)  # root, or Windows (which ignores a folder's read-only mode)
+    chattr = ["chattr", "+i", str(folder)]
+    if immutable and (sys.platform != "linux" or subprocess.run(chattr, capture_output=True).returncode != 0):
+        pytest.skip("only Linux's chattr +i makes a folder read-only for root (or on Windows), on some file systems")
     try:
         yield folder
     finally:
@@ -494,6 +505,7 @@ def test_a_trickled_body_gets_a_408_within_the_idle_timeout(tmp_path: Path) -> N
 
 
 def test_out_of_file_descriptors_is_one_log_line_and_the_server_serves_again(tmp_path: Path) -> None:
+    resource = pytest.importorskip("resource", reason="Windows has no open-file limit (no resource module)")
     log = tmp_path / "log"
     limit = 40  # the server needs about 15 descriptors of its own
 

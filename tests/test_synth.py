@@ -15,11 +15,11 @@ from google.genai import errors, types
 from PIL import Image
 
 from helpers import models
-from helpers.cassette import Cassette
 from helpers.media import MEDIA_RESOLUTION_TOKENS, media_tokens
 from helpers.models import FLASH, FLASH_LITE
-from helpers.replay.runner import running
-from helpers.replay.synth import (
+from helpers.replay.cassettes.cassette import Cassette
+from helpers.replay.pipeline.socket_server import running
+from helpers.replay.upstream.synthetic import (
     Script,
     ScriptEntry,
     SyntheticUpstream,

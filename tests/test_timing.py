@@ -17,10 +17,10 @@ from google.genai import errors
 
 import helpers
 from helpers import control, plots, timing
-from helpers.cassette import Cassette
 from helpers.models import FLASH
-from helpers.replay.author import author
-from helpers.replay.synth import Script, ScriptEntry
+from helpers.replay.app.authoring import author
+from helpers.replay.cassettes.cassette import Cassette
+from helpers.replay.upstream.synthetic import Script, ScriptEntry
 from helpers.timing import (
     CallTiming,
     ChunkTiming,
@@ -47,7 +47,6 @@ CHUNK_TEXTS = ["", "Once upon ", "a time, a replay server ", "kept perfect time.
 CHUNK_OFFSETS_S = [0.15, 0.25, 0.35, 0.45]
 OUTPUT_TOKENS = 12
 QUICK_OFFSET_S = 0.2
-SECONDS = re.compile(r"\d+\.\d\d s")
 
 
 def _stream_chunks() -> list[dict]:

@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import Browser, Error, Page, sync_playwright
 
 from helpers import control, web
-from helpers.cassette import Cassette, default_dir
+from helpers.replay.cassettes.cassette import Cassette, default_dir
 
 from .conftest import lesson_replay
 

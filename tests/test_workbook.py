@@ -11,7 +11,7 @@ from google import genai
 
 import helpers
 from helpers import models, prices, workbook
-from helpers.replay.runner import bind
+from helpers.replay.pipeline.socket_server import bind
 
 from .conftest import PROMPT, TEXT, generate_exchange, write_cassette
 

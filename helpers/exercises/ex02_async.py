@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from google.genai import errors, types
@@ -25,23 +25,23 @@ from ..checks import (
     Incorrect,
     InFlight,
     Problem,
-    Slept,
-    StoppedByCheck,
     TimeLimitExceeded,
+    Watched,
     ____,
-    code_names,
     counting_calls,
     describe_error,
     expect_async,
     expect_returned,
+    forbidding_sleep,
+    function_names,
     global_values,
     lesson,
     lesson_context,
     run_bounded,
     show,
-    watching_sleep,
+    watching,
 )
-from ..replay.limits import WINDOW_S
+from ..replay.pipeline.rate_limits import WINDOW_S
 from ..workbook import current_session
 
 PROMPTS = tuple(
@@ -69,6 +69,19 @@ OVERLAP_S = 0.05
 server's peak of requests in flight (the fallback for a learner's own client) shows requests that overlap."""
 
 REFILL_WAIT_S = 2.0
+HOLD_BOTH_S = 1.0
+"""Exercise 2 holds its first two requests together this long (wall clock): a cap of two starts no third meanwhile,
+while a rate limiter (aiolimiter's ``AsyncLimiter(2, 1)``) lets one start after half a second."""
+
+RETRY_DELAYS_S = (2.5, 0.05)
+"""Exercise 3's second case: the server answers 429 twice, asking for a long wait, then a short one (``retryDelay``),
+then answers. No fixed pause, nor a backoff that grows, waits as long as both say."""
+LATE_S = 2.0
+"""How much longer than a ``retryDelay`` a retry may take to reach the server (a busy machine is slow to wake a
+sleeper and send): more than that, and the code waited on its own schedule. Below :data:`RETRY_DELAYS_S`'s spread,
+so a pause long enough for the first delay is too long for the second."""
+DELAY_ROUNDING_S = 0.002
+"""A ``retryDelay`` reads like ``'2.500s'``: a retry may arrive this much before the exact delay has passed."""
 """Exercise 2 holds the first request back until another one starts after a request has finished, at most this many
 seconds: a semaphore starts the next request as soon as a slot frees, chunks of two do not until both are done. The
 decision is causal (did a request start while the first was held?); the wait only bounds a wrong answer's check."""
@@ -92,12 +105,14 @@ class Overlap:
     Attributes:
         counted: the notebook client's ``client.aio.models.generate_content`` calls (none if the learner made a
             client of their own).
+        blocking: calls of the notebook's *sync* ``client.models.generate_content`` (each blocks the event loop).
         server_peak: the replay server's peak of requests in flight, read when the block ends.
-        refilled: with ``hold_first``: whether a request started while the first was held back after another had
+        refilled: with ``hold``: whether a request started while the first was held back after another had
             finished (``None``: not judged, no call of the notebook's client).
     """
 
     counted: InFlight
+    blocking: list[Watched] = field(default_factory=list)
     server_peak: int = 0
     refilled: bool | None = None
 
@@ -108,47 +123,60 @@ class Overlap:
 
 
 @contextlib.contextmanager
-def overlapping(ns: Mapping[str, Any], *, hold_first: bool = False) -> Iterator[Overlap]:
+def overlapping(ns: Mapping[str, Any], *, hold: bool = False) -> Iterator[Overlap]:
     """Count the learner's requests in flight for the block (:class:`Overlap`, filled when the block ends).
 
     The count is of ``client.aio.models.generate_content`` calls of the notebook's ``client`` in progress at once,
     whatever the machine's speed; for a learner's own client, the replay server's ``peak_in_flight``, with every
-    answer slowed by :data:`OVERLAP_S` so that overlapping requests overlap there too. ``hold_first`` holds the first
-    call back until a later call starts after an earlier one has ended (at most :data:`REFILL_WAIT_S`), and records
-    whether one did: a semaphore refills its free slot at once, chunked gathers wait for the whole chunk.
+    answer slowed by :data:`OVERLAP_S` so that overlapping requests overlap there too. Calls of the sync client are
+    noted too: inside ``async def`` each blocks the loop. ``hold`` holds calls back (:func:`_hold`): the first two
+    together for :data:`HOLD_BOTH_S` (a cap of two starts nothing more meanwhile; a rate limiter does), then the first
+    until a later call starts after an earlier one has ended (at most :data:`REFILL_WAIT_S`), recording whether one
+    did: a semaphore refills its free slot at once, chunked gathers wait for the whole chunk.
     """
     control.reset_stats()
     control.add_latency(OVERLAP_S)
     models = ns["client"].aio.models
     seen = Overlap(InFlight())
-    if hold_first:
-        _hold_first(models, seen)
+    if hold:
+        _hold(models, seen)
     try:
-        with counting_calls(models, "generate_content") as counted:
-            seen.counted = counted
+        with (
+            counting_calls(models, "generate_content") as counted,
+            watching(ns["client"].models, "generate_content") as blocking,
+        ):
+            seen.counted, seen.blocking = counted, blocking
             yield seen
     finally:
-        if hold_first:
+        if hold:
             del models.generate_content
         control.add_latency(0)
         seen.server_peak = control.stats().peak_in_flight
 
 
-def _hold_first(models: Any, seen: Overlap) -> None:
-    """Shadow ``models.generate_content`` so that its first call waits until a call starts after another has ended
-    (at most :data:`REFILL_WAIT_S`); sets ``seen.refilled`` to whether one did."""
+def _hold(models: Any, seen: Overlap) -> None:
+    """Shadow ``models.generate_content``: its first two calls wait together until a third starts (more than two in
+    flight) or :data:`HOLD_BOTH_S` passes; then the first waits on until a call starts after another has ended (at
+    most :data:`REFILL_WAIT_S`). Sets ``seen.refilled`` to whether one did."""
     original = models.generate_content
     state: dict[str, Any] = {"started": 0, "ended": 0}
 
     async def holding(*args: Any, **kwargs: Any) -> Any:
         state["started"] += 1
-        if state["started"] == 1:
-            state["go"] = asyncio.Event()  # made on the learner's loop, by its first call
+        number = state["started"]
+        if number == 1:  # events made on the learner's loop, by its first call
+            state["both"], state["go"] = asyncio.Event(), asyncio.Event()
+        if number <= 2:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(state["both"].wait(), HOLD_BOTH_S)
+            state["both"].set()
+        if number == 1:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(state["go"].wait(), REFILL_WAIT_S)
             seen.refilled = state.get("refilled", False)
         elif state["ended"] or state["started"] - state["ended"] > 2:
             state.setdefault("refilled", state["ended"] > 0)
+            state["both"].set()
             state["go"].set()  # a refill, or more than two in flight: either way the verdict is in
         try:
             return await original(*args, **kwargs)
@@ -156,6 +184,19 @@ def _hold_first(models: Any, seen: Overlap) -> None:
             state["ended"] += 1
 
     models.generate_content = holding
+
+
+def expect_not_blocking(name: str, seen: Overlap) -> None:
+    """Reject an ``async def`` that called the sync client, which blocks the event loop for the whole request.
+
+    Raises:
+        Incorrect: it did.
+    """
+    if seen.blocking:
+        raise Incorrect(
+            f"{name} called client.models.generate_content, the sync client, inside async def: each call blocks the "
+            "event loop until its answer arrives, so nothing runs together. Await client.aio.models.generate_content."
+        )
 
 
 def expect_answers(call: str, result: Any, expected: list[str]) -> None:
@@ -209,10 +250,12 @@ async def ask_all(prompts: list[str]) -> list[str]:
     )
 
     def verify(self, ns: Mapping[str, Any]) -> None:
-        expect_async(ns["ask_all"], "ask_all")
+        fn = ns["ask_all"]
+        expect_async(fn, "ask_all")
         expected = answers_to(ns, PROMPTS)
-        with overlapping(ns) as seen:
-            result = self.call("ask_all", ns["ask_all"], list(PROMPTS))
+        with overlapping(ns) as seen, forbidding_sleep(fn, "ask_all"):
+            result = self.call("ask_all", fn, list(PROMPTS))
+        expect_not_blocking("ask_all", seen)
         call, peak = "ask_all(prompts)", seen.peak
         if peak <= 1 and result is not None:
             raise Incorrect(
@@ -278,12 +321,16 @@ async def ask_two_at_a_time(prompts: list[str]) -> list[str]:
         outside = [n for n, v in global_values(fn).items() if isinstance(v, asyncio.Semaphore)]
         if outside:
             raise Incorrect(f"ask_two_at_a_time uses `{outside[0]}`, {SEMAPHORE_OUTSIDE}")
+        if _uses_rate_limiter(fn) and not _uses_semaphore(fn):
+            raise Incorrect(f"ask_two_at_a_time uses an AsyncLimiter: {RATE_NOT_CAP}")
         expected = answers_to(ns, PROMPTS)
-        with overlapping(ns, hold_first=True) as seen:
+        with overlapping(ns, hold=True) as seen, forbidding_sleep(fn, "ask_two_at_a_time"):
             result = self.call("ask_two_at_a_time", fn, list(PROMPTS))
+        expect_not_blocking("ask_two_at_a_time", seen)
         peak = seen.peak
         if peak > 2:
-            raise Incorrect(f"{peak} requests were in flight at once; the limit was 2.")
+            limiter = f" {RATE_NOT_CAP}" if _uses_rate_limiter(fn) else ""
+            raise Incorrect(f"{peak} requests were in flight at once; the limit was 2.{limiter}")
         if peak < 2 and result is not None:
             raise Incorrect(
                 "never more than 1 request was in flight: a semaphore of 2 lets two run at once (are the requests "
@@ -296,6 +343,25 @@ async def ask_two_at_a_time(prompts: list[str]) -> list[str]:
                 "next request as soon as a slot is free; create asyncio.Semaphore(2) and gather every prompt."
             )
         expect_answers("ask_two_at_a_time(prompts)", result, expected)
+
+
+RATE_NOT_CAP = (
+    "an AsyncLimiter limits how many requests start per period, not how many are in flight: while two slow "
+    "requests are still running it lets more start. A cap on concurrency is asyncio.Semaphore(2), made inside "
+    "the function."
+)
+
+
+def _uses_rate_limiter(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` refers to aiolimiter's ``AsyncLimiter`` (by name, or a limiter made outside it)."""
+    return "AsyncLimiter" in function_names(fn) or any(
+        type(v).__name__ == "AsyncLimiter" for v in global_values(fn).values()
+    )
+
+
+def _uses_semaphore(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` refers to ``asyncio.Semaphore`` or ``BoundedSemaphore`` by name."""
+    return bool({"Semaphore", "BoundedSemaphore"} & function_names(fn))
 
 
 async def _all_at_once(fn: Callable[[str], Any], prompts: Sequence[str]) -> list[Any]:
@@ -357,7 +423,7 @@ async def ask_patiently(prompt: str) -> str:
     def verify(self, ns: Mapping[str, Any]) -> None:
         fn = ns["ask_patiently"]
         expect_async(fn, "ask_patiently")
-        if {"HttpRetryOptions", "retry_options"} & code_names(fn.__code__):
+        if {"HttpRetryOptions", "retry_options"} & function_names(fn):
             raise Incorrect(SDK_RETRIES)
         expected = answers_to(ns, PROMPTS)
         time.sleep(WINDOW_S / current_session().speed)  # let every earlier request leave the server's window
@@ -367,21 +433,15 @@ async def ask_patiently(prompt: str) -> str:
         try:
             with (
                 counting_calls(ns["client"].aio.models, "generate_content") as counted,
-                watching_sleep(fn, then=_stop) as slept,
+                forbidding_sleep(fn, "ask_patiently"),
             ):
-                result = self.call("ask_patiently", lambda: _all_at_once(fn, PROMPTS))
-        except StoppedByCheck:
-            pass  # at its first time.sleep, judged below
-        except Incorrect as e:
-            failure = e
+                try:
+                    result = self.call("ask_patiently", lambda: _all_at_once(fn, PROMPTS))
+                except Incorrect as e:
+                    failure = e
         finally:
             control.set_limits(rpm=None)
         stats = control.stats()
-        if slept:
-            raise Incorrect(
-                "ask_patiently called time.sleep, which blocks the event loop: while one call sleeps, no other call "
-                "can send, wait or read anything. Wait with `await asyncio.sleep(seconds)`."
-            )
         if counted.calls and stats.received > counted.calls:
             raise Incorrect(f"the server saw {stats.received} requests for your {counted.calls} calls: {SDK_RETRIES}")
         if failure is not None:
@@ -395,7 +455,36 @@ async def ask_patiently(prompt: str) -> str:
         expect_answers(f"{len(PROMPTS)} concurrent calls of ask_patiently", result, expected)
         if not rejected:
             raise Incorrect("the server refused nothing, so the check could not see a retry: run the check again.")
+        self.verify_waits_as_asked(fn)
         self.verify_raises_503(fn)
+
+    def verify_waits_as_asked(self, fn: Callable[..., Any]) -> None:
+        """Judge the waits by the server's record: it answers 429 asking for :data:`RETRY_DELAYS_S` in turn, and each
+        retry must arrive no sooner than its ``retryDelay`` after the 429 went out, nor more than :data:`LATE_S`
+        later."""
+        call = f"ask_patiently({PROMPTS[0]!r})"
+        control.reset_stats()
+        control.fail_next(len(RETRY_DELAYS_S), 429, retry_delays_s=RETRY_DELAYS_S)
+        try:
+            self.call("ask_patiently", fn, PROMPTS[0])
+        finally:
+            control.clear_faults()
+        seen = control.stats().requests
+        if len(seen) <= len(RETRY_DELAYS_S):
+            raise Incorrect(f"{call} gave up after {len(seen)} request(s) although each 429 said when to come back.")
+        for refused, retry, delay in zip(seen, seen[1:], RETRY_DELAYS_S, strict=False):
+            waited = retry.start_s - (refused.end_s or refused.start_s)
+            if waited < delay - DELAY_ROUNDING_S:
+                raise Incorrect(
+                    f"{call} retried before the {delay:g} s its 429's retryDelay asked for had passed: a fixed or "
+                    "growing backoff ignores RetryInfo. Wait as long as the retryDelay in e.details says."
+                )
+            if waited > delay + LATE_S:
+                raise Incorrect(
+                    f"when a 429 asked {call} to retry in {delay:g} s, it waited much longer: a fixed pause or a "
+                    "backoff that grows ignores RetryInfo, and here the server asked for a long wait, then a short "
+                    "one. Wait as long as the retryDelay in e.details says."
+                )
 
     def verify_raises_503(self, fn: Callable[..., Any]) -> None:
         """Judge ``fn`` on a request the server answers 503 (:data:`FAILING_503` times): it must raise, once."""
@@ -420,11 +509,6 @@ async def ask_patiently(prompt: str) -> str:
         finally:
             control.clear_faults()
         raise Incorrect(f"{call} returned an answer although the server answered 503 {FAILING_503} times: {ONLY_429}")
-
-
-def _stop(slept: list[Slept]) -> None:
-    """Stop the learner's code at its first blocking ``time.sleep`` (:func:`~helpers.checks.watching_sleep`)."""
-    raise StoppedByCheck
 
 
 SDK_RETRIES = (

@@ -12,19 +12,12 @@ cannot break (see :data:`ROUNDING_S`).
 
 from __future__ import annotations
 
-import contextlib
-import io
-import os
 import re
-import subprocess
-import sys
-import tempfile
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import aiohttp
 import httpx2
@@ -33,21 +26,23 @@ from google.genai import errors, types
 
 from .. import control
 from ..checks import (
-    HOLD_S,
     Incorrect,
-    Outcome,
     Problem,
+    ScriptProblem,
+    ServerView,
     TimeLimitExceeded,
     Watched,
     ____,
-    code_names,
     expect_returned,
     expect_ttft,
+    function_names,
     holding_stream,
     lesson,
     lesson_context,
     run_bounded,
     show,
+    stream_ended,
+    stream_seen,
     watching,
 )
 from ..models import FLASH
@@ -64,7 +59,8 @@ THOUGHT = "Planning the answer: three uses, one sentence each."
 ROUNDING_S = 0.02
 """Slack, in seconds, when a learner's time is compared with the replay server's record: figures printed with two
 decimals. Every such comparison is one a busy machine cannot upset: the learner's clock starts before the server
-sees the request and stops after the server sent what it waited for, so only lower bounds are checked."""
+sees the request and stops after the server sent what it waited for (a lower bound), and within the check's call of
+the learner's code (an upper bound)."""
 
 __all__ = ["PROBLEMS", "____", "context", "q1", "q2", "q3", "q4"]
 
@@ -129,50 +125,14 @@ def collect_text(stream) -> str:
         raise Incorrect(f"{call} returned {show(result)}, which is not the text the stream carried.")
 
 
-@dataclass(frozen=True)
-class ServerView:
-    """One streamed request as the replay server saw it, seconds from its arrival.
-
-    Attributes:
-        first_byte_s: when its status line went out (just before the first chunk).
-        chunks_s: when each chunk went out.
-        end_s: when it ended, or ``None`` while in flight.
-    """
-
-    first_byte_s: float
-    chunks_s: tuple[float, ...]
-    end_s: float | None
-
-
-def _stream_requests(paths: list[str]) -> str | None:
-    """What kind of model call the learner made: ``"stream"``, ``"generate"``, or ``None`` for none."""
-    if any(p.endswith(":streamGenerateContent") for p in paths):
-        return "stream"
-    if any(p.endswith(":generateContent") for p in paths):
-        return "generate"
-    return None
-
-
-def _server_view() -> tuple[str | None, ServerView | None]:
-    """The learner's model call since the last ``control.reset_stats()``: its kind and, for a stream, its timing."""
-    requests = control.stats().requests
-    kind = _stream_requests([r.path for r in requests])
-    for r in requests:
-        if r.path.endswith(":streamGenerateContent") and r.first_byte_s is not None:
-            end = None if r.end_s is None else r.end_s - r.start_s
-            return kind, ServerView(r.first_byte_s - r.start_s, tuple(t - r.start_s for t in r.chunks_s), end)
-    return kind, None
-
-
 class TimeToFirstToken(Problem):
     """q2: ``time_to_first_token(prompt) -> float``: seconds from sending the request to the first chunk with text.
 
-    Judged without comparing clocks in a way a busy machine could upset. A time longer than the whole call is not
-    seconds. In replay, by the server's record of the same request: the result is no shorter than the server took to
-    send the first chunk; and the check holds the stream back after its first text
-    (:func:`~helpers.checks.holding_stream`): a function that returns meanwhile stopped its clock at the first text,
-    while one still running when the hold ends that returns a time at least as long as the server took to send the
-    last chunk (sent after the hold) timed the whole stream.
+    Bounded on both sides without comparing clocks in a way a busy machine could upset: below by the server's record
+    of the same request (its first text went out that long after the request arrived), above by the call's own span;
+    the stream is held back after its first text, so the call ends right after it (a TTFT plus a second, the whole
+    stream's time, NaN, a stream left open are each seen, :meth:`judge_run`). A second run delays the first text past
+    the whole first call, so a time typed in, or remembered from the first run, fails.
     """
 
     title = "Measure time to first token"
@@ -206,39 +166,79 @@ def time_to_first_token(prompt: str) -> float:
     )
 
     def explain(self, error: Exception, fn: Callable[..., Any]) -> str:
-        code = getattr(fn, "__code__", None)
         missing = isinstance(error, errors.ClientError) and error.code == 404
-        if missing and code is not None and "generate_content_stream" not in code_names(code):
+        if missing and "generate_content_stream" not in function_names(fn):
             return "A call that waits for the whole answer has no first token: use generate_content_stream."
         return ""
 
     def verify(self, ns: Mapping[str, Any]) -> None:
-        replay = current_session().server_url is not None
-        if replay:
-            control.reset_stats()
+        call = f"time_to_first_token({STAR_PROMPT!r})"
+        if current_session().server_url is None:  # live: no record to judge by, only the call's own span
+            result, took = self.timed(ns)
+            expect_ttft(call, result, took, ROUNDING_S)
+            return
+        first = self.judge_run(ns, call)
+        # Again, with the first text delayed past the whole first call: a time typed in cannot follow.
+        control.add_latency(first.took_s + LATER_S)
+        try:
+            second = self.judge_run(ns, call)
+        finally:
+            control.add_latency(0)
+        if second.result == first.result:
+            raise Incorrect(
+                f"{call} returned {first.result:g} twice, although the first text took {LATER_S:g} s longer the "
+                "second time: return the time you measured."
+            )
+
+    def timed(self, ns: Mapping[str, Any]) -> tuple[Any, float]:
+        """Call the learner's function once; return its result and how long the call took, seconds (an upper bound
+        of any time measured inside it)."""
+        started = time.perf_counter()
+        result = self.call("time_to_first_token", ns["time_to_first_token"], STAR_PROMPT)
+        return result, time.perf_counter() - started
+
+    def judge_run(self, ns: Mapping[str, Any], call: str) -> TtftRun:
+        """One run in replay, judged both ways by the server's record of its request.
+
+        The stream is held back after its first text (:func:`~helpers.checks.holding_stream`): a function that
+        returns meanwhile stopped its clock at the first text, and must have closed its stream (the server sees it
+        end); one still running when the hold ends that returns at least the time to the last chunk timed the whole
+        stream. The result is at least the server's time to first text, and at most the call's own span.
+        """
+        control.reset_stats()
         with holding_stream() as hold:
             started = time.perf_counter()
             result = self.call("time_to_first_token", ns["time_to_first_token"], STAR_PROMPT, nudge=hold.nudge)
             took = time.perf_counter() - started
-        call = f"time_to_first_token({STAR_PROMPT!r})"
-        expect_ttft(call, result, took, ROUNDING_S)
-        if not replay:
-            return
-        kind, server = _server_view()
-        if kind == "generate":
-            raise Incorrect(f"{call} used generate_content, which has no first token: stream the answer instead.")
-        if server is None:
-            raise Incorrect(f"{call} never read a stream from client.models.generate_content_stream.")
-        if result < server.first_byte_s - ROUNDING_S:
-            raise Incorrect(
-                f"{call} returned less than the server took to send the first chunk: start the clock before the "
-                "request goes out (before the loop), not when the first chunk arrives."
-            )
+            kind, server = stream_seen()
+            if kind == "generate":
+                raise Incorrect(f"{call} used generate_content, which has no first token: stream the answer instead.")
+            if server is None:
+                raise Incorrect(f"{call} never read a stream from client.models.generate_content_stream.")
+            expect_ttft(call, result, took, ROUNDING_S, server.first_text_s)
+            if not hold.released and not stream_ended():
+                raise Incorrect(
+                    f"{call} returned with its stream still open (the server is still waiting to send the rest): "
+                    "close it (stream.close() in a finally block), so the server stops sending what you don't read."
+                )
         # Still running when the hold ended, and it timed at least until the last chunk, sent only after that.
         if hold.released and server.chunks_s and result >= server.chunks_s[-1] - ROUNDING_S:
             raise Incorrect(
                 f"{call} returned about the time to the last chunk: stop the clock at the first chunk with text."
             )
+        return TtftRun(float(result), took)
+
+
+@dataclass(frozen=True)
+class TtftRun:
+    """One judged run of exercise 2: what the learner's function returned and how long the call took, seconds."""
+
+    result: float
+    took_s: float
+
+
+LATER_S = 0.3
+"""Exercise 2's second run delays the first text by the whole first call plus this many seconds (wall clock)."""
 
 
 class SurviveABrokenStream(Problem):
@@ -379,7 +379,7 @@ class CliRun:
     joined: str = ""
 
 
-class StreamingCli(Problem):
+class StreamingCli(ScriptProblem):
     """q4: a script, ``stream_cli.py``, that streams the answer to its argv prompt and prints four figures.
 
     The learner writes it with ``%%writefile stream_cli.py`` (in the notebook's folder); :meth:`namespace` writes
@@ -391,9 +391,7 @@ class StreamingCli(Problem):
     """
 
     title = "A streaming command-line tool"
-    script: ClassVar[str] = "stream_cli.py"
-    path_key: ClassVar[str] = "__stream_cli_path__"
-    run_timeout_s: ClassVar[float] = 60.0
+    script = "stream_cli.py"
     hints = (
         "Start a clock (time.perf_counter()) just before the loop; in the loop print each chunk's text with "
         "end='' and flush=True, note when the first text arrives, and keep the last chunk for its usage_metadata.",
@@ -460,105 +458,29 @@ if __name__ == "__main__":
     correct_message = (
         "The script streams with flush=True, so text appears as it arrives even through a pipe; the seed makes two "
         "runs printed the same answer; and the figures agree with what the server saw. Try it in a terminal, from "
-        "the repository's folder and offline: .venv/bin/python -m helpers.offline 03_streaming -- .venv/bin/python "
-        f'notebooks/stream_cli.py "{CLI_PROMPT}"'
+        "the repository's folder with the workbook's environment activated, offline: python -m helpers.offline "
+        f'03_streaming -- python notebooks/stream_cli.py "{CLI_PROMPT}"'
     )
 
-    # --- where the script is ----------------------------------------------------------------------------------
-
-    def namespace(self, code: str = "") -> dict[str, Any]:
-        """A fresh namespace; ``code`` (the script, with or without its ``%%writefile`` line) is written to a
-        temporary file that the check then runs instead of ``stream_cli.py``."""
-        ns = dict(self.context())
-        if code:
-            lines = code.splitlines(keepends=True)
-            body = "".join(lines[1:]) if lines and lines[0].startswith("%%writefile") else code
-            path = Path(tempfile.gettempdir()) / f"gemini-workbook-{os.getpid()}-{self.script}"
-            path.write_text(body, encoding="utf-8")
-            ns[self.path_key] = path
-        return ns
-
-    def evaluate(self, ns: Mapping[str, Any]) -> Outcome:
-        """Check the script: not attempted while ``stream_cli.py`` is missing or still holds ``____``."""
-        path = Path(ns.get(self.path_key, self.script))
-        if not path.is_file():
-            return Outcome("unattempted", f"run the %%writefile cell to write {self.script}, then {self.name}.check().")
-        if "____" in path.read_text(encoding="utf-8"):
-            return Outcome(
-                "unattempted",
-                f"replace the ____ in {self.script} with your code, run that cell again, then {self.name}.check().",
-            )
-        try:
-            self.verify_script(path)
-        except Incorrect as e:
-            return Outcome("incorrect", str(e))
-        return Outcome("correct", self.correct_message)
-
-    def verify(self, ns: Mapping[str, Any]) -> None:
-        self.verify_script(Path(ns.get(self.path_key, self.script)))
-
-    # --- the check --------------------------------------------------------------------------------------------
-
-    def run(self, path: Path, *, hold: bool = False) -> CliRun:
-        """Run the script once on :data:`CLI_PROMPT`, reading its stdout as it arrives; ``hold``: hold its stream
-        back after the first text until it prints (see the class docstring).
+    def run_cli(self, path: Path, *, hold: bool = False) -> CliRun:
+        """Run the script once on :data:`CLI_PROMPT` (:meth:`~helpers.checks.ScriptProblem.run`; ``hold``: hold its
+        stream back after the first text until it prints) and read the figures on its last line.
 
         Raises:
             Incorrect: it failed, timed out, or its last line lacks a figure.
         """
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # buffering is part of the test
-        env["PYTHONIOENCODING"] = "utf-8"
-        pieces: list[bytes] = []
-        streamed = None
-        with tempfile.TemporaryFile() as errors_file, holding_stream() if hold else contextlib.nullcontext() as held:
-            started = time.perf_counter()
-            proc = subprocess.Popen(
-                [sys.executable, path.name, CLI_PROMPT],
-                cwd=path.parent,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=errors_file,
-            )
-            stdout = proc.stdout
-            assert isinstance(stdout, io.BufferedReader)  # stdout=PIPE, buffered: the default
-
-            def read() -> None:  # in a thread, so the check sees output as it arrives
-                while piece := stdout.read1(65536):
-                    pieces.append(piece)
-
-            reader = threading.Thread(target=read, daemon=True)
-            reader.start()
-            try:
-                if held is not None and held.active:
-                    streamed = self._printed_while_held(proc, pieces, started)
-                    held.release()
-                proc.wait(timeout=max(0.0, started + self.run_timeout_s - time.perf_counter()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                raise Incorrect(
-                    f"{self.script} ran for more than {self.run_timeout_s:g} s; it should take seconds."
-                ) from None
-            finally:
-                proc.kill()  # already exited, unless something above failed
-                reader.join()
-                stdout.close()
-            took = time.perf_counter() - started
-            errors_file.seek(0)
-            stderr = errors_file.read().decode("utf-8", "replace")
-        out = b"".join(pieces).decode("utf-8", "replace")
-        if proc.returncode != 0:
-            last_error = [line for line in stderr.strip().splitlines() if line.strip()][-1:] or ["(nothing on stderr)"]
+        run = self.run(path, CLI_PROMPT, hold=hold)
+        if run.returncode != 0:
             advice = ""
-            if "NOT_FOUND" in stderr or "No recording" in stderr:
+            if "NOT_FOUND" in run.stderr or "No recording" in run.stderr:
                 advice = (
                     " The replay server has no recording of the request it sent: send model=FLASH, the prompt, and "
                     "config=types.GenerateContentConfig(seed=0), nothing else."
                 )
             raise Incorrect(
-                f"{self.script} exited with status {proc.returncode}; its last error line: {last_error[0][:200]}."
-                + advice
+                f"{self.script} exited with status {run.returncode}; its last error line: {run.last_error}." + advice
             )
-        lines = out.rstrip().splitlines()
+        lines = run.stdout.rstrip().splitlines()
         if not lines:
             raise Incorrect(f"{self.script} printed nothing: stream the answer to stdout, then the figures.")
         figures, first = {}, len(lines[-1])
@@ -571,27 +493,8 @@ if __name__ == "__main__":
                 )
             figures[name] = float(found.group(1))
             first = min(first, found.start())
-        return CliRun("\n".join(lines[:-1]).strip(), figures, streamed, took, lines[-1][:first].strip())
-
-    def _printed_while_held(self, proc: subprocess.Popen[bytes], pieces: list[bytes], started: float) -> bool:
-        """Wait until the script prints, exits, or has had its first chunks for ``HOLD_S``; whether it printed.
-
-        Its stream is held after the first text, so nothing it prints now can come after the last chunk.
-        """
-        had_first_chunk = None
-        while time.perf_counter() < started + self.run_timeout_s:
-            if pieces:
-                return True
-            if proc.poll() is not None:
-                return False
-            if had_first_chunk is None:
-                _, server = _server_view()
-                if server is not None and server.chunks_s:
-                    had_first_chunk = time.perf_counter()  # the server's record says it went out by now
-            elif time.perf_counter() > had_first_chunk + HOLD_S:
-                return False
-            time.sleep(0.02)
-        return False
+        text = "\n".join(lines[:-1]).strip()
+        return CliRun(text, figures, run.printed_while_held, run.took_s, lines[-1][:first].strip())
 
     def verify_script(self, path: Path) -> None:
         """Run the script twice, then judge what it printed (see the class docstring).
@@ -611,8 +514,8 @@ if __name__ == "__main__":
         for i in range(2):
             if replay:
                 control.reset_stats()
-            run = self.run(path, hold=i == 0)
-            runs.append((run, _server_view() if replay else None))
+            run = self.run_cli(path, hold=i == 0)
+            runs.append((run, stream_seen() if replay else None))
         if runs[0][0].text != runs[1][0].text:
             raise Incorrect(f"the two runs of {self.script} printed different answers: send the request with seed=0.")
         for run, seen in runs:

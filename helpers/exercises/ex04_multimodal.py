@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +20,26 @@ from google import genai
 from google.genai import errors, types
 
 from .. import control
-from ..checks import Incorrect, Problem, Slept, ____, lesson, lesson_context, show, watching, watching_sleep
+from ..checks import (
+    Incorrect,
+    Problem,
+    Slept,
+    ____,
+    expect_returned,
+    expect_text,
+    function_of,
+    lesson,
+    lesson_context,
+    show,
+    watching,
+    watching_sleep,
+)
 from ..media import INLINE_LIMIT_BYTES
-from ..replay.files import PROCESSING_S
+from ..paths import NOTEBOOKS_DIR
+from ..replay.services.files_api import PROCESSING_S
 from ..workbook import current_session
-from .ex01_sync import expect_text
 
-DATA = Path(__file__).resolve().parents[2] / "notebooks" / "data"
+DATA = NOTEBOOKS_DIR / "data"
 """The lesson's sample media (``notebooks/data``); the notebook's ``DATA`` is the same folder, relative."""
 BEFORE, AFTER = "dots_before.png", "dots_after.png"
 DOTS_QUESTION = "How many dots are in each picture?"
@@ -58,6 +71,24 @@ def _image(item: Any) -> tuple[str, bytes] | None:
         data = blob.data if isinstance(blob.data, bytes) else base64.b64decode(blob.data or "")
         return blob.mime_type or "", data
     return None
+
+
+def _parts_of(contents: Any) -> list[Any] | None:
+    """The parts a ``contents`` value sends, in order: a list's items, with each ``types.Content`` (or its dict) in it
+    opened into its parts; a lone ``types.Content``'s parts. ``None`` for anything else (a tuple, a string)."""
+    if isinstance(contents, (types.Content, dict)):
+        contents = [contents]
+    if not isinstance(contents, list):
+        return None
+    parts: list[Any] = []
+    for item in contents:
+        if isinstance(item, dict) and "parts" in item:
+            try:
+                item = types.Content.model_validate(item)
+            except ValueError:
+                return None
+        parts.extend(item.parts or [] if isinstance(item, types.Content) else [item])
+    return parts
 
 
 def _text(item: Any) -> str | None:
@@ -95,9 +126,9 @@ contents = [before, after, {DOTS_QUESTION!r}]
     )
 
     def verify(self, ns: Mapping[str, Any]) -> None:
-        contents = ns["contents"]
-        if not isinstance(contents, list):
-            raise Incorrect(f"contents is {show(contents)}; the exercise wants a list of the request's parts.")
+        contents = _parts_of(ns["contents"])
+        if contents is None:
+            raise Incorrect(f"contents is {show(ns['contents'])}; the exercise wants a list of the request's parts.")
         for item in contents:
             if isinstance(item, (bytes, bytearray)):
                 raise Incorrect(
@@ -296,25 +327,54 @@ def send_as(sizes: list[int]) -> str:
     )
 
     def verify(self, ns: Mapping[str, Any]) -> None:
-        fn = ns["send_as"]
-        mb = 1000**2
-        cases = [
-            ([1_000], "a 1 KB image", ""),
-            ([30 * mb], "a 30 MB file", "The limit is INLINE_LIMIT_BYTES (100 MB since January 2026), not 20 MB."),
-            ([80 * mb], "an 80 MB file", "The limit counts the request's bytes: base64 makes a file a third bigger."),
-            ([40 * mb, 40 * mb], "two 40 MB files", "The limit is for the whole request, not for each file."),
-            ([], "no files", ""),
-        ]
-        for sizes, what, advice in cases:
-            result = self.call("send_as", fn, sizes)
-            if result is None:
-                raise Incorrect(f"send_as({sizes}) returned None: did you forget `return`?")
-            if result not in ("inline", "files"):
-                raise Incorrect(f"send_as({sizes}) returned {show(result)}; return 'inline' or 'files'.")
-            encoded = sum(4 * math.ceil(size / 3) for size in sizes)
-            expected = "inline" if encoded <= ns["INLINE_LIMIT_BYTES"] else "files"
-            if result != expected:
-                raise Incorrect(f"send_as({sizes}) returned {result!r} for {what}, which is wrong. {advice}".rstrip())
+        fn, limit = ns["send_as"], ns["INLINE_LIMIT_BYTES"]
+        for sizes, what, advice in CASES:
+            self.judge(fn, sizes, limit, f"send_as({sizes}) returned {{}} for {what}, which is wrong. {advice}")
+        # The same function with another limit: every global holding the limit is set to OTHER_LIMIT for a moment.
+        function = function_of(fn)
+        aliases = [n for n, v in (function.__globals__.items() if function else []) if v == limit and type(v) is int]
+        if function is None or not aliases:
+            return
+        namespace = function.__globals__
+        try:
+            for name in aliases:
+                namespace[name] = OTHER_LIMIT
+            for sizes in OTHER_CASES:
+                self.judge(fn, sizes, OTHER_LIMIT, HARD_CODED.format(sizes=sizes))
+        finally:
+            for name in aliases:
+                namespace[name] = limit
+
+    def judge(self, fn: Callable[..., Any], sizes: list[int], limit: int, wrong: str) -> None:
+        """Call ``send_as(sizes)`` and compare with the answer for ``limit``; ``wrong`` (with ``{}`` for the result)
+        is the message when it differs."""
+        result = self.call("send_as", fn, sizes)
+        expect_returned(f"send_as({sizes})", result, str, "'inline' or 'files'")
+        if result not in ("inline", "files"):
+            raise Incorrect(f"send_as({sizes}) returned {show(result)}; return 'inline' or 'files'.")
+        encoded = sum(4 * math.ceil(size / 3) for size in sizes)
+        if result != ("inline" if encoded <= limit else "files"):
+            raise Incorrect(wrong.format(repr(result)).rstrip())
+
+
+MB = 1000**2
+CASES: tuple[tuple[list[int], str, str], ...] = (
+    ([1_000], "a 1 KB image", ""),
+    ([30 * MB], "a 30 MB file", "The limit is INLINE_LIMIT_BYTES (100 MB since January 2026), not 20 MB."),
+    ([80 * MB], "an 80 MB file", "The limit counts the request's bytes: base64 makes a file a third bigger."),
+    ([40 * MB, 40 * MB], "two 40 MB files", "The limit is for the whole request, not for each file."),
+    ([], "no files", ""),
+)
+"""Exercise 3's cases under the notebook's limit: ``(sizes, what they are, advice when wrong)``."""
+OTHER_LIMIT = 20 * MB
+"""Exercise 3 runs again as if ``INLINE_LIMIT_BYTES`` were this (its value before January 2026)."""
+OTHER_CASES = ([16 * MB], [14 * MB], [12 * MB, 4 * MB])
+"""Under :data:`OTHER_LIMIT`: 16 MB encodes to over 21 MB (files), 14 MB to under 19 MB (inline)."""
+HARD_CODED = (
+    "with INLINE_LIMIT_BYTES set to 20 MB, send_as({sizes}) returned {{}}: the threshold is typed into send_as "
+    "rather than worked out from INLINE_LIMIT_BYTES and base64's 4/3 (the limit changed in January 2026, and may "
+    "again)."
+)
 
 
 PROBLEMS = q1, q2, q3 = lesson(context, TwoImagesThenTheQuestion, WaitUntilActive, InlineOrUpload)

@@ -16,7 +16,6 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from google import genai
@@ -37,10 +36,11 @@ from ..checks import (
     watching,
     watching_sleep,
 )
-from ..replay.batches import PENDING_S, RUNNING_S
+from ..paths import NOTEBOOKS_DIR
+from ..replay.services.batches_api import PENDING_S, RUNNING_S
 from ..workbook import current_session
 
-REVIEWS_PATH = Path(__file__).resolve().parents[2] / "notebooks" / "data" / "reviews.json"
+REVIEWS_PATH = NOTEBOOKS_DIR / "data" / "reviews.json"
 CONFIG = types.GenerateContentConfig(
     system_instruction=(
         "Classify the sentiment of the customer review. Answer with one word: positive, negative or mixed."

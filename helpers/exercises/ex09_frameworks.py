@@ -32,7 +32,7 @@ from langchain_google_genai import ChatGoogleGenerativeAI
 from .. import control
 from ..checks import Incorrect, Problem, ____, expect_returned, lesson, lesson_context, run_coroutine, show
 from ..models import FLASH, FLASH_LITE
-from ..replay.limits import WINDOW_S
+from ..replay.pipeline.rate_limits import WINDOW_S
 from ..workbook import current_session
 
 TOPIC = "why leaves change colour in autumn"

@@ -3,15 +3,17 @@
     python -m helpers.replay serve [--host 127.0.0.1] [--allow-remote] [--port N] [--cassettes DIR] [--speed S]
                                    [--record] [--upstream URL] [--local-files-batches] [--rpm N] [--tpm N]
                                    [--idle-timeout S] [--upload-ttl S] [--max-stored-bytes N]
+                                   [--unmatched improvise|error]
     python -m helpers.replay synth --script FILE [--host H] [--allow-remote] [--port N] [--idle-timeout S]
     python -m helpers.replay author CASSETTE --prompt P --text T [--model M] [--stream] [--repeat N] ...
     python -m helpers.replay author-notebook notebooks/NN_name.ipynb [--keep]
 
 ``serve`` and ``synth`` print exactly ``serving http://HOST:PORT`` as their first stdout line, then run until SIGINT
-or SIGTERM (or, with ``--watch-stdin``, until standard input closes: how ``helpers.setup`` ties a server to its kernel).
+or SIGTERM, or Ctrl+Break on Windows (or, with ``--watch-stdin``, until standard input closes: how ``helpers.setup``
+ties a server to its kernel, and stops it, on every OS).
 A ``--host`` that is not loopback is refused without ``--allow-remote``; with it, ``serve`` prints a second line,
 ``token TOKEN``, which every call must then send (``SECURITY.md``). ``serve`` redacts every API key it was sent from
-what it writes to standard error (its log, :class:`.keys.RedactingStream`).
+what it writes to standard error (its log, :class:`.api_keys.RedactingStream`).
 """
 
 from __future__ import annotations
@@ -24,20 +26,25 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import uvloop
-
-from ..cassette import CassetteError, check_writable, default_dir
 from ..models import FLASH, PROFILES
-from .defaults import DEFAULT_UPSTREAM
-from .files import MAX_STORED_BYTES, UPLOAD_TTL_S, FileLimits
-from .guard import is_loopback
-from .keys import RedactingStream
-from .limits import Limits
-from .runner import IDLE_TIMEOUT_S, PortInUseError, serve_forever
-from .server import CassetteStore, Mode, ReplayServer
-from .synth import Script, ScriptEntry, SyntheticUpstream
-from .synth_openai import OpenAIUpstream
-from .tokens import HEADER, RuntimeDirError
+from .app.replay_server import CassetteStore, Mode, ReplayServer
+from .cassettes.cassette import CassetteError, check_writable, default_dir
+from .pipeline.rate_limits import Limits
+from .pipeline.server_token import HEADER, RuntimeDirError, is_loopback
+from .pipeline.socket_server import IDLE_TIMEOUT_S, PortInUseError, serve_forever
+from .services.files_api import MAX_STORED_BYTES, UPLOAD_TTL_S, FileLimits
+from .upstream.synthetic import Script, ScriptEntry, SyntheticUpstream
+from .upstream.synthetic_openai import OpenAIUpstream
+from .wire.api_keys import RedactingStream
+from .wire.defaults import DEFAULT_UPSTREAM, UNMATCHED_POLICIES
+
+try:
+    # uvloop: a burst of 500 simultaneous streams replays with a third of asyncio's loop's TTFT error at the 95th
+    # percentile (bench/pipeline_bench.py, bench/RESULTS.md). It has no Windows build (requirements.txt installs it
+    # where sys_platform != 'win32'); there asyncio's own loop (Proactor) serves.
+    from uvloop import run as run_serving
+except ImportError:
+    run_serving = asyncio.run  # type: ignore[assignment]
 
 
 def _positive(text: str) -> float:
@@ -103,6 +110,14 @@ def parser() -> argparse.ArgumentParser:
         help=f"the most bytes of files and uploads held, all cassettes together (default {MAX_STORED_BYTES})",
     )
 
+    serve.add_argument(
+        "--unmatched",
+        choices=UNMATCHED_POLICIES,
+        default="error",
+        help="in replay, answer a request no recording matches with a labelled offline stand-in (improvise) or the "
+        "404 that names the nearest recording (error, the default)",
+    )
+
     synth = sub.add_parser("synth", help="serve a synthetic stand-in of the Gemini API from a script of responses")
     network(synth)
     synth.add_argument("--script", type=Path, required=True, help="JSON script of responses (docs/cassettes.md)")
@@ -153,22 +168,26 @@ def main(argv: list[str] | None = None) -> int:
             files = FileLimits(upload_ttl_s=args.upload_ttl, max_stored_bytes=args.max_stored_bytes)
             remote = not is_loopback(args.host)
             limits = Limits(args.rpm, args.tpm)
-            server = ReplayServer(store, args.speed, mode, args.upstream, limits, files, remote=remote)
-            # uvloop: a burst of 500 simultaneous streams replays with a third of asyncio's loop's TTFT error at the
-            # 95th percentile (bench/pipeline_bench.py, bench/RESULTS.md).
+            server = ReplayServer(
+                store, args.speed, mode, args.upstream, limits, files, remote=remote, unmatched=args.unmatched
+            )
             app = server.app()
             sys.stderr = RedactingStream(sys.stderr)  # type: ignore[assignment]
-            uvloop.run(serve_forever(app, args.host, args.port, args.watch_stdin, args.idle_timeout, show_token=remote))
+            serving = serve_forever(app, args.host, args.port, args.watch_stdin, args.idle_timeout, show_token=remote)
+            run_serving(serving)
         elif args.command == "synth":
             upstream = SyntheticUpstream(Script.load(args.script))
             app = upstream.app(OpenAIUpstream(upstream).install)
             asyncio.run(serve_forever(app, args.host, args.port, args.watch_stdin, args.idle_timeout))
         elif args.command == "author-notebook":
-            from .author import author_notebook
+            from .app.authoring import author_notebook
 
             print(f"authored {author_notebook(args.notebook, fresh=not args.keep)} and refreshed {args.notebook}")
         else:
-            from .author import author
+            from ..proxies import keep_loopback_off_proxies
+            from .app.authoring import author
+
+            keep_loopback_off_proxies()  # its SDK client calls the recorder on loopback
 
             script = Script([ScriptEntry(args.prompt, [args.text], args.model)])
             base = PROFILES[args.model]
