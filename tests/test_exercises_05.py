@@ -68,6 +68,7 @@ def saving(expression: str) -> str:
     return f"def batch_saving_usd(responses):\n    return {body}"
 
 
+CONTENT = "types.Content(role='user', parts=[types.Part(text=text)])"
 STANDARD = "prices.cost_usd(r.usage_metadata, MODEL)"
 BATCH = "prices.cost_usd(r.usage_metadata, MODEL, batch=True)"
 
@@ -130,6 +131,10 @@ def test_typical_wrong_answers_fail_with_their_message(problem, code: str, expec
 def test_other_correct_answers_pass() -> None:
     assert_check_passed(q1, requests("{'contents': text, 'config': CONFIG, 'metadata': {'key': key}}"))
     assert_check_passed(
+        q1, requests(f"types.InlinedRequest(contents={CONTENT}, config=CONFIG, metadata={{'key': key}})")
+    )
+    assert_check_passed(q1, requests("types.InlinedRequest(contents=[text], config=CONFIG, metadata={'key': key})"))
+    assert_check_passed(
         q2,
         wait(
             until="job.state.name in ('JOB_STATE_PENDING', 'JOB_STATE_RUNNING')", grow="min(delay * 1.5, max_delay_s)"
@@ -137,7 +142,7 @@ def test_other_correct_answers_pass() -> None:
     )
     assert_check_passed(q2, wait(until="job.state not in ENDED"))
     assert_check_passed(q3, join("r.response.text if r.response else None"))
-    assert_check_passed(q4, saving(BATCH))  # the saving is exactly what the batch costs: half of the standard price
+    assert_check_passed(q4, saving(f"{STANDARD} * (1 - prices.DISCOUNT)"))
 
 
 def a_day_priced_unlike_today() -> dt.date:
@@ -196,3 +201,55 @@ def test_q2_judges_the_delays_asked_for_through_any_name_of_time_sleep() -> None
     assert_check_failed(
         q2, "from time import sleep as nap\n" + wait(grow="delay").replace("time.sleep", "nap"), "steady pace"
     )
+
+
+REST_STATES = "('BATCH_STATE_SUCCEEDED', 'BATCH_STATE_FAILED', 'BATCH_STATE_CANCELLED', 'BATCH_STATE_EXPIRED')"
+
+
+@pytest.mark.parametrize(
+    ("problem", "code", "expected"),
+    [
+        pytest.param(
+            q1,
+            "def build_requests(reviews):\n    return [types.InlinedRequest(contents=t, config=CONFIG, "
+            "metadata={'key': k}) for k, t in REVIEWS.items()]",
+            "from its argument, reviews",
+            id="q1-ignores-its-argument",
+        ),
+        pytest.param(
+            q2,
+            wait(until=f"job.state not in {REST_STATES}"),
+            "BATCH_STATE_* strings never match",
+            id="q2-rest-state-names-in-a-tuple",
+        ),
+        pytest.param(
+            q2,
+            f"REST_ENDED = set({REST_STATES})\n" + wait(until="job.state not in REST_ENDED"),
+            "BATCH_STATE_* strings never match",
+            id="q2-rest-state-names-in-a-global",
+        ),
+        pytest.param(
+            q2, wait().replace("delay = first_delay_s", "delay = 1.0"), "first_delay_s", id="q2-hard-coded-first-delay"
+        ),
+        pytest.param(q2, wait(grow="min(delay * 2, 60.0)"), "cap each sleep at max_delay_s", id="q2-hard-coded-cap"),
+        pytest.param(
+            q2,
+            "def wait(name, first_delay_s=1.0, max_delay_s=60.0):\n    return client.batches.get(name=name)",
+            "before it ended",
+            id="q2-gets-the-job-once",
+        ),
+        pytest.param(q4, saving(BATCH), "what the calls cost through the Batch API", id="q4-batch-cost-not-saving"),
+        pytest.param(
+            q4,
+            saving(f"{STANDARD} * prices.DISCOUNT"),
+            "what the calls cost through the Batch API",
+            id="q4-standard-times-discount",
+        ),
+        pytest.param(q4, saving(f"{STANDARD} / 2"), "assumes the Batch API halves", id="q4-hard-coded-half"),
+        pytest.param(q4, saving(f"{STANDARD} * 0.5"), "assumes the Batch API halves", id="q4-hard-coded-0.5"),
+    ],
+)
+def test_warned_mistakes_and_shortcuts_are_rejected_by_name(problem, code: str, expected: str) -> None:
+    """Issue 25: the shortcuts a learner tries (ignoring an argument, hard-coding a number, numbers that coincide at
+    50%) and the BATCH_STATE_* names the lesson warns about, wherever the code keeps them."""
+    assert_check_failed(problem, code, expected)

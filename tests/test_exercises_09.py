@@ -104,3 +104,70 @@ def test_typical_wrong_answers_fail_with_their_message(problem, code: str, expec
 )
 def test_other_correct_answers_pass(problem, code: str) -> None:
     assert_check_passed(problem, code)
+
+
+PACED = (
+    "    limiter = InMemoryRateLimiter(\n"
+    "        requests_per_second=RPM / window_s / 1.1, check_every_n_seconds=0.01, max_bucket_size=1\n"
+    "    )\n"
+    "    paced = ChatGoogleGenerativeAI(**LITE, rate_limiter=limiter)\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("problem", "code", "expected"),
+    [
+        pytest.param(
+            q1,
+            "async def token_texts(topic):\n    return ['Leaves change colour', ' because chlorophyll fades.']",
+            "never streamed from the model",
+            id="q1-hard-coded-pieces",
+        ),
+        pytest.param(
+            q2,
+            "async def capitals(questions):\n"
+            + PACED
+            + "    return [(await paced.ainvoke(q)).text for q in questions]",
+            "one abatch call",
+            id="q2-a-loop-of-ainvoke",
+        ),
+        pytest.param(
+            q2,
+            "async def capitals(questions):\n"
+            + PACED
+            + "    answers = await asyncio.gather(*(paced.ainvoke(q) for q in questions))\n"
+            "    return [a.text for a in answers]",
+            "one abatch call",
+            id="q2-gather-of-ainvoke",
+        ),
+        pytest.param(
+            q2,
+            "import time\n\n\nasync def capitals(questions):\n    llm = ChatGoogleGenerativeAI(**LITE)\n"
+            "    answers = []\n    for q in questions:\n        time.sleep(1.1 * window_s / RPM)\n"
+            "        answers.append((await llm.ainvoke(q)).text)\n    return answers",
+            "time.sleep, which blocks the event loop",
+            id="q2-blocking-sleep-as-pacing",
+        ),
+        pytest.param(
+            q2,
+            "import time\n\n\nasync def capitals(questions):\n"
+            + PACED
+            + "    time.sleep(0.01)\n    return [a.text for a in await paced.abatch(questions)]",
+            "time.sleep, which blocks the event loop",
+            id="q2-blocking-sleep-before-abatch",
+        ),
+    ],
+)
+def test_warned_mistakes_and_shortcuts_are_rejected_by_name(problem, code: str, expected: str) -> None:
+    """Issue 25: one abatch is asked for, and nothing may block the event loop the batch runs on."""
+    assert_check_failed(problem, code, expected)
+
+
+def test_q2_passes_one_abatch_capped_and_paced() -> None:
+    assert_check_passed(
+        q2,
+        "async def capitals(questions):\n"
+        + PACED
+        + '    answers = await paced.abatch(questions, config={"max_concurrency": 3})\n'
+        "    return [a.text for a in answers]",
+    )

@@ -168,6 +168,32 @@ async def test_the_usage_chunk_has_empty_choices_and_comes_last(synthetic: str) 
     assert chunks[0].choices[0].delta.role == "assistant" and chunks[1].choices[0].delta.role is None
 
 
+async def test_a_stream_carries_usage_only_when_asked_for_and_a_whole_completion_always(synthetic: str) -> None:
+    # The fidelity bug of issue 25: without include_usage, the last chunk carried the usage anyway.
+    client = openai.AsyncOpenAI(base_url=synthetic, api_key="placeholder", max_retries=0)
+    messages = [{"role": "user", "content": "Count"}]
+    chunks = [c async for c in await client.chat.completions.create(model=FLASH, messages=messages, stream=True)]
+    whole = await client.chat.completions.create(model=FLASH, messages=messages)
+    await client.close()
+    assert all(c.usage is None for c in chunks) and all(c.choices for c in chunks)
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert whole.usage is not None and whole.usage.total_tokens > 0
+
+
+def test_the_shipped_08_cassette_streams_usage_only_where_asked_for() -> None:
+    """What replay plays is what the cassette holds: no stream recorded without include_usage has a usage."""
+    cassette = Cassette.load(Path(__file__).resolve().parents[1] / "notebooks" / "cassettes" / "08_protocols.json")
+    streams = [
+        e for e in cassette.exchanges if e.request["path"].endswith("chat/completions") and e.response.get("chunks")
+    ]
+    asked = [bool(((e.request["body"] or {}).get("stream_options") or {}).get("include_usage")) for e in streams]
+    assert any(asked) and not all(asked)
+    for exchange, wants in zip(streams, asked, strict=True):
+        chunks = [c["data"] for c in exchange.response["chunks"] if not c.get("raw")]
+        with_usage = [c for c in chunks if c.get("usage")]
+        assert with_usage == (chunks[-1:] if wants else []), exchange.request["body"]
+
+
 async def test_stop_sequences_finish_stop_and_max_tokens_finish_length(synthetic: str) -> None:
     client = openai.AsyncOpenAI(base_url=synthetic, api_key="placeholder", max_retries=0)
     messages = [{"role": "user", "content": "Count"}]

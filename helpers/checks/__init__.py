@@ -21,6 +21,7 @@ The package, by concern:
 - :mod:`.watching`: the SDK calls, calls in progress and sleeps a learner's code makes.
 - :mod:`.record`: the replay server's record of the learner's requests; holding a stream back; never judging an
   improvised stand-in (:func:`recordings_only`, :func:`improvised`).
+- :mod:`.loop`: whether ``async def`` code lets its event loop run while it waits (a blocking call inside it).
 - :mod:`.expect`: the checks every lesson shares ("returned None", types, ``async def``, text, TTFT).
 - :mod:`.problem`: :class:`Problem`, :func:`lesson`, :func:`lesson_context`, the ``assert_check_*`` helpers.
 - :mod:`.families`: the kinds of exercise.
@@ -39,7 +40,15 @@ from .bounded import (
     run_bounded,
     run_coroutine,
 )
-from .code import code_names, function_names, function_of, global_values, uses_placeholder
+from .code import (
+    code_names,
+    code_strings,
+    function_names,
+    function_of,
+    global_values,
+    reads_argument,
+    uses_placeholder,
+)
 from .expect import (
     expect_answer,
     expect_async,
@@ -50,6 +59,7 @@ from .expect import (
     expect_ttft,
 )
 from .families import Case, EqualityCheckProblem, FunctionProblem, Mistake, ScriptProblem, ScriptRun, name_mistake
+from .loop import BLOCKING_LOOP, LoopProbe, probing_the_loop
 from .outcomes import (
     ADDRESS,
     LOCAL_PORT,
@@ -99,6 +109,7 @@ from .watching import (
 
 __all__ = [
     "ADDRESS",
+    "BLOCKING_LOOP",
     "BLOCKING_SLEEP",
     "CLOSE_WAIT_S",
     "HOLD_S",
@@ -114,6 +125,7 @@ __all__ = [
     "FunctionProblem",
     "InFlight",
     "Incorrect",
+    "LoopProbe",
     "Mistake",
     "Outcome",
     "Placeholder",
@@ -133,6 +145,7 @@ __all__ = [
     "assert_check_unattempted",
     "call_kind",
     "code_names",
+    "code_strings",
     "counting_calls",
     "describe_error",
     "describe_frames",
@@ -153,6 +166,8 @@ __all__ = [
     "lesson_context",
     "model_calls",
     "name_mistake",
+    "probing_the_loop",
+    "reads_argument",
     "recording",
     "recordings_only",
     "run_bounded",

@@ -154,8 +154,8 @@ class FunctionProblem(Problem):
         if self.asynchronous:
             expect_async(fn, name)
         for case in self.cases_for(ns):
-            answer = self.call(name, fn, *case.args)
             shown = case.shown if case.shown is not None else ", ".join(show(a) for a in case.args)
+            answer = self.call(name, fn, *case.args, shown=shown)
             call = f"{name}({shown})"
             expect_returned(call, answer, self.returns, self.returns_what)
             self.judge(call, answer, case, ns)

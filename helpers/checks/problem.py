@@ -92,17 +92,24 @@ class Problem:
         return max(self.time_limit_s, LIVE_TIME_LIMIT_S) if live else self.time_limit_s
 
     def call(
-        self, name: str, fn: Callable[..., Any], *args: Any, nudge: tuple[float, Callable[[], None]] | None = None
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        nudge: tuple[float, Callable[[], None]] | None = None,
+        shown: str | None = None,
     ) -> Any:
         """Call the learner's function as ``name(*args)`` and return the result (awaited if it is a coroutine), within
-        :meth:`limit_s` (see :func:`run_bounded`, also for ``nudge``).
+        :meth:`limit_s` (see :func:`run_bounded`, also for ``nudge``). ``shown`` is how a message writes the
+        arguments (default: each as :func:`~helpers.checks.show` shows it), e.g. ``"url, prompt"`` for an argument
+        that differs from run to run (a port, a job's name), which a message must not show.
 
         Raises:
             Incorrect: the function raised (the message names the call, its arguments, the error and
                 :meth:`explain`'s advice), or ran past its limit and was stopped (the message says where it was, and
                 :meth:`explain_timeout`'s advice).
         """
-        shown = ", ".join(show(a) for a in args)
+        shown = ", ".join(show(a) for a in args) if shown is None else shown
         try:
             return run_bounded(fn, *args, limit_s=self.limit_s(), nudge=nudge)
         except TimeLimitExceeded as e:

@@ -76,9 +76,9 @@ class StreamHold:
 
 
 @contextlib.contextmanager
-def holding_stream() -> Iterator[StreamHold]:
-    """Hold the cassette's next replayed stream back after its first text for the block, released at the latest
-    when it ends (``helpers.control.hold_stream``).
+def holding_stream(after_text_chunks: int = 1) -> Iterator[StreamHold]:
+    """Hold the cassette's next replayed stream back after its first text (after ``after_text_chunks`` chunks with
+    text: 0 holds it before any) for the block, released at the latest when it ends (``helpers.control.hold_stream``).
 
     While the stream is held, its last chunk does not exist yet: code that shows it has the first text meanwhile
     (returns a TTFT, prints, sends an event) cannot have waited for the whole answer, however busy the machine. That
@@ -89,7 +89,7 @@ def holding_stream() -> Iterator[StreamHold]:
     """
     hold = StreamHold(active=current_session().mode == "replay")
     if hold.active:
-        control.hold_stream(after_text_chunks=1)
+        control.hold_stream(after_text_chunks=after_text_chunks)
     try:
         yield hold
     finally:
@@ -146,7 +146,8 @@ did so before the check asked; the server notices within milliseconds (``GONE_PO
 
 
 def stream_ended(within_s: float = CLOSE_WAIT_S) -> bool:
-    """Whether the learner's stream (since the last ``control.reset_stats()``) has ended by the server's record,
+    """Whether the learner's streamed model call (the last since ``control.reset_stats()``: ``generateContent``, an
+    interaction, a chat completion) has ended by the server's record,
     waiting up to ``within_s`` seconds. While a check holds the stream back (:func:`holding_stream`), it ends only if
     the client closed it: code that returned with the stream still open (a reference kept to it) leaves it running.
 
@@ -155,8 +156,8 @@ def stream_ended(within_s: float = CLOSE_WAIT_S) -> bool:
     """
     deadline = time.monotonic() + within_s
     while True:
-        _, server = stream_seen()
-        if server is not None and server.end_s is not None:
+        streams = [r for r in model_calls() if r.streamed]
+        if streams and streams[-1].end_s is not None:
             return True
         if time.monotonic() >= deadline:
             return False

@@ -10,13 +10,15 @@ through the replay server (``helpers.control.inject_batch_state``), so it needs 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from unittest import mock
 
 from google import genai
 from google.genai import types
@@ -24,14 +26,18 @@ from pydantic import ValidationError
 
 from .. import control, prices
 from ..checks import (
+    Case,
+    FunctionProblem,
     Incorrect,
+    Mistake,
     Problem,
     Slept,
     Watched,
     ____,
-    expect_returned,
+    code_strings,
     lesson,
     lesson_context,
+    name_mistake,
     show,
     watching,
     watching_sleep,
@@ -134,6 +140,11 @@ def build_requests(reviews: dict[str, str]) -> list[types.InlinedRequest]:
         if not isinstance(result, list):
             raise Incorrect(f"{call} returned {show(result)}; client.batches.create(src=...) wants a list.")
         if len(result) != len(reviews):
+            if len(result) == len(ns["REVIEWS"]):
+                raise Incorrect(
+                    f"{call} returned {len(result)} requests for the {len(reviews)} reviews it was given: build them "
+                    "from its argument, reviews, not from the notebook's REVIEWS."
+                )
             raise Incorrect(f"{call} returned {len(result)} requests for {len(reviews)} reviews; make one per review.")
         for item in result:
             self._check_request(call, item, reviews, ns["CONFIG"])
@@ -255,8 +266,7 @@ def wait(name: str, first_delay_s: float = 1.0, max_delay_s: float = 60.0) -> ty
             advice = (
                 f"Stop at every terminal state, {error.state.name} included: SUCCEEDED, FAILED, CANCELLED, EXPIRED."
             )
-            code = getattr(fn, "__code__", None)
-            if code is not None and any(isinstance(c, str) and "BATCH_STATE" in c for c in code.co_consts):
+            if any("BATCH_STATE" in text for text in code_strings(fn)):
                 advice += " The SDK names states JOB_STATE_*; the wire's BATCH_STATE_* strings never match job.state."
             return advice
         if isinstance(error, NeverRefetched):
@@ -301,8 +311,14 @@ def wait(name: str, first_delay_s: float = 1.0, max_delay_s: float = 60.0) -> ty
         """Judge the sleeps of one call that polled a job to success (see the class docstring).
 
         Raises:
-            Incorrect: a sleep over the cap, polls with no sleep between them, or no sleep longer than the first.
+            Incorrect: a first sleep longer than ``first``, a sleep over the cap, polls with no sleep between them,
+                or no sleep longer than the first.
         """
+        if seen.sleeps and seen.sleeps[0] > first * (1 + 1e-9):
+            raise Incorrect(
+                f"wait() first slept {seen.sleeps[0]:.3g} s with first_delay_s={first:.3g}: sleep first_delay_s (its "
+                "argument, not a number of your own) before the second poll."
+            )
         if any(s > cap * (1 + 1e-9) for s in seen.sleeps):
             raise Incorrect(
                 f"wait() slept {max(seen.sleeps):.3f} s between polls with max_delay_s={cap:.3f}: cap each sleep at "
@@ -344,7 +360,7 @@ def wait(name: str, first_delay_s: float = 1.0, max_delay_s: float = 60.0) -> ty
             watching(client.batches, "get", then=stop_when_ended) as seen,
             watching_sleep(fn, then=stop_when_stuck) as slept,
         ):
-            result = self.call("wait", fn, name, first, cap)
+            result = self.call("wait", fn, name, first, cap, shown="name, first_delay_s, max_delay_s")
         if not seen:
             raise Incorrect("wait() never called client.batches.get(name=...), so it cannot know the job's state.")
         return Polling(result, len(polls), [s.seconds for s in slept])
@@ -358,6 +374,11 @@ def wait(name: str, first_delay_s: float = 1.0, max_delay_s: float = 60.0) -> ty
             raise Incorrect(f"{call} returned a JobState; return the job itself: it carries dest, the results.")
         if not isinstance(job, types.BatchJob):
             raise Incorrect(f"{call} returned {show(job)}; the exercise wants the BatchJob.")
+        if not job.done:
+            raise Incorrect(
+                f"{call} returned the job in {job.state.name if job.state else None}, before it ended: get it again "
+                "until job.done."
+            )
         if job.state != state:
             raise Incorrect(
                 f"{call} returned a job in {job.state.name if job.state else None} for a job that ended {state}."
@@ -375,8 +396,12 @@ def _answer(response: types.InlinedResponse) -> str | None:
     return None if response.error or response.response is None else response.response.text
 
 
-class JoinByKey(Problem):
-    """q3: ``join(job)`` maps each inline request's ``metadata["key"]`` to its answer's text (``None``: it failed)."""
+class JoinByKey(FunctionProblem):
+    """q3: ``join(job)`` maps each inline request's ``metadata["key"]`` to its answer's text (``None``: it failed).
+
+    Called on a finished job of the check's whose request for :data:`NEW_KEY` failed and whose responses come back
+    in reverse order (as python-genai issue 1909 reports of the real service).
+    """
 
     title = "Join results to inputs by key"
     variables = ("join",)
@@ -406,7 +431,37 @@ def join(job: types.BatchJob) -> dict[str, str | None]:
             return "One request failed: its response is None and its error says why. Check r.error first."
         return ""
 
-    def verify(self, ns: Mapping[str, Any]) -> None:
+    returns = dict
+    returns_what = "a dict from each key to its answer"
+    mistakes = (
+        Mistake(
+            lambda answer, expected, _: set(answer) == set(expected) - {NEW_KEY},
+            f"{{call}} left out {NEW_KEY!r}, whose request failed: map it to None, so you see what to retry.",
+        ),
+        Mistake(
+            lambda answer, expected, _: set(answer) != set(expected),
+            "{call} has keys that are not the requests' metadata keys: key each answer by r.metadata['key'].",
+        ),
+        Mistake(
+            lambda answer, expected, _: sorted(map(str, answer.values())) == sorted(map(str, expected.values())),
+            "{call} paired answers with the wrong keys: an answer belongs to another request. Results can come back "
+            "in any order (python-genai issue 1909), so read each one's metadata['key'].",
+        ),
+        Mistake(
+            lambda answer, expected, _: any(isinstance(v, types.GenerateContentResponse) for v in answer.values()),
+            "{call} maps keys to whole responses; the exercise wants each answer's text.",
+        ),
+        Mistake(
+            lambda answer, expected, _: answer[NEW_KEY] is not None,
+            f"{{call}} maps {NEW_KEY!r}, whose request failed, to an answer; map it to None.",
+        ),
+    )
+    otherwise = (
+        "{call} gave a key an answer that belongs to another request: results can come back in any order "
+        "(python-genai issue 1909), so read each one's metadata['key']."
+    )
+
+    def cases_for(self, ns: Mapping[str, Any]) -> Sequence[Case]:
         client = ns["client"]
         inputs = {key: ns["REVIEWS"][key] for key in SAMPLE} | {NEW_KEY: NEW_REVIEW}
         src = [
@@ -419,44 +474,58 @@ def join(job: types.BatchJob) -> dict[str, str | None]:
             raise Incorrect(f"the check's batch job ended {job.state} without inline results: run the check again.")
         responses = dest.inlined_responses
         expected = {(r.metadata or {}).get("key", ""): _answer(r) for r in responses}
-        # As python-genai issue 1909 reports of the real service: the responses come back in another order.
         shuffled = job.model_copy(update={"dest": dest.model_copy(update={"inlined_responses": responses[::-1]})})
-        result = self.call("join", ns["join"], shuffled)
-        call = "join(job)"
-        expect_returned(call, result, dict, "a dict from each key to its answer")
-        if set(result) != set(expected):
-            missing = sorted(set(expected) - set(result))
-            if missing == [NEW_KEY] and set(result) <= set(expected):
-                raise Incorrect(
-                    f"{call} left out {NEW_KEY!r}, whose request failed: map it to None, so you see what to retry."
-                )
-            raise Incorrect(
-                f"{call} has keys {show(sorted(result, key=str), 200)}; the exercise wants the requests' metadata keys "
-                f"{sorted(expected)}."
-            )
-        if result != expected and sorted(map(str, result.values())) == sorted(map(str, expected.values())):
-            raise Incorrect(
-                f"{call} paired answers with the wrong keys: an answer belongs to another request. Results can come "
-                "back in any order (python-genai issue 1909), so read each one's metadata['key']."
-            )
-        if result[NEW_KEY] is not None:
-            raise Incorrect(
-                f"{call} maps {NEW_KEY!r}, whose request failed, to {show(result[NEW_KEY])}; map it to None."
-            )
-        for key, text in expected.items():
-            value = result[key]
-            if isinstance(value, types.GenerateContentResponse):
-                raise Incorrect(f"{call} maps keys to whole responses; the exercise wants each answer's text.")
-            if value != text:
-                raise Incorrect(
-                    f"{call} gave {key!r} the answer {show(value)}, which belongs to another request: results can "
-                    "come back in any order (python-genai issue 1909), so read each one's metadata['key']."
-                )
+        return [Case((shuffled,), expected, shown="job")]
 
 
-class BatchSaving(Problem):
+ALT_DISCOUNT = 0.3
+"""A Batch API price, as a fraction of the standard one, at which the saving and the batch cost differ: q4 runs the
+learner's function at today's 50% (:data:`helpers.prices.DISCOUNT`), where they are equal, and again at this."""
+ASKED_AGAIN = f"the check asked again as if the Batch API cost {ALT_DISCOUNT:.0%} of the standard price"
+
+
+def _near(value: float, target: float) -> bool:
+    return math.isclose(value, target, rel_tol=1e-6, abs_tol=1e-15)
+
+
+@dataclass(frozen=True)
+class Costs:
+    """What the check's responses cost, USD, at the prices in force when the check reads them.
+
+    Attributes:
+        standard: through the standard API.
+        batch: through the Batch API.
+        unthinking: the saving with the thinking tokens left out.
+    """
+
+    standard: float
+    batch: float
+    unthinking: float
+
+    @classmethod
+    def of(cls, responses: Sequence[types.GenerateContentResponse], model: str, on: dt.date | None = None) -> Costs:
+        """The costs of ``responses`` of ``model``, at :mod:`helpers.prices` as it is now, on day ``on`` (default:
+        today)."""
+        usages = [r.usage_metadata for r in responses if r.usage_metadata is not None]
+        visible = [u.model_copy(update={"thoughts_token_count": None}) for u in usages]
+
+        def saving(u: types.GenerateContentResponseUsageMetadata) -> float:
+            return prices.cost_usd(u, model, on=on) - prices.cost_usd(u, model, batch=True, on=on)
+
+        return cls(
+            standard=sum(prices.cost_usd(u, model, on=on) for u in usages),
+            batch=sum(prices.cost_usd(u, model, batch=True, on=on) for u in usages),
+            unthinking=sum(saving(u) for u in visible),
+        )
+
+
+class BatchSaving(FunctionProblem):
     """q4: ``batch_saving_usd(responses)``: standard cost minus Batch API cost of those calls, with helpers.prices, at
-    today's prices or at the lesson's ``PRICED_ON`` (both are right; they differ once a price changes)."""
+    today's prices or at the lesson's ``PRICED_ON``.
+
+    Run at today's prices and again as if the Batch API cost :data:`ALT_DISCOUNT` of the standard price, so that the
+    saving differs from the batch cost and from half the standard cost.
+    """
 
     title = "Price the batch saving"
     variables = ("batch_saving_usd",)
@@ -478,51 +547,63 @@ def batch_saving_usd(responses: list[types.GenerateContentResponse]) -> float:
     )
 """
     correct_message = (
-        "the Batch API halves the price of every token, input and output (thinking included), so the saving is "
-        "half the standard cost; what you give up is latency."
+        "the Batch API halves the price of every token, input and output (thinking included), so today the saving is "
+        "half the standard cost; read from prices, your saving stayed right when the check changed the discount."
     )
+    returns = (int, float)
+    returns_what = "a number of US dollars"
+    mistakes = (
+        Mistake(
+            lambda answer, costs, _: _near(answer, costs.batch),
+            "{call} returned what the calls cost through the Batch API, not what they save: subtract it from the "
+            f"standard cost. At today's 50% the two are equal, so {ASKED_AGAIN}.",
+        ),
+        Mistake(
+            lambda answer, costs, _: _near(answer, costs.standard / 2),
+            "{call} assumes the Batch API halves every price: read the batch price from prices (batch=True), which "
+            f"stays right when prices change ({ASKED_AGAIN}).",
+        ),
+        Mistake(
+            lambda answer, costs, _: _near(answer, costs.unthinking),
+            "{call} left out the thinking tokens (thoughts_token_count), which are billed as output, in a batch too: "
+            "price each response's whole usage_metadata.",
+        ),
+        Mistake(
+            lambda answer, costs, _: _near(answer, costs.standard),
+            "{call} returned the standard cost; subtract what the same calls cost in a batch.",
+        ),
+        Mistake(
+            lambda answer, costs, _: _near(answer, costs.batch - costs.standard),
+            "{call} returned a negative saving: subtract the batch cost from the standard cost.",
+        ),
+        Mistake(
+            lambda answer, costs, _: _near(answer, (costs.standard - costs.batch) * 1_000_000),
+            "{call} is a million times too big: cost_usd already divides by the 1M-token unit.",
+        ),
+    )
+    otherwise = "{call} returned {answer}, which is not the standard cost minus the batch cost."
 
-    def verify(self, ns: Mapping[str, Any]) -> None:
+    def cases_for(self, ns: Mapping[str, Any]) -> Sequence[Case]:
         client, model = ns["client"], ns["MODEL"]
         responses = [
             client.models.generate_content(model=model, contents=ns["REVIEWS"][key], config=ns["CONFIG"])
             for key in SAMPLE
         ]
-        standard = sum(prices.cost_usd(r.usage_metadata, model) for r in responses)
-        batch = sum(prices.cost_usd(r.usage_metadata, model, batch=True) for r in responses)
-        result = self.call("batch_saving_usd", ns["batch_saving_usd"], responses)
-        call = f"batch_saving_usd(responses) for {len(responses)} calls"
-        expect_returned(call, result, (int, float), "a number of US dollars")
+        return [Case((responses,), None, shown="responses")]
 
-        def near(value: float) -> bool:
-            return math.isclose(result, value, rel_tol=1e-6, abs_tol=1e-15)
+    def judge(self, call: str, answer: Any, case: Case, ns: Mapping[str, Any]) -> None:
+        # At the prices in force now (the check may have changed them), today's or on the lesson's PRICED_ON: both
+        # are right, and they differ once a price changes (3.8 Flash's on 2027-01-01).
+        lesson_day = ns.get("PRICED_ON")
+        days = [None, lesson_day] if isinstance(lesson_day, dt.date) else [None]
+        costs = [Costs.of(case.args[0], ns["MODEL"], on=day) for day in days]
+        if not any(_near(answer, c.standard - c.batch) for c in costs):
+            raise name_mistake(self.mistakes, call, answer, costs[0], self.otherwise, case.args)
 
-        if near(standard - batch):
-            return
-        lesson_day = ns.get("PRICED_ON")  # the lesson prices at its own day; today's prices are right too
-        if isinstance(lesson_day, dt.date) and near(
-            sum(
-                prices.cost_usd(r.usage_metadata, model, on=lesson_day)
-                - prices.cost_usd(r.usage_metadata, model, batch=True, on=lesson_day)
-                for r in responses
-            )
-        ):
-            return
-        visible = [r.usage_metadata.model_copy(update={"thoughts_token_count": None}) for r in responses]
-        unthinking = sum(prices.cost_usd(u, model) - prices.cost_usd(u, model, batch=True) for u in visible)
-        if near(unthinking):
-            thoughts = sum(r.usage_metadata.thoughts_token_count or 0 for r in responses)
-            raise Incorrect(
-                f"{call} left out the {thoughts} thinking tokens (thoughts_token_count), which are billed as output, "
-                "in a batch too: price each response's whole usage_metadata."
-            )
-        if near(standard):
-            raise Incorrect(f"{call} returned the standard cost; subtract what the same calls cost in a batch.")
-        if near(batch - standard):
-            raise Incorrect(f"{call} returned a negative saving: subtract the batch cost from the standard cost.")
-        if near((standard - batch) * 1_000_000):
-            raise Incorrect(f"{call} is a million times too big: cost_usd already divides by the 1M-token unit.")
-        raise Incorrect(f"{call} returned {result:.3g}, which is not the standard cost minus the batch cost.")
+    def verify(self, ns: Mapping[str, Any]) -> None:
+        for discount in (None, ALT_DISCOUNT):
+            with contextlib.nullcontext() if discount is None else mock.patch.object(prices, "DISCOUNT", discount):
+                super().verify(ns)
 
 
 PROBLEMS = q1, q2, q3, q4 = lesson(context, BuildRequests, PollWithBackoff, JoinByKey, BatchSaving)

@@ -11,9 +11,11 @@ starts the lesson's app (``notebooks/web/app.py``) as the lesson does. Every che
 
 from __future__ import annotations
 
+import functools
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -22,21 +24,28 @@ from fastapi import FastAPI
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from flask import Flask, Response, request, stream_with_context
 from google.genai import errors, types
+from pydantic import ValidationError
 
 from .. import control, web
 from ..checks import (
+    BLOCKING_LOOP,
     HOLD_S,
     Incorrect,
     Problem,
     TimeLimitExceeded,
     ____,
+    call_kind,
     describe_error,
+    expect_async,
     expect_ttft,
     holding_stream,
     lesson,
     lesson_context,
+    probing_the_loop,
+    recording,
     run_coroutine,
     show,
+    stream_ended,
 )
 from ..workbook import current_session
 
@@ -71,27 +80,34 @@ def _replay() -> bool:
     return current_session().server_url is not None
 
 
-def _reference(ns: Mapping[str, Any], prompt: str) -> tuple[str, types.GenerateContentResponseUsageMetadata | None]:
-    """The answer and usage the model gives ``prompt``, streamed here: what the learner's endpoint must pass on."""
-    chunks = list(ns["client"].models.generate_content_stream(model=ns["MODEL"], contents=prompt))
-    return "".join(c.text or "" for c in chunks), chunks[-1].usage_metadata
+@dataclass(frozen=True)
+class Served:
+    """What an endpoint sent for one prompt, and the model call behind it as the replay server saw it.
+
+    Attributes:
+        stream: the events the check read.
+        streamed: whether the first event reached the client while the model's stream was held back after its first
+            text, i.e. before its last chunk existed (``None`` unless replaying, or when no event came).
+        paths: the API paths of the model calls the server saw (empty live).
+        model: the endpoint's streamed model call: what the server sent (its texts and usage), or ``None`` (live, or
+            no stream).
+    """
+
+    stream: web.EventStream
+    streamed: bool | None
+    paths: list[str]
+    model: control.RequestTiming | None
 
 
-def _read(url: str, prompt: str) -> tuple[web.EventStream, bool | None]:
-    """Read ``url``'s events for ``prompt`` after resetting the replay server's stats, with the model's stream held
-    back after its first text until the first event arrives (:func:`helpers.checks.holding_stream`).
-
-    Returns:
-        The events, and whether the first event reached the client while the model's stream was still held, i.e.
-        before its last chunk existed (``None`` unless replaying, or when no event came).
+def _read(url: str, prompt: str) -> Served:
+    """Read ``url``'s events for ``prompt``, with the model's stream held back after its first text until the first
+    event arrives (:func:`helpers.checks.holding_stream`), and the server's record of the model calls meanwhile.
 
     Raises:
         Incorrect: the connection broke or hung (the message says what that usually means).
     """
-    if _replay():
-        control.reset_stats()
     streamed: list[bool] = []
-    with holding_stream() as hold:
+    with recording() as record, holding_stream() as hold:
 
         def first(event: web.Event) -> None:
             if hold.active and not streamed:
@@ -103,26 +119,37 @@ def _read(url: str, prompt: str) -> tuple[web.EventStream, bool | None]:
                 web.read_events(f"{url}/stream", {"prompt": prompt}, on_event=first), nudge=hold.nudge
             )
         except httpx.HTTPError as e:
-            raise Incorrect(
-                f"the stream broke ({describe_error(e)}): the endpoint raised while streaming; its traceback is above."
-            ) from None
+            raise Incorrect(f"the stream broke ({describe_error(e)}): the endpoint raised while streaming.") from None
         except TimeLimitExceeded as e:
             raise Incorrect(
                 f"GET /stream had not ended after {e.limit_s:g} s, so the check stopped reading: the endpoint's "
                 "generator never finished. End it after the done event."
             ) from None
-    return stream, streamed[0] if streamed else None
+    calls = record.calls or []
+    streams = [r for r in calls if r.streamed]
+    return Served(stream, streamed[0] if streamed else None, [r.path for r in calls], streams[-1] if streams else None)
 
 
-def _judge_events(
-    name: str, stream: web.EventStream, streamed: bool | None, answer: str, usage: Any, *, paths: list[str]
-) -> None:
+def _same_usage(sent: dict[str, Any], given: Any) -> bool:
+    """Whether ``given`` (what the learner's done event carried) is the usage the server ``sent``, in either
+    spelling (``total_token_count`` or ``totalTokenCount``); a bool is never a count."""
+    if not isinstance(given, dict) or any(isinstance(v, bool) for v in given.values()):
+        return False
+    try:
+        theirs = types.GenerateContentResponseUsageMetadata.model_validate(given)
+    except ValidationError:
+        return False
+    return theirs == types.GenerateContentResponseUsageMetadata.model_validate(sent)
+
+
+def _judge_events(name: str, served: Served) -> None:
     """The verdict shared by q1 and q2 on one stream of events (see each problem's docstring)."""
+    stream, model = served.stream, served.model
     if stream.status != 200:
         raise Incorrect(f"GET /stream answered HTTP {stream.status}; the endpoint raised: its traceback is above.")
     if not stream.headers.get("content-type", "").startswith("text/event-stream"):
         raise Incorrect(f"{name} answered {stream.headers.get('content-type')!r}; send mimetype='text/event-stream'.")
-    if any(p.endswith(":generateContent") for p in paths):
+    if any(p.endswith(":generateContent") for p in served.paths):
         raise Incorrect(f"{name} waited for the whole answer (generate_content): use generate_content_stream.")
     if not stream.events:
         raise Incorrect(f"{name} sent no event: each event is 'data: ...' lines and then a blank line ('\\n\\n').")
@@ -134,20 +161,30 @@ def _judge_events(
                 f'{name} sent the data {show(event.data)}; send each chunk as JSON, data: {{"text": ...}} '
                 "(json.dumps it)."
             )
-    if stream.text != answer:
+    answer = model.text if model is not None else stream.text
+    if stream.text != answer or not answer:
         if "None" in stream.text and "None" not in answer:
             raise Incorrect(f"{name} sent 'None' for a chunk without text: send chunk.text or ''.")
         raise Incorrect(f"the events' texts join to {show(stream.text)}, which is not the model's answer.")
     done = stream.last("done")
     if done is None:
         raise Incorrect(f"{name} sent no 'done' event after the chunks: the page would not know the answer ended.")
-    total = (done.data.get("usage_metadata") or {}).get("total_token_count") if isinstance(done.data, dict) else None
-    if usage is not None and not (isinstance(total, int) and total > 0):  # thinking makes totals vary by call
+    usage = done.data.get("usage_metadata") if isinstance(done.data, dict) else None
+    if not isinstance(usage, dict) or not usage:
         raise Incorrect(
             f"the 'done' event's data is {show(done.data)}; send {{\"usage_metadata\": "
             "chunk.usage_metadata.model_dump(mode='json', exclude_none=True)}} from the last chunk."
         )
-    if streamed is False:
+    if model is not None and model.usage is not None and not _same_usage(model.usage, usage):
+        raise Incorrect(
+            "the 'done' event's usage_metadata is not the usage the model sent with the last chunk of this stream: "
+            "keep the last chunk and send last.usage_metadata.model_dump(mode='json', exclude_none=True), not a "
+            "figure of your own nor an earlier chunk's (only the last one counts the whole answer)."
+        )
+    total = usage.get("total_token_count", usage.get("totalTokenCount"))
+    if model is None and (isinstance(total, bool) or not isinstance(total, int) or total <= 0):  # live: no record
+        raise Incorrect("the 'done' event's usage_metadata has no total_token_count: send the last chunk's usage.")
+    if served.streamed is False:
         raise Incorrect(
             f"the first event reached the client only once the model's stream could end: {name} collected the "
             "answer before sending it. Yield each event as its chunk arrives."
@@ -206,7 +243,6 @@ def flask_stream():
     )
 
     def verify(self, ns: Mapping[str, Any]) -> None:
-        answer, usage = _reference(ns, FLASK_PROMPT)
         raised: list[BaseException] = []
         view = ns["flask_stream"]
 
@@ -227,9 +263,8 @@ def flask_stream():
         app = Flask("q1")
         app.add_url_rule("/stream", "stream", guarded_view)
         with web.ThreadServer(app) as server:
-            stream, streamed = _read(server.url, FLASK_PROMPT)
-        paths = [r.path for r in control.stats().requests] if _replay() else []
-        if raised:
+            served = _read(server.url, FLASK_PROMPT)
+        if raised and call_kind(served.paths) != "generate":  # a model call the replay has no recording of
             error = raised[0]
             advice = ""
             if "request context" in str(error):
@@ -238,8 +273,8 @@ def flask_stream():
                     "view, before events(), or wrap the generator in stream_with_context(...)."
                 )
             raise Incorrect(f"events() raised {describe_error(error)}.{advice}")
-        _judge_events("flask_stream()", stream, streamed, answer, usage, paths=paths)
-        headers = stream.headers
+        _judge_events("flask_stream()", served)
+        headers = served.stream.headers
         if headers.get("cache-control") != "no-cache":
             raise Incorrect("flask_stream() sent no 'Cache-Control: no-cache': a cache could store the stream.")
         if headers.get("x-accel-buffering") != "no":
@@ -286,34 +321,33 @@ async def answer_events(prompt: str):
     )
 
     def verify(self, ns: Mapping[str, Any]) -> None:
-        answer, usage = _reference(ns, FASTAPI_PROMPT)
+        raised: list[BaseException] = []
         app = FastAPI()
         try:
-            app.get("/stream", response_class=EventSourceResponse)(ns["answer_events"])
+            app.get("/stream", response_class=EventSourceResponse)(_guarded(ns["answer_events"], raised))
         except Exception as e:  # FastAPI refuses a signature it cannot serve
             raise Incorrect(f"FastAPI could not serve answer_events: {describe_error(e)}.") from None
         with web.ThreadServer(app) as server:
-            stream, streamed = _read(server.url, FASTAPI_PROMPT)
-            paths = [r.path for r in control.stats().requests] if _replay() else []
-            if stream.status == 422:
+            served = _read(server.url, FASTAPI_PROMPT)
+            if served.stream.status == 422:
                 raise Incorrect("GET /stream?prompt=... was refused (422): take exactly one argument, prompt: str.")
-            _judge_events("answer_events", stream, streamed, answer, usage, paths=paths)
+            if raised and call_kind(served.paths) != "generate":  # a model call the replay has no recording of
+                raise Incorrect(f"answer_events raised {describe_error(raised[0])} while streaming.")
+            _judge_events("answer_events", served)
             if not _replay():
                 return
             control.fail_next(1, 503)
             try:
-                failed, _ = _read(server.url, FASTAPI_PROMPT)
+                failed = _read(server.url, FASTAPI_PROMPT).stream
             except Incorrect:
-                raise Incorrect(
-                    "when the model call failed (the check made it answer 503), the stream broke without an event: "
-                    "catch errors.APIError and yield an 'error' event with a message."
-                ) from None
+                failed = None
             finally:
                 control.clear_faults()
-        if not failed.events:
+        if failed is None or not failed.events or raised:
+            why = f" (answer_events raised {describe_error(raised[0])})" if raised else ""
             raise Incorrect(
-                "when the model call failed (the check made it answer 503), the stream broke without an event: catch "
-                "errors.APIError and yield an 'error' event with a message."
+                f"when the model call failed (the check made it answer 503), the stream broke without an event{why}: "
+                "catch errors.APIError and yield an 'error' event with a message."
             )
         error = failed.last("error")
         message = error.data.get("message") if error is not None and isinstance(error.data, dict) else None
@@ -323,6 +357,22 @@ async def answer_events(prompt: str):
                 f"{[e.event for e in failed.events]}; send an 'error' event whose data is {{\"message\": ...}} naming "
                 "the status (e.code)."
             )
+
+
+def _guarded(events: Callable[..., AsyncIterator[Any]], raised: list[BaseException]) -> Callable[..., Any]:
+    """The learner's async generator function ``events`` as FastAPI serves it (its signature kept), ending its stream
+    quietly when it raises: the error goes to ``raised`` for the check's one message, instead of a server traceback
+    (uvicorn's ``ExceptionGroup``) printed above it."""
+
+    @functools.wraps(events)
+    async def guarded(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        try:
+            async for event in events(*args, **kwargs):
+                yield event
+        except Exception as e:  # reported to the learner by the check, with advice
+            raised.append(e)
+
+    return guarded
 
 
 class ClientTtft(Problem):
@@ -374,29 +424,28 @@ async def client_ttft(url: str, prompt: str) -> float:
         return ""
 
     def verify(self, ns: Mapping[str, Any]) -> None:
+        fn = ns["client_ttft"]
+        expect_async(fn, "client_ttft")
+        call = f"client_ttft(url, {TTFT_PROMPT!r})"
+        shown = f"url, {TTFT_PROMPT!r}"  # never the app's address: its port differs from run to run
         with web.AppServer("uvicorn", "app:app", "--app-dir", str(web.WEB_DIR)) as server:
-            if _replay():
-                control.reset_stats()
             url = f"{server.url}/stream"
-            call = f"client_ttft(url, {TTFT_PROMPT!r})"
-            with holding_stream() as hold:
+            with probing_the_loop() as probe:
+                self.call("client_ttft", probe.wrap(fn), url, TTFT_PROMPT, nudge=probe.nudge, shown=shown)
+            if probe.active and not probe.turned:
+                raise Incorrect(BLOCKING_LOOP.format(name="client_ttft"))
+            with recording() as record, holding_stream() as hold:
                 started = time.perf_counter()
-                result = self.call("client_ttft", ns["client_ttft"], url, TTFT_PROMPT, nudge=hold.nudge)
+                result = self.call("client_ttft", fn, url, TTFT_PROMPT, nudge=hold.nudge, shown=shown)
                 took = time.perf_counter() - started
-                expect_ttft(call, result, took, ROUNDING_S)
-                if not _replay():
-                    return
                 # Held after its first text, the model's stream can only end early now: the app cancelled it.
-                stopped = web.wait_until(lambda: control.stats().in_flight == 0, timeout_s=HOLD_S)
-            requests = [r for r in control.stats().requests if r.path.endswith(":streamGenerateContent")]
-        model = requests[0] if requests else None
-        if model is None or model.first_byte_s is None:
+                stopped = not hold.active or stream_ended(within_s=HOLD_S)
+        streams = [r for r in record.calls or [] if r.streamed]
+        model = streams[0] if streams else None
+        if record.calls is not None and (model is None or model.first_text_s is None):
             raise Incorrect(f"{call} did not get the app to stream: send GET {{url}}?prompt=... and read its events.")
-        if result < model.first_byte_s - model.start_s - ROUNDING_S:
-            raise Incorrect(
-                f"{call} returned less than the model took to send its first chunk: start the clock before you send "
-                "the request."
-            )
+        first_text = None if model is None or model.first_text_s is None else model.first_text_s - model.start_s
+        expect_ttft(call, result, took, ROUNDING_S, first_text)
         if hold.active and (hold.released or not stopped):
             raise Incorrect(
                 f"the model's stream ran on after {call} returned: close the connection at the first event (return "

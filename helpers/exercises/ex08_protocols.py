@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import openai
 
 from .. import control
-from ..checks import Incorrect, Problem, ____, lesson, lesson_context, show
+from ..checks import Incorrect, Problem, ____, lesson, lesson_context, recording, show
 from ..workbook import current_session
 
 WEATHER = "What's the weather in Paris right now?"
@@ -54,11 +54,35 @@ def _streamed_requests() -> list[bool]:
     return [bool(r.chunks_s) for r in control.stats().requests if r.path.endswith("chat/completions")]
 
 
+class ReadChunks:
+    """A stream handed to the learner's function that notes each chunk the function reads from it (``read``); it is
+    used as the stream it wraps is (a loop, ``with``, ``close()``)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.read: list[Any] = []
+
+    def __iter__(self) -> Iterator[Any]:
+        for chunk in self._stream:
+            self.read.append(chunk)
+            yield chunk
+
+    def __enter__(self) -> ReadChunks:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stream.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 class CollectCalls(Problem):
     """q1: ``collect_calls(stream)`` joins a streamed tool call's fragments by ``index``.
 
-    Judged on the weather question's stream: one call, its ``id`` (only the first fragment has it), its name, and
-    its arguments joined into the JSON the model sent (``{"city": "Paris"}``).
+    Judged on the weather question's stream, which the function must read (:class:`ReadChunks`): one call, the ``id``
+    the model sent (only the first fragment has it), its name, and its arguments joined into the JSON the model sent
+    (``{"city": "Paris"}``).
     """
 
     title = "Join a streamed tool call"
@@ -88,10 +112,17 @@ def collect_calls(stream) -> list[dict]:
 
     def verify(self, ns: Mapping[str, Any]) -> None:
         messages = [{"role": "user", "content": WEATHER}]
-        stream = ns["client"].chat.completions.create(
-            model=ns["MODEL"], messages=messages, tools=[ns["WEATHER_TOOL"]], stream=True
+        stream = ReadChunks(
+            ns["client"].chat.completions.create(
+                model=ns["MODEL"], messages=messages, tools=[ns["WEATHER_TOOL"]], stream=True
+            )
         )
-        calls = self.call("collect_calls", ns["collect_calls"], stream)
+        calls = self.call("collect_calls", ns["collect_calls"], stream, shown="stream")
+        if not stream.read:
+            raise Incorrect(
+                "collect_calls never read the stream, so its calls are not the model's: loop over the chunks and "
+                "join each tool call's fragments."
+            )
         if calls is None:
             raise Incorrect("collect_calls returned None: did you forget to `return` the list?")
         if not isinstance(calls, list):
@@ -106,6 +137,12 @@ def collect_calls(stream) -> list[dict]:
             raise Incorrect(f'each call must be a dict with "id", "name" and "arguments"; got {show(call)}.')
         if not call["id"]:
             raise Incorrect("the call has no id: take it from the first fragment (later ones have id None).")
+        sent = [p.id for c in stream.read for choice in c.choices for p in choice.delta.tool_calls or [] if p.id]
+        if call["id"] not in sent:
+            raise Incorrect(
+                f"the call's id {show(call['id'])} is not the id the model sent: take it from the first fragment, "
+                "so that the tool's result can name the call it answers."
+            )
         try:
             arguments = json.loads(call["arguments"])
         except (TypeError, json.JSONDecodeError):
@@ -120,8 +157,9 @@ def collect_calls(stream) -> list[dict]:
 class TextAndUsage(Problem):
     """q2: ``text_and_usage(prompt)`` streams, and reads the usage from the extra last chunk.
 
-    Judged on the text (the non-streamed answer's), a positive ``total_tokens``, and the server's record: the
-    answer went out as a stream.
+    Judged by the server's record of the learner's requests: one streamed answer, whose text the learner returned,
+    and whose last chunk carried the usage (asked for with ``stream_options``) whose ``total_tokens`` the learner
+    returned; a second request for the usage, a stream without it, or a figure of one's own fail.
     """
 
     title = "Text and usage from one stream"
@@ -162,36 +200,48 @@ def text_and_usage(prompt: str) -> tuple[str, int]:
         return ""
 
     def verify(self, ns: Mapping[str, Any]) -> None:
-        control.reset_stats()
-        result = self.call("text_and_usage", ns["text_and_usage"], USAGE_PROMPT)
+        call = "text_and_usage(prompt)"
+        with recording() as record:
+            result = self.call("text_and_usage", ns["text_and_usage"], USAGE_PROMPT, shown="prompt")
         if result is None:
-            raise Incorrect("text_and_usage returned None: did you forget to `return` (text, total_tokens)?")
+            raise Incorrect(f"{call} returned None: did you forget to `return` (text, total_tokens)?")
         if not (isinstance(result, tuple) and len(result) == 2):
-            raise Incorrect(f"text_and_usage returned {show(result)}; return a tuple (text, total_tokens).")
+            raise Incorrect(f"{call} returned {show(result)}; return a tuple (text, total_tokens).")
         text, total = result
-        streamed = _streamed_requests()
-        if streamed and not any(streamed):
+        if isinstance(total, bool) or not isinstance(total, int):
+            raise Incorrect(f"total_tokens is {show(total)}; return the usage's total_tokens, an int.")
+        if record.calls is None:  # live: no server record
+            return
+        streams = [r for r in record.calls if r.streamed]
+        if not streams:
             raise Incorrect("the answer was not streamed: pass stream=True (and read the chunks as they come).")
-        expected = (
-            ns["client"]
-            .chat.completions.create(model=ns["MODEL"], messages=[{"role": "user", "content": USAGE_PROMPT}])
-            .choices[0]
-            .message.content
-        )
-        if text != expected:
+        stream = streams[-1]
+        if text != stream.text:
             raise Incorrect(f"the text is {show(text)}; join every chunk's delta.content (skipping None).")
-        if not isinstance(total, int) or total <= 0:
+        if len(record.calls) > len(streams):
             raise Incorrect(
-                f"total_tokens is {show(total)}: ask for stream_options={{'include_usage': True}} and read "
-                "chunk.usage.total_tokens from the last chunk."
+                f"{call} made a second request besides the stream, which cost as much again: ask the stream for its "
+                "usage with stream_options={'include_usage': True} and read it from the last chunk."
+            )
+        sent = (stream.usage or {}).get("total_tokens")
+        if sent is None:
+            raise Incorrect(
+                f"total_tokens is {show(total)}, but the stream carried no usage: ask for "
+                "stream_options={'include_usage': True}, and read chunk.usage.total_tokens from its last chunk."
+            )
+        if total != sent:
+            raise Incorrect(
+                f"total_tokens is {total}, not the total_tokens the server sent in the stream's last chunk: read "
+                "chunk.usage.total_tokens from the chunk whose choices are empty, not a figure of your own."
             )
 
 
 class ResilientText(Problem):
     """q3: ``resilient_text(messages)`` retries a broken stream and yields only what is new.
 
-    Judged with the stream cut after two chunks (``helpers.control.cut_stream``): the pieces must join to the answer
-    once (not its start twice), and the server must have seen a second request (a retry, not a give-up).
+    Judged with the stream cut after two chunks (``helpers.control.cut_stream``): it must be a generator (a function
+    returning the whole text fails), the pieces must join to the answer once (not its start twice), and the server
+    must have seen a second request (a retry, not a give-up).
     """
 
     title = "A generator that survives a break"
@@ -237,7 +287,13 @@ def resilient_text(messages):
         control.reset_stats()
         control.cut_stream(after_chunks=2)
         try:
-            pieces = self.call("resilient_text", lambda m: list(ns["resilient_text"](m)), messages)
+            generator = self.call("resilient_text", ns["resilient_text"], messages, shown="messages")
+            if isinstance(generator, (str, bytes)) or not isinstance(generator, Iterator):
+                raise Incorrect(
+                    f"resilient_text(messages) returned {show(generator)} instead of yielding: make it a generator "
+                    "(`yield` each new piece as it arrives), so its caller can show the text while it streams."
+                )
+            pieces = self.call("resilient_text", list, generator, shown="messages")
         finally:
             control.clear_faults()
         text = "".join(p for p in pieces if isinstance(p, str))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
 import os
 import time
 from collections import Counter
@@ -30,7 +29,20 @@ from langchain_core.rate_limiters import InMemoryRateLimiter
 from langchain_google_genai import ChatGoogleGenerativeAI
 
 from .. import control
-from ..checks import Incorrect, Problem, ____, expect_returned, lesson, lesson_context, run_coroutine, show
+from ..checks import (
+    Incorrect,
+    Problem,
+    ____,
+    expect_async,
+    expect_returned,
+    forbidding_sleep,
+    lesson,
+    lesson_context,
+    recording,
+    run_coroutine,
+    show,
+    watching,
+)
 from ..models import FLASH, FLASH_LITE
 from ..replay.pipeline.rate_limits import WINDOW_S
 from ..workbook import current_session
@@ -126,11 +138,6 @@ context = lesson_context(
 ``asyncio``, ``errors``, ``types`` and ``____``."""
 
 
-def _expect_async(fn: Any, name: str) -> None:
-    if not inspect.iscoroutinefunction(fn):
-        raise Incorrect(f"Define {name} with `async def`: LangChain's astream_events and abatch are awaited.")
-
-
 def _expect_list(call: str, result: Any, what: str) -> list[Any]:
     expect_returned(call, result, (list, tuple), f"a list of {what}")
     return list(result)
@@ -200,7 +207,7 @@ async def token_texts(topic: str) -> list[str]:
 
     def verify(self, ns: Mapping[str, Any]) -> None:
         fn = ns["token_texts"]
-        _expect_async(fn, "token_texts")
+        expect_async(fn, "token_texts")
         expected = [piece for piece in ns["chain"].stream({"topic": TOPIC}) if piece]
         replay = current_session().server_url is not None
         if replay:
@@ -283,35 +290,53 @@ async def capitals(questions: list[str]) -> list[str]:
     def verify(self, ns: Mapping[str, Any]) -> None:
         _needs_replay("sets a rate limit and counts the 429s")
         fn = ns["capitals"]
-        _expect_async(fn, "capitals")
-        lite = ChatGoogleGenerativeAI(**LITE)
-        expected = [lite.invoke(q).text for q in QUESTIONS]
+        expect_async(fn, "capitals")
         time.sleep(WINDOW_S / current_session().speed)  # let every earlier request leave the server's window
-        control.reset_stats()
         control.set_limits(rpm=RPM)
         try:
-            result = self.call("capitals", lambda qs: asyncio.wait_for(fn(qs), self.timeout_s()), list(QUESTIONS))
+            with (
+                recording() as record,
+                watching(ns["ChatGoogleGenerativeAI"], "abatch") as batches,
+                forbidding_sleep(fn, "capitals"),
+            ):
+                result = self.call(
+                    "capitals",
+                    lambda qs: asyncio.wait_for(fn(qs), self.timeout_s()),
+                    list(QUESTIONS),
+                    shown="questions",
+                )
         finally:
             control.set_limits(rpm=None)
-        seen = control.stats()
+        calls = record.calls or []
         call = f"capitals(questions) with {len(QUESTIONS)} questions"
+        if len(batches) != 1:
+            how = "never called abatch" if not batches else f"called abatch {len(batches)} times"
+            raise Incorrect(
+                f"{call} {how}: the exercise asks for one abatch call with every question, which runs them "
+                "concurrently while the model's rate_limiter paces them (not ainvoke in a loop, nor a gather)."
+            )
         result = _expect_list(call, result, "answers (str), one per question")
         if any(isinstance(r, BaseMessage) for r in result):
             raise Incorrect(f"{call} returned messages; the exercise wants each answer's text (.text).")
-        rejected = seen.rejected.get(429, 0)
+        rejected = sum(r.status == 429 for r in calls)
         if rejected > MAX_REJECTIONS:
+            peak = max((r.in_flight for r in calls), default=0)
             raise Incorrect(
-                f"the server refused {rejected} of the requests (at most {seen.peak_in_flight} were in flight at "
-                "once): capping concurrency does not cap the rate. Give the model a rate_limiter paced under RPM "
-                "requests per window_s seconds."
+                f"the server refused {rejected} of the requests (at most {peak} were in flight at once): capping "
+                "concurrency does not cap the rate. Give the model a rate_limiter paced under RPM requests per "
+                "window_s seconds."
             )
         if len(result) != len(QUESTIONS):
             raise Incorrect(f"{call} returned {len(result)} answers.")
+        sent = {r.prompt: r.text for r in calls if r.text}
+        expected = [sent.get(q, "") for q in QUESTIONS]
         if result != expected:
             if sorted(map(str, result)) == sorted(expected):
                 raise Incorrect(f"{call} returned the right answers, but not in the order of the questions.")
             wrong = next(i for i, (r, e) in enumerate(zip(result, expected, strict=True)) if r != e)
-            raise Incorrect(f"{call}: answer {wrong} is {show(result[wrong])}, not the answer to question {wrong}.")
+            raise Incorrect(
+                f"{call}: answer {wrong} is {show(result[wrong])}, not the answer the server sent to question {wrong}."
+            )
 
 
 async def _parts(fan_out: Any, text: str, timeout_s: float = 60.0) -> list[processor.ProcessorPart]:

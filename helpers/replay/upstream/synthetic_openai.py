@@ -16,7 +16,9 @@ model either way:
   until the last text chunk, which says ``"stop"``, or ``"length"`` when ``max_tokens`` cut it (native
   ``MAX_TOKENS``). With ``stream_options: {"include_usage": true}`` every chunk has ``"usage": null`` and one more
   chunk follows with ``"choices": []`` and the usage (``completion_tokens_details.reasoning_tokens`` = the thinking
-  tokens). Then ``data: [DONE]``, at the last chunk's offset.
+  tokens); without it the stream carries no usage at all, as the OpenAI protocol defines ``include_usage`` and
+  ``08_protocols`` teaches. Then ``data: [DONE]``, at the last chunk's offset. A request that does not stream gets
+  one ``chat.completion`` with its usage.
 - a script entry's ``function_call`` answers a request with ``tools`` (unless its last message is a ``tool``
   result) with a tool call: the first delta has the call's ``index``, ``id``, ``type`` and ``name`` with empty
   ``arguments``, the next deltas carry the arguments' JSON in fragments (~8 characters each), then
@@ -183,7 +185,8 @@ class OpenAIUpstream:
     def events(
         model: str, timeline: list[tuple[float, dict[str, Any]]], call: dict[str, Any] | None, body: dict[str, Any]
     ) -> list[tuple[float, dict[str, Any] | str]]:
-        """The stream's events with their offsets: chunks, the usage chunk if asked for, and ``"[DONE]"``."""
+        """The stream's events with their offsets: chunks, the usage chunk if asked for, and ``"[DONE]"``; for
+        a request that does not stream, the last chunk has the usage :func:`completion` reports."""
         native = timeline[-1][1]
         response_id = "chatcmpl-" + native["responseId"]
         created = int(time.time())
@@ -213,17 +216,17 @@ class OpenAIUpstream:
                 finish = FINISH_REASONS.get(candidate["finishReason"], "stop") if "finishReason" in candidate else None
                 events.append((offset, chunk(response_id, created, model, delta, finish)))
         end = events[-1][0]
-        if (body.get("stream_options") or {}).get("include_usage"):
+        if not body.get("stream"):  # these events only build the non-streamed completion, which has the usage
+            last = events[-1][1]
+            assert isinstance(last, dict)
+            last["usage"] = usage(native["usageMetadata"])
+        elif (body.get("stream_options") or {}).get("include_usage"):
             for _, event in events:
                 assert isinstance(event, dict)
                 event["usage"] = None
             events.append(
                 (end, {**chunk(response_id, created, model, None, None), "usage": usage(native["usageMetadata"])})
             )
-        else:
-            last = events[-1][1]
-            assert isinstance(last, dict)
-            last["usage"] = usage(native["usageMetadata"])
         events.append((end, "[DONE]"))
         return events
 
