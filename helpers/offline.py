@@ -9,7 +9,7 @@ shell: bash, zsh, PowerShell)::
 
 It calls :func:`helpers.setup` for ``NOTEBOOK`` (so ``WORKBOOK_MODE`` chooses replay, live or record, as in a
 notebook, and the setup line is printed first), runs ``COMMAND`` with the SDK's variables that setup set
-(``GOOGLE_GEMINI_BASE_URL`` and, in replay, a placeholder ``GEMINI_API_KEY``), and exits with its status; the replay
+(``GOOGLE_GEMINI_BASE_URL`` and the key, with the server's token after it), and exits with its status; the replay
 server stops with it. In replay the script's requests must be ones the cassette recorded (00_setup, "Know what
 replay can answer").
 """

@@ -14,10 +14,16 @@ like the model's answer, or the 404 that names the nearest recording: ``setup(..
 ``WORKBOOK_UNMATCHED``, chooses; by default it improvises, except in CI (``CI`` set) and under tests and nbval (the
 repository's ``conftest.py`` sets ``WORKBOOK_UNMATCHED=error``), where an unmatched request must fail.
 
-Nothing here patches the SDK: it sets the SDK's own documented variables (``GOOGLE_GEMINI_BASE_URL`` and, in
-replay only, a placeholder ``GEMINI_API_KEY``), so a plain ``genai.Client()`` in the next cell just works, and keeps
-proxies off loopback (``NO_PROXY``, :func:`helpers.proxies.keep_loopback_off_proxies`), so it works behind a proxy
-too.
+Nothing here patches the SDK: it sets the SDK's own documented variables (``GOOGLE_GEMINI_BASE_URL`` and the key
+variables), so a plain ``genai.Client()`` in the next cell just works, and keeps proxies off loopback (``NO_PROXY``,
+:func:`helpers.proxies.keep_loopback_off_proxies`), so it works behind a proxy too.
+
+The replay server it starts answers only calls that carry its token (``serve --require-token``, ``SECURITY.md``):
+other accounts of a shared machine reach its port too. Setup hands the token to the SDK in the key itself: each key
+variable that is set becomes ``KEY.TOKEN`` (without a key, ``GEMINI_API_KEY`` becomes a placeholder with the token),
+so every client that reads the key from the environment (the SDK, ``openai``, ``httpx`` with the key header, LiteLLM)
+sends it, and record mode forwards only ``KEY`` upstream. Live mode gets the keys back as they were. No URL carries
+the token, so nothing a notebook prints shows it.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import contextlib
 import itertools
 import math
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -47,8 +54,12 @@ from .replay.wire.defaults import (
     FINISH_TIMEOUT_S,
     PLACEHOLDER_KEY,
     STAND_IN_LABEL,
+    TOKEN_HEADER,
+    TOKEN_SEPARATOR,
+    TOKEN_VARIABLE,
     UNMATCHED_POLICIES,
     UNMATCHED_VARIABLE,
+    UPSTREAM_TOKEN_VARIABLE,
 )
 
 MODES = ("replay", "live", "record")
@@ -134,9 +145,16 @@ _serial = itertools.count(1)
 
 
 class ServerProcess:
-    """A ``python -m helpers.replay ...`` subprocess, tied to this kernel (it exits when the kernel does)."""
+    """A ``python -m helpers.replay ...`` subprocess, tied to this kernel (it exits when the kernel does).
 
-    def __init__(self, args: list[str], port: int = 0) -> None:
+    With ``--require-token`` in ``args``, the server takes ``token`` as its token, and a recorder sends
+    ``upstream_token`` to its upstream (both given in its environment, which only this user can read, never on its
+    command line, which every user can).
+    """
+
+    def __init__(
+        self, args: list[str], port: int = 0, token: str | None = None, upstream_token: str | None = None
+    ) -> None:
         self.args = args
         # One log per server: a replacement's log never carries what an earlier server wrote.
         self.log = Path(tempfile.gettempdir()) / f"gemini-workbook-{os.getpid()}-{args[0]}-{next(_serial)}.log"
@@ -153,8 +171,10 @@ class ServerProcess:
                 stdout=subprocess.PIPE,
                 stderr=log,
                 text=True,
+                env={**os.environ, **_tokens(token, upstream_token)},
             )
         self.url = self._read_url()
+        self.token = self._read_token() if "--require-token" in args else None
         atexit.register(self.stop)
 
     def _read_url(self) -> str:
@@ -175,6 +195,16 @@ class ServerProcess:
                 "Re-run this cell; if it fails again, run `python -m helpers.replay serve` in a terminal to see why."
             )
         return first.split()[1]
+
+    def _read_token(self) -> str:
+        """The ``token TOKEN`` line a ``--require-token`` server prints second (read from its pipe, never logged)."""
+        stdout = self.proc.stdout
+        assert stdout is not None, "the server is started with stdout=PIPE"
+        words = stdout.readline().split()
+        if words[:1] != ["token"] or len(words) != 2:
+            self.stop()
+            raise WorkbookError(f"the replay server did not say its token (its log is {self.log}). Re-run this cell.")
+        return words[1]
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -214,6 +244,33 @@ def _last_error(log: Path) -> str:
 
 _servers: dict[str, ServerProcess] = {}
 _current: Session | None = None
+_wrapped: dict[str, tuple[str | None, str]] = {}
+"""The key variables :func:`_wrap_keys` changed: name -> (the value before, the value it set)."""
+_token = secrets.token_urlsafe(32)
+"""This kernel's replay servers' token: every server :func:`setup` starts takes it, so that a client made before a
+server was replaced (``genai.Client()`` keeps the key it read) still reaches the new one."""
+
+
+def _unwrap_keys() -> None:
+    """Give every key variable back the value it had before :func:`_wrap_keys` (one changed since is kept)."""
+    for name, (before, wrapped) in _wrapped.items():
+        if os.environ.get(name) == wrapped:
+            if before is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = before
+    _wrapped.clear()
+
+
+def _wrap_keys(token: str) -> None:
+    """Make each key variable that is set ``KEY.TOKEN`` (``GEMINI_API_KEY`` a placeholder with it when none is), so
+    that every client reading the key from the environment sends the replay server its token (see the module
+    docstring)."""
+    before = {name: _wrapped[name][0] if name in _wrapped else os.environ.get(name) for name in KEY_VARIABLES}
+    for name in [name for name in KEY_VARIABLES if before[name]] or ["GEMINI_API_KEY"]:
+        wrapped = f"{before[name] or PLACEHOLDER_KEY}{TOKEN_SEPARATOR}{token}"
+        os.environ[name] = wrapped
+        _wrapped[name] = (before[name], wrapped)
 
 
 def current_session() -> Session:
@@ -330,7 +387,13 @@ def _explain_connection_errors() -> None:
     shell.set_custom_exc(errors, _show_connection_error)
 
 
-def _server(role: str, args: list[str]) -> ServerProcess:
+def _tokens(token: str | None, upstream_token: str | None) -> dict[str, str]:
+    """The environment variables that give a server its token and its upstream's."""
+    given = {TOKEN_VARIABLE: token, UPSTREAM_TOKEN_VARIABLE: upstream_token}
+    return {name: value for name, value in given.items() if value}
+
+
+def _server(role: str, args: list[str], upstream_token: str | None = None) -> ServerProcess:
     """The running server for ``role`` if it was started with ``args``; otherwise a new one (the old one stopped).
 
     A replacement takes the old server's port when it is free, so clients made before (``genai.Client()`` keeps its
@@ -340,16 +403,16 @@ def _server(role: str, args: list[str]) -> ServerProcess:
     if current is not None and current.alive() and current.args == args:
         return current
     if current is None:
-        _servers[role] = ServerProcess(args)
+        _servers[role] = ServerProcess(args, token=_token, upstream_token=upstream_token)
         return _servers[role]
     current.stop()
     port = int(current.url.rsplit(":", 1)[1])
     try:
         if not _port_free(port):
             raise WorkbookError(f"port {port} is taken")
-        _servers[role] = ServerProcess(args, port=port)
+        _servers[role] = ServerProcess(args, port=port, token=_token, upstream_token=upstream_token)
     except WorkbookError:  # the port was taken meanwhile: any free one will do, and earlier clients must be told
-        _servers[role] = ServerProcess(args)
+        _servers[role] = ServerProcess(args, token=_token, upstream_token=upstream_token)
         print(squatted_port_message(port, _servers[role].url))
     return _servers[role]
 
@@ -382,7 +445,7 @@ def _has_key() -> bool:
     return any(os.environ.get(v) for v in KEY_VARIABLES)
 
 
-def check_models(base_url: str | None) -> list[str]:
+def check_models(base_url: str | None, token: str | None = None) -> list[str]:
     """Ask the API once whether it serves each model the workbook uses (:data:`helpers.models.MODELS`).
 
     Called by :func:`setup` in live and record mode, so a retired or mistyped model id is one line at the top of the
@@ -391,6 +454,7 @@ def check_models(base_url: str | None) -> list[str]:
 
     Args:
         base_url: where to ask (the record upstream), or ``None`` for the SDK's default endpoint (live mode).
+        token: the upstream's token, for ``helpers.setup``'s synthetic stand-in (sent as ``x-workbook-token``).
 
     Returns:
         One message per model that is not served (what the API said, and where to change the id), or that could
@@ -400,7 +464,10 @@ def check_models(base_url: str | None) -> list[str]:
     from google.genai import errors, types
 
     options = types.HttpOptions(
-        base_url=base_url, timeout=MODEL_CHECK_TIMEOUT_MS, retry_options=types.HttpRetryOptions(attempts=1)
+        base_url=base_url,
+        timeout=MODEL_CHECK_TIMEOUT_MS,
+        retry_options=types.HttpRetryOptions(attempts=1),
+        headers={TOKEN_HEADER: token} if token else None,
     )
     problems = []
     with genai.Client(http_options=options) as client:
@@ -484,6 +551,7 @@ def setup(
             room that cannot be joined. The message says what to do.
             So does a bad ``unmatched`` (:func:`unmatched_policy`).
     """
+    _unwrap_keys()  # a previous setup's server token is not this one's, and live mode needs the keys as they were
     mode = os.environ.get("WORKBOOK_MODE", "replay").strip().lower() or "replay"
     if mode not in MODES:
         raise WorkbookError(f"WORKBOOK_MODE={mode!r} is not a mode; use one of {', '.join(MODES)} (or leave it unset).")
@@ -521,33 +589,39 @@ def setup(
         except CassetteError as e:
             raise WorkbookError(str(e)) from None
         sources, recorded = cassette.sources(), tuple(cassette.models())
-        args = ["serve", "--cassettes", str(folder), "--speed", f"{speed:g}", "--unmatched", policy]
+        args = ["serve", "--require-token", "--cassettes", str(folder), "--speed", f"{speed:g}", "--unmatched", policy]
         server = _server("serve", args)
     else:
         try:
             check_writable(folder)  # refused here, before a server starts or a call is billed
         except CassetteError as e:
             raise WorkbookError(str(e)) from None
-        sources, local = "recorded", []
+        sources, local, upstream_token = "recorded", [], None
         if upstream == "synthetic":
             script = folder.parent / "scripts" / f"{notebook}.json"
-            upstream = _server("synth", ["synth", "--script", str(script)]).url
+            upstream = _server("synth", ["synth", "--require-token", "--script", str(script)]).url
+            upstream_token = _token
             # The synthetic upstream has no Files or Batch API: the recorder serves those as replay does.
             sources, local = "synthetic", ["--local-files-batches"]
         # --speed scales the server's own clocks in record mode too (rate-limit window, batch and file timelines),
         # so a lesson's waits match its replay; the upstream's answers keep their real timing.
-        args = ["serve", "--cassettes", str(folder), "--speed", f"{speed:g}", "--record", "--upstream", upstream]
-        server = _server("serve", [*args, *local])
-    if not _has_key():
+        args = ["serve", "--require-token", "--cassettes", str(folder), "--speed", f"{speed:g}", "--record"]
+        args += ["--upstream", upstream]
+        server = _server("serve", [*args, *local], upstream_token)
+    if not _has_key():  # the SDK needs a key to make a client (check_models makes one in record mode)
         os.environ["GEMINI_API_KEY"] = PLACEHOLDER_KEY
+        _wrapped["GEMINI_API_KEY"] = (None, PLACEHOLDER_KEY)
     base_url = f"{server.url}/{notebook}/"
     os.environ[BASE_URL_VARIABLE] = base_url
     session = _announce(Session(mode, notebook, base_url, server.url, speed, sources, recorded))
     if mode == "replay" and policy == "improvise":
         print(IMPROVISING)
     if mode == "record":
-        for problem in check_models(upstream):  # the upstream itself: a check through the recorder would be recorded
+        # The upstream itself, with the keys as they are: a check through the recorder would be recorded.
+        for problem in check_models(upstream, upstream_token):
             print(problem)
+    assert server.token is not None, "setup starts its servers with --require-token"
+    _wrap_keys(server.token)
     return session
 
 

@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 
 from helpers.replay.app.replay_server import CassetteStore, Mode, ReplayServer
-from helpers.replay.cassettes import store
+from helpers.replay.cassettes import cassette, store
 from helpers.replay.cassettes.cassette import Cassette, default_dir
 from helpers.replay.pipeline.api_request import json_response
 from helpers.replay.pipeline.socket_server import running
@@ -146,7 +146,7 @@ async def test_a_failed_atomic_replace_leaves_no_temp_file(
         raise OSError(errno.ENOSPC, "No space left on device")
 
     # The first write of a run replaces the whole file (temp file, then rename).
-    monkeypatch.setattr(store.os, "replace", full_disk)
+    monkeypatch.setattr(cassette.os, "replace", full_disk)
     status, reply = await post(f"{recorder}/{GENERATE}", body("one"))
     assert status == 500 and "No space left" in reply["error"]["message"]
     assert leftovers(tmp_path) == [] and not (tmp_path / "rec.json").exists()
@@ -155,13 +155,14 @@ async def test_a_failed_atomic_replace_leaves_no_temp_file(
     assert recorded_prompts(tmp_path) == ["two"]
 
 
-async def test_a_lone_surrogate_is_refused_with_a_500_that_says_why(recorder: str, tmp_path: Path) -> None:
+async def test_a_lone_surrogate_is_a_400_naming_the_field_and_never_forwarded(recorder: str, tmp_path: Path) -> None:
+    """Half an emoji cannot be written (UTF-8 has no such character): refused before it is forwarded and billed."""
     assert (await post(f"{recorder}/{GENERATE}", body("before")))[0] == 200
     status, reply = await post(f"{recorder}/{GENERATE}", body("half an emoji \ud83d"))
-    assert status == 500 and reply["error"]["status"] == "INTERNAL"
-    assert "surrogate" in reply["error"]["message"] and "\\ud83d" in reply["error"]["message"]
-    status, events = await post(f"{recorder}/{STREAM}", body("\ud83d"))
-    assert status == 200 and events[-1]["error"]["code"] == 500
+    assert status == 400 and reply["error"]["status"] == "INVALID_ARGUMENT"
+    assert "surrogate" in reply["error"]["message"] and "'contents[0].parts[0].text'" in reply["error"]["message"]
+    status, reply = await post(f"{recorder}/{STREAM}", body("\ud83d"))
+    assert status == 400 and "surrogate" in reply["error"]["message"]
     assert (await post(f"{recorder}/{GENERATE}", body("after")))[0] == 200
     assert recorded_prompts(tmp_path) == ["before", "after"]
     assert leftovers(tmp_path) == []

@@ -30,13 +30,20 @@ def test_replay_prints_one_line_and_a_plain_client_works(env: Path, capsys: pyte
 
 
 def test_a_users_key_is_kept_and_a_placeholder_fills_in_otherwise(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each key gets the server's token after it (``KEY.TOKEN``, SECURITY.md), and live mode gets it back as it was."""
     write_cassette(env, "07_demo", [generate_exchange(PROMPT, TEXT, 0.0)])
     helpers.setup("07_demo")
-    assert os.environ["GEMINI_API_KEY"] == workbook.PLACEHOLDER_KEY
+    token = workbook._servers["serve"].token
+    assert token and os.environ["GEMINI_API_KEY"] == f"{workbook.PLACEHOLDER_KEY}.{token}"
     monkeypatch.delenv("GEMINI_API_KEY")
     monkeypatch.setenv("GOOGLE_API_KEY", "users-own-key")
     helpers.setup("07_demo")
     assert "GEMINI_API_KEY" not in os.environ  # the SDK would warn that both are set
+    assert os.environ["GOOGLE_API_KEY"] == f"users-own-key.{token}"
+    monkeypatch.setenv("WORKBOOK_MODE", "live")
+    monkeypatch.setattr(workbook, "check_models", lambda base_url: [])
+    helpers.setup("07_demo")
+    assert os.environ["GOOGLE_API_KEY"] == "users-own-key"
 
 
 def test_setup_reuses_a_live_server_and_replaces_a_dead_one_on_its_port(env: Path) -> None:

@@ -1,6 +1,7 @@
 """Command line of the replay server (a fixed contract: flags are added, never renamed).
 
-    python -m helpers.replay serve [--host 127.0.0.1] [--allow-remote] [--port N] [--cassettes DIR] [--speed S]
+    python -m helpers.replay serve [--host 127.0.0.1] [--allow-remote] [--require-token] [--port N] [--cassettes DIR]
+                                   [--speed S]
                                    [--record] [--upstream URL] [--local-files-batches] [--rpm N] [--tpm N]
                                    [--idle-timeout S] [--upload-ttl S] [--max-stored-bytes N]
                                    [--unmatched improvise|error]
@@ -11,9 +12,10 @@
 ``serve`` and ``synth`` print exactly ``serving http://HOST:PORT`` as their first stdout line, then run until SIGINT
 or SIGTERM, or Ctrl+Break on Windows (or, with ``--watch-stdin``, until standard input closes: how ``helpers.setup``
 ties a server to its kernel, and stops it, on every OS).
-A ``--host`` that is not loopback is refused without ``--allow-remote``; with it, ``serve`` prints a second line,
-``token TOKEN``, which every call must then send (``SECURITY.md``). ``serve`` redacts every API key it was sent from
-what it writes to standard error (its log, :class:`.api_keys.RedactingStream`).
+A ``--host`` that is not loopback is refused without ``--allow-remote``; with it, or with ``--require-token`` (how
+``helpers.setup`` starts every server, so that another account on the machine cannot use it), ``serve`` prints a
+second line, ``token TOKEN``, which every call must then send (``SECURITY.md``). ``serve`` redacts every API key it
+was sent from what it writes to standard error (its log, :class:`.api_keys.RedactingStream`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import argparse
 import asyncio
 import json
 import math
+import os
+import re
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -29,6 +33,7 @@ from pathlib import Path
 from ..models import FLASH, PROFILES
 from .app.replay_server import CassetteStore, Mode, ReplayServer
 from .cassettes.cassette import CassetteError, check_writable, default_dir
+from .pipeline.guard import Guard
 from .pipeline.rate_limits import Limits
 from .pipeline.server_token import HEADER, RuntimeDirError, is_loopback
 from .pipeline.socket_server import IDLE_TIMEOUT_S, PortInUseError, serve_forever
@@ -36,7 +41,7 @@ from .services.files_api import MAX_STORED_BYTES, UPLOAD_TTL_S, FileLimits
 from .upstream.synthetic import Script, ScriptEntry, SyntheticUpstream
 from .upstream.synthetic_openai import OpenAIUpstream
 from .wire.api_keys import RedactingStream
-from .wire.defaults import DEFAULT_UPSTREAM, UNMATCHED_POLICIES
+from .wire.defaults import DEFAULT_UPSTREAM, TOKEN_VARIABLE, UNMATCHED_POLICIES, UPSTREAM_TOKEN_VARIABLE
 
 try:
     # uvloop: a burst of 500 simultaneous streams replays with a third of asyncio's loop's TTFT error at the 95th
@@ -64,6 +69,21 @@ def _limit(text: str) -> int:
     return value
 
 
+def _token(variable: str) -> str | None:
+    """A token given in the environment variable ``variable`` (``helpers.setup`` passes its servers' so), or ``None``.
+
+    Raises:
+        ValueError: it is not at least 20 letters, digits, ``_`` or ``-``.
+    """
+    token = os.environ.get(variable) or None
+    if token is not None and not re.fullmatch(r"[A-Za-z0-9_-]{20,}", token):
+        raise ValueError(
+            f"{variable} must be at least 20 letters, digits, '_' or '-' (a dot separates a token from the API key "
+            "in KEY.TOKEN)."
+        )
+    return token
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m helpers.replay", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -74,6 +94,11 @@ def parser() -> argparse.ArgumentParser:
             "--allow-remote",
             action="store_true",
             help="allow a --host reachable from other machines; every call then needs the printed token",
+        )
+        cmd.add_argument(
+            "--require-token",
+            action="store_true",
+            help="every call needs the printed token, on loopback too (as the API key's suffix KEY.TOKEN, or a header)",
         )
         cmd.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one (default)")
         cmd.add_argument("--watch-stdin", action="store_true", help="also stop when standard input closes")
@@ -169,16 +194,32 @@ def main(argv: list[str] | None = None) -> int:
             remote = not is_loopback(args.host)
             limits = Limits(args.rpm, args.tpm)
             server = ReplayServer(
-                store, args.speed, mode, args.upstream, limits, files, remote=remote, unmatched=args.unmatched
+                store,
+                args.speed,
+                mode,
+                args.upstream,
+                limits,
+                files,
+                remote=remote,
+                require_token=args.require_token,
+                token=_token(TOKEN_VARIABLE),
+                upstream_token=_token(UPSTREAM_TOKEN_VARIABLE),
+                unmatched=args.unmatched,
             )
             app = server.app()
             sys.stderr = RedactingStream(sys.stderr)  # type: ignore[assignment]
-            serving = serve_forever(app, args.host, args.port, args.watch_stdin, args.idle_timeout, show_token=remote)
+            show = remote or args.require_token
+            serving = serve_forever(app, args.host, args.port, args.watch_stdin, args.idle_timeout, show_token=show)
             run_serving(serving)
         elif args.command == "synth":
             upstream = SyntheticUpstream(Script.load(args.script))
             app = upstream.app(OpenAIUpstream(upstream).install)
-            asyncio.run(serve_forever(app, args.host, args.port, args.watch_stdin, args.idle_timeout))
+            if args.require_token:  # helpers.setup's stand-in upstream: its recorder sends the token
+                guard = Guard(token=_token(TOKEN_VARIABLE), require_token=True)
+                guard.install(app)
+                app.middlewares.insert(1, guard.middleware)  # after the error middleware, before all else
+            show = args.require_token
+            asyncio.run(serve_forever(app, args.host, args.port, args.watch_stdin, args.idle_timeout, show_token=show))
         elif args.command == "author-notebook":
             from .app.authoring import author_notebook
 

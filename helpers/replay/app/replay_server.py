@@ -27,7 +27,7 @@ from ..cassettes.store import CassetteStore, check_name
 from ..pipeline import error_middleware
 from ..pipeline.api_request import MAX_BODY_BYTES, Backend, Mode, parse
 from ..pipeline.control_panel import STATS_HISTORY, ControlPanel
-from ..pipeline.guard import Guard
+from ..pipeline.guard import Grants, Guard
 from ..pipeline.rate_limits import Limits
 from ..services.batches_api import BatchService
 from ..services.files_api import FileLimits, FileService
@@ -56,6 +56,11 @@ class ReplayServer:
         unmatched: in replay, what a request no recording matches gets (``--unmatched``): ``"error"``, the 404 that
             names the nearest recording, or ``"improvise"``, a labelled stand-in (:mod:`.improviser`). A control
             call may choose otherwise for one cassette.
+        require_token: every call needs the token, on loopback too (``--require-token``; ``helpers.setup`` always
+            starts its servers so).
+        token: the server's token (:class:`.guard.Guard`); a fresh random one when ``None``.
+        upstream_token: a record mode's upstream's token, sent with every call forwarded to it (``helpers.setup``'s
+            synthetic stand-in requires one).
     """
 
     store: CassetteStore
@@ -67,6 +72,9 @@ class ReplayServer:
     stats_history: int = STATS_HISTORY
     remote: bool = False
     unmatched: str = "error"
+    require_token: bool = False
+    token: str | None = None
+    upstream_token: str | None = None
 
     def _lookup(self, name: str) -> None:
         """Raise :class:`CassetteError` unless the server can serve cassette ``name`` (record mode creates it)."""
@@ -80,11 +88,12 @@ class ReplayServer:
         app = web.Application(client_max_size=MAX_BODY_BYTES)
         control = ControlPanel(self.speed, self.limits, self._lookup, self.stats_history)
         matcher = Matcher()
-        recorder = Recorder(self.store, self.upstream, control) if self.mode.records else None
-        files = FileService(self.mode, self.speed, self.store, matcher, recorder, self.file_limits)
+        recorder = Recorder(self.store, self.upstream, control, self.upstream_token) if self.mode.records else None
+        grants = Grants()
+        files = FileService(self.mode, self.speed, self.store, matcher, recorder, self.file_limits, grants)
         improviser = None if self.mode.records else Improviser(files)
         backend: Backend = recorder or Replayer(self.store, matcher, control, self.speed, improviser, self.unmatched)
-        guard = Guard(self.remote)
+        guard = Guard(self.remote, self.token, self.require_token, grants)
         guard.install(app)
         app.middlewares.extend([guard.middleware, parse, control.middleware])
         error_middleware.install(app)  # outermost: any failure below becomes the API's error shape

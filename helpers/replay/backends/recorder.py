@@ -47,7 +47,8 @@ from ..cassettes.cassette import (
 from ..cassettes.store import CassetteStore, FolderLock, SaveError
 from ..pipeline.api_request import ApiRequest, error_response, json_response
 from ..pipeline.control_panel import TIMING, ControlPanel, StreamFault
-from ..pipeline.server_token import is_loopback
+from ..pipeline.server_token import HEADER, is_loopback
+from ..wire.api_keys import KEY_SHAPE, REDACTED, SEEN
 from ..wire.defaults import FINISH_TIMEOUT_S
 from ..wire.framing import (
     FILE_NOT_ACTIVE,
@@ -100,21 +101,27 @@ class Recorder:
         store: the cassettes; this recorder holds their folder's lock from :meth:`start` to :meth:`close`.
         upstream: the API's base URL, e.g. ``https://generativelanguage.googleapis.com``.
         control: the server's faults and limits (limits apply to recorded calls too, RPM only).
+        upstream_token: sent in the ``x-workbook-token`` header of every call to the upstream (a stand-in upstream of
+            ``helpers.setup``, which needs it), or ``None``.
     """
 
-    def __init__(self, store: CassetteStore, upstream: str, control: ControlPanel) -> None:
+    def __init__(
+        self, store: CassetteStore, upstream: str, control: ControlPanel, upstream_token: str | None = None
+    ) -> None:
         self.store, self.upstream, self.control = store, upstream, control
+        self.upstream_token = upstream_token
         self._lock = FolderLock(store.folder)
         self._session: aiohttp.ClientSession | None = None
         self._background: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        """Take the folder's lock and open the upstream session.
+        """Take the folder's lock, merge the journals a killed recorder left, and open the upstream session.
 
         Raises:
             helpers.replay.cassettes.cassette.CassetteError: another recorder holds the folder.
         """
         self._lock.acquire()
+        await asyncio.to_thread(self.store.recover)  # what a killed recorder left in journals, now in the files
         # The real API through the proxy the environment names (HTTPS_PROXY on a managed laptop), as the SDK would
         # reach it; a loopback upstream (the synthetic one) directly, whatever proxy variables are set.
         local = is_loopback(urllib.parse.urlsplit(self.upstream).hostname or "")
@@ -123,10 +130,13 @@ class Recorder:
 
     async def close(self) -> None:
         """Finish recording the streams still being read (for up to :data:`FINISH_TIMEOUT_S`), wait for their writes,
-        close the upstream session and let the folder's lock go."""
+        merge each cassette's journal into its file, close the upstream session and let the folder's lock go."""
         if self._background:
             await asyncio.wait(self._background, timeout=FINISH_TIMEOUT_S)
-        await self.store.flush()
+        try:
+            await self.store.compact()
+        except OSError as e:  # the journals stay, and are read with their cassettes
+            print(f"record: could not merge a recording journal into its cassette: {e}", file=sys.stderr, flush=True)
         if self._session is not None:
             await self._session.close()
         self._lock.release()
@@ -146,6 +156,8 @@ class Recorder:
         key = query.get("key")
         if key and not any(name.lower() == "x-goog-api-key" for name in headers):
             headers = {**headers, "x-goog-api-key": key}
+        if self.upstream_token is not None:
+            headers = {**headers, HEADER: self.upstream_token}
         return self.session.request(method, url, params=canonical_query(dict(query)), data=data, headers=headers)
 
     def unreachable(self, error: aiohttp.ClientError, headers: dict[str, str] | None = None) -> web.Response:
@@ -164,7 +176,7 @@ class Recorder:
         refusal = self.control.admit(api.cassette, api.path, None)
         if refusal is not None:
             return refusal
-        headers = {h: request.headers[h] for h in FORWARDED_HEADERS if h in request.headers}
+        headers = {h: api.headers[h] for h in FORWARDED_HEADERS if h in api.headers}
         try:
             upstream = await self.send(api.method, api.path, api.query, api.raw_body or None, headers)
         except aiohttp.ClientError as e:
@@ -323,17 +335,28 @@ def not_saved(error: SaveError) -> str:
     return f"Record mode could not save this exchange, so it was not recorded ({error}). Earlier recordings are kept."
 
 
+MAX_AGENT_CHARS = 200
+"""The longest ``User-Agent`` kept in a recording's provenance (the SDK's is about 60 characters)."""
+
+
+def scrubbed_agent(agent: str) -> str:
+    """A client's ``User-Agent`` as provenance may keep it: every key the server was sent and anything shaped like a
+    key replaced by ``[redacted]``, cut to :data:`MAX_AGENT_CHARS` (a header is the client's to fill)."""
+    return SEEN.redact(KEY_SHAPE.sub(REDACTED, agent))[:MAX_AGENT_CHARS]
+
+
 def provenance(client: Mapping[str, str], upstream: aiohttp.ClientResponse, response: Reply) -> dict[str, Any]:
     """The exchange's provenance: a synthetic upstream's own label, else recorded today by the SDK whose
     ``user-agent`` is in the ``client`` request headers."""
     synthetic = upstream.headers.get(SYNTHETIC_HEADER)
     if synthetic:
         return json.loads(synthetic)
-    sdk = _SDK_VERSION.search(client.get("user-agent", ""))
+    agent = scrubbed_agent(client.get("user-agent", "unknown"))
+    sdk = _SDK_VERSION.search(agent)
     last = response["chunks"][-1]["data"] if "chunks" in response else response["body"]
     return {
         "source": "recorded",
         "date": dt.date.today().isoformat(),
-        "sdk": f"google-genai {sdk.group(1)}" if sdk else client.get("user-agent", "unknown"),
+        "sdk": f"google-genai {sdk.group(1)}" if sdk else agent,
         "model_version": last.get("modelVersion") if isinstance(last, dict) else None,
     }

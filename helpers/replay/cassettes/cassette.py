@@ -9,6 +9,7 @@ The format is documented in ``docs/cassettes.md``. In short: ``{"format": 1, "ca
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -29,6 +30,11 @@ VERSION_SEGMENT = re.compile(r"^(upload/|download/)?v\d+(alpha|beta)?\d*/")
 """An API version segment at the start of a path, after an optional ``upload/`` or ``download/`` prefix."""
 
 _IGNORED_QUERY = {"key"}
+
+JOURNAL_SUFFIX = ".journal.jsonl"
+"""A cassette ``NAME.json`` being recorded has its newest exchanges in ``NAME.journal.jsonl`` beside it (see
+:func:`journal_path`)."""
+JOURNAL_FORMAT = 1
 
 
 class CassetteError(Exception):
@@ -83,6 +89,37 @@ class StreamReply(TypedDict):
 
 
 Reply = JsonReply | StreamReply
+
+
+def journal_path(path: Path) -> Path:
+    """The recording journal of the cassette file at ``path``.
+
+    A recorder never writes a cassette file in place: it replaces it whole (atomically) when a run begins, then
+    appends each new exchange to the journal, one JSON line each, after a first line naming the cassette file it
+    continues (``{"journal": 1, "sha256": <the file's hash>}``), and merges the journal back into the file when it
+    stops. A crash at any moment therefore leaves the file whole, and the journal whole but for a last line cut
+    short, which :meth:`Cassette.load` leaves out: every exchange a client was answered for is still there. A line
+    is ``{"refresh": bool, "exchange": {...}}``; ``refresh`` drops the earlier recordings of the same request, as the
+    first recording of a request in a run does. A journal whose first line names another version of the file (the
+    file was rewritten after it) is stale and ignored.
+    """
+    return path.with_name(path.stem + JOURNAL_SUFFIX)
+
+
+def journal_header(data: bytes) -> str:
+    """The first line of a journal continuing the cassette file whose bytes are ``data``."""
+    return json.dumps({"journal": JOURNAL_FORMAT, "sha256": hashlib.sha256(data).hexdigest()}) + "\n"
+
+
+def journal_line(exchange: Exchange, refresh: bool) -> str:
+    """One journal line (see :func:`journal_path`).
+
+    Raises:
+        UnsavableError: the exchange cannot be written (see :attr:`Exchange.text`).
+    """
+    exchange.text  # noqa: B018 -- rendered (and checked) once, for the file the journal is merged into
+    record = {"refresh": refresh, "exchange": exchange.to_json()}
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n"
 
 
 def default_dir() -> Path:
@@ -302,7 +339,40 @@ class Cassette:
                 f"cassette {path} holds an integer of over 4300 digits, too long to read, at "
                 f"{_position(text, _LONG_INTEGER)}. {restore}"
             ) from None
-        return cls.from_json(parsed, path)
+        cassette = cls.from_json(parsed, path)
+        cassette._merge_journal(data)
+        return cassette
+
+    def _merge_journal(self, data: bytes) -> None:
+        """Add the exchanges of the recording journal that continues this file, whose bytes are ``data``
+        (:func:`journal_path`): all but a last line cut short by a crash.
+
+        Raises:
+            CassetteError: a complete line of the journal is not a journal record.
+        """
+        journal = journal_path(self.path)
+        try:
+            lines = journal.read_bytes().split(b"\n")
+        except OSError:
+            return
+        if lines[0].decode("utf-8", "replace") + "\n" != journal_header(data):
+            return  # no journal, a stale one (the file was rewritten after it), or one cut short in its first line
+        for number, line in enumerate(lines[1:-1], 2):  # the last item is empty, or a line cut short: left out
+            try:
+                record = json.loads(line, parse_constant=_refuse_constant)
+                if not isinstance(record, dict) or not isinstance(record.get("refresh"), bool):
+                    raise ValueError('expected {"refresh": true or false, "exchange": {...}}')
+                (exchange,) = Cassette.from_json(
+                    {"format": FORMAT, "exchanges": [record.get("exchange")]}, journal
+                ).exchanges
+            except (ValueError, RecursionError, CassetteError) as e:
+                raise CassetteError(
+                    f"the recording journal {journal} is corrupt at line {number} ({e}). Move it away to keep "
+                    f"{self.path} as it was before that recording run."
+                ) from None
+            if record["refresh"]:
+                self.exchanges = [e for e in self.exchanges if e.key != exchange.key]
+            self.exchanges.append(exchange)
 
     @classmethod
     def from_json(cls, data: Any, path: Path) -> Cassette:

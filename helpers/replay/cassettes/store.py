@@ -7,24 +7,39 @@ The cassette layer of the server (``docs/server.md``): it knows the cassette for
   cassette's :class:`CassetteWriter`, which writes off the event loop, merges a burst of exchanges into one write,
   and never reads back the file it wrote. An exchange joins the cassette only once it is on disk; a failed write
   (:class:`SaveError`) leaves the cassette and its file as they were, and no temp file.
+- No write can corrupt what was recorded before it, whenever the process is killed: the cassette file is only ever
+  replaced whole (a temp file renamed over it), once when a run begins, and each new exchange is appended to the
+  cassette's journal (:func:`.cassette.journal_path`), whose last line alone a crash can cut short, and which
+  loading leaves out. Each append costs the size of its exchanges, however long the cassette has grown; the journal
+  is merged back into the file when the recorder stops (:meth:`CassetteStore.compact`).
 - No exchange whose text contains an API key the server was sent (:data:`.api_keys.SEEN`) is written: that check is
   on its final serialised text, right before the write, whatever route the key came by.
-- A recorder holds the folder's lock (:class:`FolderLock`), so a second one on the same folder refuses to start
-  rather than overwrite the first one's recordings.
+- A recorder holds the folder's lock (:class:`FolderLock`, a ``filelock`` lock, portable), so a second one on the same
+  folder refuses to start rather than overwrite the first one's recordings.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import filelock
+
 from ..wire.api_keys import SEEN
-from .cassette import TAIL, Cassette, CassetteError, Exchange, MissingCassetteError, write_atomically
+from .cassette import (
+    JOURNAL_SUFFIX,
+    Cassette,
+    CassetteError,
+    Exchange,
+    MissingCassetteError,
+    journal_header,
+    journal_line,
+    journal_path,
+    write_atomically,
+)
 
 CASSETTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 """What a cassette name looks like: the first path segment of every API URL (``/<cassette>/v1/...``). Match it with
@@ -76,41 +91,35 @@ def check_name(name: str) -> str:
 
 
 class FolderLock:
-    """An exclusive lock on a cassette folder, held from :meth:`acquire` to :meth:`release` (or process exit)."""
+    """An exclusive lock on a cassette folder, held from :meth:`acquire` to :meth:`release` (or process exit, when
+    the operating system lets it go): ``filelock.FileLock`` (``flock`` on POSIX, ``LockFileEx`` on Windows)."""
 
     def __init__(self, folder: Path) -> None:
         self.path = folder / LOCK_NAME
-        self._fd: int | None = None
+        self._lock = filelock.FileLock(self.path, timeout=0)
 
     def acquire(self) -> None:
         """Take the lock.
 
         Raises:
-            CassetteError: another recorder holds it; the message names its process.
+            CassetteError: another recorder holds it.
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
-            os.close(fd)
+            self._lock.acquire()
+        except filelock.Timeout:
             raise CassetteError(
-                f"another recorder (process {holder}) is recording into {self.path.parent}: two would overwrite each "
-                "other's recordings. Stop it (re-run its notebook's setup cell in replay mode, or restart its kernel) "
-                "and start this one again."
+                f"another recorder is recording into {self.path.parent}: two would overwrite each other's recordings. "
+                "Stop it (re-run its notebook's setup cell in replay mode, or restart its kernel) and start this one "
+                "again."
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._fd = fd
 
     def release(self) -> None:
         """Let the lock go and remove its file."""
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                self.path.unlink()
-            os.close(self._fd)
-            self._fd = None
+        if self._lock.is_locked:
+            self._lock.release()
+        with contextlib.suppress(OSError):
+            self.path.unlink()
 
 
 @dataclass
@@ -123,17 +132,17 @@ class CassetteWriter:
     """Writes one cassette's new exchanges, off the event loop, a burst at a time.
 
     The first exchange of a request written in this run drops the cassette's earlier recordings of that request
-    (a record run refreshes what it touches and keeps the rest). When nothing earlier has to go, the new exchanges
-    are appended over the file's closing lines (a write the size of the new exchanges, however long the cassette has
-    grown); otherwise the whole file is replaced atomically.
+    (a record run refreshes what it touches and keeps the rest). The run's first write replaces the file whole
+    (atomically) and starts its journal; every later one appends the new exchanges to the journal, a write the size
+    of the new exchanges however long the cassette has grown (see the module docstring).
     """
 
     def __init__(self, cassette: Cassette) -> None:
         self.cassette = cassette
         self._pending: list[_Pending] = []
         self._task: asyncio.Task[None] | None = None
-        self._size: int | None = None
-        """The size of the file as this writer last wrote it; ``None`` until then (the first write replaces it)."""
+        self._journal_size: int | None = None
+        """The size of the journal as this writer last wrote it; ``None`` until the run's first write."""
         self._refreshed: set[str] = set()
         """The request keys written in this run."""
         self._keys = {e.key for e in cassette.exchanges}
@@ -180,33 +189,37 @@ class CassetteWriter:
         new = [item.exchange for item in good]
         refreshed = {e.key for e in new} - self._refreshed
         kept: list[Exchange] | None = None  # None: every exchange stays, and the new ones are appended
-        if self._size is None or not cassette.exchanges or refreshed & self._keys:
+        if self._journal_size is None:
             kept = [e for e in cassette.exchanges if e.key not in refreshed]
             candidate = Cassette(cassette.name, cassette.path, kept + new, cassette.description)
             data = candidate.text().encode("utf-8")
             write_atomically(cassette.path, data)
-            size = len(data)
+            header = journal_header(data).encode()
+            write_atomically(journal_path(cassette.path), header)  # after the file: a stale journal is ignored
+            size = len(header)
         else:
-            size = self._append(new)
+            size = self._append(new, refreshed & self._keys)
         loop.call_soon_threadsafe(self._commit, kept, new, good, size, refreshed)
 
-    def _append(self, new: list[Exchange]) -> int:
-        """Write ``new`` over the file's closing lines; on failure restore them. Returns the new size."""
-        assert self._size is not None
-        tail = TAIL.encode()
-        data = ("," + "".join("\n" + e.text + "," for e in new)[:-1] + TAIL).encode("utf-8")
-        start = self._size - len(tail)
-        with open(self.cassette.path, "r+b") as f:
+    def _append(self, new: list[Exchange], refresh: set[str]) -> int:
+        """Append ``new`` to the journal, the first of each request in ``refresh`` marked to drop the earlier
+        recordings of it; on failure cut the journal back to what it was. Returns the journal's new size."""
+        assert self._journal_size is not None
+        refresh = set(refresh)
+        lines = []
+        for exchange in new:
+            lines.append(journal_line(exchange, exchange.key in refresh))
+            refresh.discard(exchange.key)
+        data = "".join(lines).encode("utf-8")
+        with open(journal_path(self.cassette.path), "r+b") as f:
             try:
-                f.seek(start)
+                f.seek(self._journal_size)
                 f.write(data)
                 f.flush()
             except OSError:
-                f.truncate(start)
-                f.seek(start)
-                f.write(tail)
+                f.truncate(self._journal_size)
                 raise
-        return start + len(data)
+        return self._journal_size + len(data)
 
     def _commit(
         self, kept: list[Exchange] | None, new: list[Exchange], good: list[_Pending], size: int, refreshed: set[str]
@@ -214,13 +227,16 @@ class CassetteWriter:
         # On the event loop: the cassette changes only here, after its file did.
         self._refreshed |= refreshed
         if kept is None:
+            dropped = refreshed & self._keys  # recorded in an earlier run, recorded again now: the old ones go
+            if dropped:
+                self.cassette.exchanges = [e for e in self.cassette.exchanges if e.key not in dropped]
             self.cassette.exchanges.extend(new)
         else:
             self.cassette.exchanges = kept + new
             self._keys = {e.key for e in kept}
         self._keys.update(e.key for e in new)
         self.cassette.revision += 1
-        self._size = size
+        self._journal_size = size
         for item in good:
             if not item.done.done():
                 item.done.set_result(None)
@@ -233,6 +249,16 @@ class CassetteWriter:
         """Return once everything handed to :meth:`add` so far is written (or has failed)."""
         while self._task is not None and not self._task.done():
             await asyncio.shield(self._task)
+
+    def compact(self) -> None:
+        """Merge the journal into the cassette file (replaced whole, atomically) and remove it; blocking, for a
+        worker thread, once every write is done."""
+        if self._journal_size is None:
+            return
+        write_atomically(self.cassette.path, self.cassette.text().encode("utf-8"))
+        with contextlib.suppress(FileNotFoundError):
+            journal_path(self.cassette.path).unlink()  # stale now: a crash before this line leaves it ignored
+        self._journal_size = None
 
 
 def _fail(future: asyncio.Future[None], error: Exception) -> None:
@@ -275,6 +301,8 @@ class CassetteStore:
         path = self.path(name)
         try:
             mtime = path.stat().st_mtime
+            with contextlib.suppress(OSError):
+                mtime += journal_path(path).stat().st_mtime  # a journal that changes is a change of the cassette
         except FileNotFoundError:
             known = ", ".join(self.names()) or "none"
             raise MissingCassetteError(
@@ -311,3 +339,30 @@ class CassetteStore:
         """Return once every exchange handed to :meth:`record` so far is written (or has failed)."""
         for writer in list(self._writers.values()):
             await writer.wait()
+
+    def recover(self) -> None:
+        """Merge the journals a killed recorder left in the folder into their cassette files (each replaced whole,
+        atomically) and remove them; blocking. A journal whose cassette file is corrupt is left alone.
+
+        Raises:
+            OSError: a file could not be written (the journal then stays, and loading still reads it).
+        """
+        for journal in self.folder.glob("*" + JOURNAL_SUFFIX):
+            path = self.path(journal.name.removesuffix(JOURNAL_SUFFIX))
+            try:
+                cassette = Cassette.load(path)
+            except CassetteError:
+                continue
+            write_atomically(path, cassette.text().encode("utf-8"))
+            journal.unlink()
+
+    async def compact(self) -> None:
+        """Write every cassette recorded into as one whole file again (its journal merged in and removed), off the
+        event loop; call once recording stops, after :meth:`flush`.
+
+        Raises:
+            OSError: a file could not be written (its journal then stays, and loading still reads it).
+        """
+        await self.flush()
+        for writer in list(self._writers.values()):
+            await asyncio.to_thread(writer.compact)

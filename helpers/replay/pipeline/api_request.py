@@ -21,6 +21,8 @@ from functools import cached_property
 from typing import Any, Protocol
 
 from aiohttp import web
+from aiohttp.http_exceptions import ContentEncodingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from ..cassettes.cassette import Reply, request_key, strip_version
 from ..cassettes.store import MAX_NAME_LENGTH, name_problem
@@ -44,6 +46,12 @@ upload chunks; a larger one gets 413 in the API's error shape (:mod:`.error_midd
 MAX_JSON_DEPTH = 100
 """The deepest nesting of a JSON body the server reads (protobuf's default recursion limit, which bounds the real
 API's requests too); deeper bodies get a 400 rather than a ``RecursionError`` somewhere below."""
+
+OFF_LOOP_BYTES = 64 * 1024
+"""A JSON body larger than this is parsed and checked in a worker thread: a 20 MB inline batch takes the CPU for a
+while, and every other client's request must still be answered meanwhile."""
+SURROGATE = re.compile("[\ud800-\udfff]")
+"""Half of a UTF-16 surrogate pair: JSON's ``\\ud800`` escape reads as one, and UTF-8 cannot encode it."""
 
 VERSION = re.compile(r"^(?:upload/|download/)?(v\d+(?:alpha|beta)?\d*)/")
 UPLOAD_STATUS = "x-goog-upload-status"
@@ -110,6 +118,9 @@ class ApiRequest:
 
 API = web.RequestKey("workbook_api_request", ApiRequest)
 """Where :func:`parse` leaves the :class:`ApiRequest`."""
+UNWRAPPED = web.RequestKey("workbook_unwrapped", tuple)
+"""``(headers, query)`` of a request whose key carried the server's token (``KEY.TOKEN``, :mod:`.guard`), with the
+token cut off: what :func:`parse` puts in the :class:`ApiRequest`, so that only the key travels upstream."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -199,8 +210,9 @@ def parse_json(raw: bytes) -> Any:
     """A request body's JSON value.
 
     Raises:
-        ApiError: 400 for bytes that are not UTF-8 JSON, an integer too long to read (over 4300 digits), or nesting
-            deeper than :data:`MAX_JSON_DEPTH`; the message says which.
+        ApiError: 400 for bytes that are not UTF-8 JSON, an integer too long to read (over 4300 digits), nesting
+            deeper than :data:`MAX_JSON_DEPTH`, or a string or field name holding half of a surrogate pair (JSON's
+            ``"\\ud800"``, which no UTF-8 text can hold); the message says which, and where.
     """
     try:
         value = json.loads(raw)
@@ -208,23 +220,54 @@ def parse_json(raw: bytes) -> Any:
         raise ApiError(400, f"Invalid JSON payload received. It nests deeper than {MAX_JSON_DEPTH} levels.") from None
     except (UnicodeDecodeError, ValueError) as e:  # ValueError: JSONDecodeError, or an int past the digit limit
         raise ApiError(400, f"Invalid JSON payload received. {e}.") from None
-    if _depth_exceeds(value, MAX_JSON_DEPTH):
-        raise ApiError(400, f"Invalid JSON payload received. It nests deeper than {MAX_JSON_DEPTH} levels.")
+    _check_tree(value, MAX_JSON_DEPTH)
     return value
 
 
-def _depth_exceeds(value: Any, limit: int) -> bool:
-    """Whether ``value`` nests lists and objects more than ``limit`` deep (iteratively: no recursion to exhaust)."""
-    stack = [(value, 1)]
+def _check_tree(value: Any, limit: int) -> None:
+    """Refuse ``value`` if it nests lists and objects more than ``limit`` deep, or holds a lone surrogate in a string
+    or a field name (iteratively: no recursion to exhaust; the path is built only for the error).
+
+    Raises:
+        ApiError: 400 saying which, naming the field for a surrogate.
+    """
+    stack: list[tuple[Any, int, tuple[str | int, ...]]] = [(value, 1, ())]
     while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
-        for child in children:
-            if isinstance(child, (dict, list)):
-                if depth + 1 > limit:
-                    return True
-                stack.append((child, depth + 1))
-    return False
+        item, depth, where = stack.pop()
+        if isinstance(item, str):
+            if SURROGATE.search(item):
+                raise _surrogate(where)
+            continue
+        if isinstance(item, dict):
+            children: Any = item.items()
+        elif isinstance(item, list):
+            children = enumerate(item)
+        else:
+            continue
+        if depth > limit:
+            raise ApiError(400, f"Invalid JSON payload received. It nests deeper than {limit} levels.")
+        for name, child in children:
+            if isinstance(name, str) and SURROGATE.search(name):
+                raise _surrogate((*where, "<a field name>"))
+            if isinstance(child, (str, dict, list)):
+                stack.append((child, depth + 1, (*where, name)))
+
+
+def _surrogate(where: tuple[str | int, ...]) -> ApiError:
+    path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in where).lstrip(".")
+    at = f" at '{path}'" if path else ""
+    return ApiError(
+        400,
+        f"Invalid value{at}: the text holds half of a UTF-16 surrogate pair (such as \\ud800), which is not a "
+        "character. Send whole characters (an emoji cut in two by slicing a string leaves one).",
+    )
+
+
+def parse_body(path: str, raw: bytes) -> Any:
+    """A model call's JSON body, parsed (:func:`parse_json`) and checked (:func:`.framing.check_request_body`)."""
+    body = parse_json(raw)
+    check_request_body(strip_version(path), body)
+    return body
 
 
 def is_upload_data(method: str, path: str, headers: Any) -> bool:
@@ -252,6 +295,16 @@ async def parse(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         async with asyncio.timeout(limit_s):
             raw = await request.read()
+    except (RequestPayloadError, ContentEncodingError):
+        response = error_response(
+            400,
+            f"Invalid value at 'Content-Encoding': the body is not {request.headers.get('Content-Encoding', '')[:40]!r}"
+            " data. Send the body as it is, without Content-Encoding, as the SDK does.",
+            headers=headers,
+        )
+        response.force_close()
+        request.content.feed_eof()  # nothing more to read: aiohttp would try, fail again and log it
+        return response
     except TimeoutError:
         response = error_response(
             408,
@@ -269,18 +322,23 @@ async def parse(request: web.Request, handler: Handler) -> web.StreamResponse:
     version = VERSION.match(path)
     if raw and not is_upload_data(request.method, path, request.headers):
         try:
-            body = parse_json(raw)
-            check_request_body(strip_version(path), body)
+            large = len(raw) > OFF_LOOP_BYTES
+            body = await asyncio.to_thread(parse_body, path, raw) if large else parse_body(path, raw)
         except ApiError as e:
             e.headers.update(headers or {})
             return api_error_response(e)
+    sent: Mapping[str, str] = request.headers
+    query = dict(request.query)
+    unwrapped = request.get(UNWRAPPED)
+    if unwrapped is not None:
+        sent, query = unwrapped
     request[API] = ApiRequest(
         name,
         request.method,
         path,
         version.group(1) if version else "",
-        dict(request.query),
-        request.headers,
+        query,
+        sent,
         raw,
         body,
         start,

@@ -23,9 +23,9 @@ from pathlib import Path
 import platformdirs
 import psutil  # type: ignore[import-untyped]
 
-from ..wire.defaults import LOOPBACK_HOSTS
+from ..wire.defaults import LOOPBACK_HOSTS, TOKEN_HEADER
 
-HEADER = "x-workbook-token"
+HEADER = TOKEN_HEADER
 """The request header that carries the token."""
 
 ANY_ADDRESS = {"0.0.0.0", "::", "[::]"}

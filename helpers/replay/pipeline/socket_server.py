@@ -86,6 +86,13 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+FIRST_REQUEST_WINDOW_S = 0.05
+"""A connection's first request whose bytes arrive within this many seconds of the connection being accepted is
+timed from the accept. A client making a burst opens hundreds of connections and writes each request as soon as its
+connection is up, while this server sets the connections up one after another: the request began when its connection
+was opened, not when the server got round to reading it. Beyond the window (a connection opened ahead, then used),
+the request is timed from its bytes, so a recorded delay is at most this much short of the client's own view."""
+
 _arrivals: dict[asyncio.BaseProtocol, float] = {}
 """When the bytes of the request a connection is receiving began to arrive, by the connection's aiohttp protocol."""
 
@@ -98,16 +105,23 @@ def arrival(request: web.Request) -> float | None:
 
 class _Stamping(asyncio.Protocol):
     """An aiohttp connection protocol that notes when a request's first bytes arrive, in the transport's callback:
-    before the request waits in the event loop's queue. Everything else is the wrapped protocol's."""
+    before the request waits in the event loop's queue (a connection's first request: see
+    :data:`FIRST_REQUEST_WINDOW_S`). Everything else is the wrapped protocol's."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Any, accepted: float | None = None) -> None:
         self.inner = inner
+        self._accepted = accepted
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
-        _arrivals.setdefault(self.inner, time.monotonic())
+        now = time.monotonic()
+        if self._accepted is not None:
+            if now - self._accepted <= FIRST_REQUEST_WINDOW_S:
+                now = self._accepted
+            self._accepted = None
+        _arrivals.setdefault(self.inner, now)
         self.inner.data_received(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -134,7 +148,7 @@ class _GuardedServer:
     free; connections that arrive meanwhile wait in the listen backlog.
     """
 
-    def __init__(self, sock: socket.socket, factory: Callable[[], asyncio.Protocol], backlog: int) -> None:
+    def __init__(self, sock: socket.socket, factory: Callable[[float], asyncio.Protocol], backlog: int) -> None:
         self.sock, self._factory = sock, factory
         sock.listen(backlog)
         sock.setblocking(False)
@@ -180,7 +194,8 @@ class _GuardedServer:
 
     def _connect(self, loop: asyncio.AbstractEventLoop, conn: socket.socket) -> None:
         conn.setblocking(False)
-        task = asyncio.ensure_future(loop.connect_accepted_socket(self._factory, conn))
+        accepted = time.monotonic()
+        task = asyncio.ensure_future(loop.connect_accepted_socket(lambda: self._factory(accepted), conn))
         self._connecting.add(task)
         task.add_done_callback(self._connected)
 
@@ -225,8 +240,8 @@ class _StampingSite(web.SockSite):
         server = self._runner.server
         assert server is not None
 
-        def protocol() -> _Stamping:
-            return _Stamping(_QuietErrors(server, loop=server._loop, **server._kwargs))
+        def protocol(accepted: float) -> _Stamping:
+            return _Stamping(_QuietErrors(server, loop=server._loop, **server._kwargs), accepted)
 
         self._server = _GuardedServer(self._sock, protocol, self._backlog)  # type: ignore[assignment]
 

@@ -37,6 +37,12 @@ How a job behaves (shapes from google-genai 3.6.1's ``batches.py`` and real resp
   reported to drop ``metadata`` and to reorder, python-genai issues 2008 and 1909; the documented behaviour is kept).
   File results are a generated JSONL file ``files/batch-ID``: one line per input line, in order, with the line's
   other fields (``key``) and a ``response`` or an ``error``.
+- Bounds (``SECURITY.md``, "Limits"): an inline batch's request is at most :data:`MAX_INLINE_BATCH_BYTES`, the
+  API's own figure, else 400 (a JSONL file takes more); its body is parsed in a worker thread
+  (:data:`.api_request.OFF_LOOP_BYTES`), its requests' keys are computed and a JSONL file's lines parsed there too, and
+  the requests are matched :data:`BATCH_SLICE` at a time, the event loop serving other clients between slices, so no
+  batch stalls the server; a big job's reply is encoded in a worker thread. A job is let go with its results when it
+  is deleted or when its results file would expire (:data:`.files_api.FILE_TTL_S`, 48 h after creation).
 - In record mode none of this runs: batch calls go through the recorder like any other call. Except with
   ``serve --record --local-files-batches`` (how ``helpers.setup`` records from the synthetic upstream, which has no
   Batch API): then jobs run here as in replay, answered from the generateContent calls recorded so far, and are not
@@ -45,10 +51,12 @@ How a job behaves (shapes from google-genai 3.6.1's ``batches.py`` and real resp
 
 from __future__ import annotations
 
+import asyncio
+import heapq
 import json
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -56,10 +64,25 @@ from aiohttp import web
 from ..cassettes.cassette import Cassette, CassetteError, canonical_json, request_key
 from ..cassettes.matcher import Matcher, unmatched_message
 from ..cassettes.store import CassetteStore
-from ..pipeline.api_request import API, Mode, api_error_response, error_response, json_response, parse_json
-from ..wire.framing import ApiError, camel, error_json
+from ..pipeline.api_request import (
+    API,
+    Mode,
+    api_error_response,
+    error_response,
+    json_response,
+    parse_json,
+    raw_json_response,
+)
+from ..wire.framing import ApiError, camel, error_json, json_bytes
 from .files_api import VERSION, FileService, paginate, rfc3339, stable_id
 
+MAX_INLINE_BATCH_BYTES = 20_000_000
+"""The largest inline batch request, bytes: the API takes inline requests "for smaller batches that keep the total
+request size under 20MB" and asks for a JSONL input file beyond (ai.google.dev/gemini-api/docs/batch-api, read
+2026-12-06)."""
+BATCH_SLICE = 256
+"""Requests of a batch matched in one pass of the event loop; other clients' requests are served between passes
+(matching one takes microseconds, so a slice holds the loop well under a millisecond)."""
 PENDING_S = 1.0
 """Seconds a new job stays ``BATCH_STATE_PENDING`` at ``--speed`` 1 (a teaching choice; real jobs can wait hours)."""
 RUNNING_S = 2.0
@@ -96,6 +119,78 @@ def generate_path(model: str) -> str:
 
 
 @dataclass
+class Plan:
+    """One request of a batch, prepared in a worker thread: either its result already (a malformed request), or the
+    ``generateContent`` call it stands for, its request key, and what its result carries besides (``metadata`` of an
+    inline request, a JSONL line's other fields)."""
+
+    result: dict[str, Any] | None = None
+    model: str = ""
+    body: Any = None
+    key: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+    after: bool = False
+    """``extra`` goes after the answer's fields (an inline request's ``metadata``), not before (a line's ``key``)."""
+
+
+def _plan(model: str, req: Any, extra: dict[str, Any]) -> Plan:
+    if not isinstance(req, dict):
+        return Plan(extra | error_json(400, f"A batch request must be a GenerateContentRequest object, got {req!r}."))
+    model = str(req.get("model") or model).removeprefix("models/")
+    body = {k: v for k, v in req.items() if k != "model"}  # the model is in the path
+    return Plan(None, model, body, request_key("POST", generate_path(model), {}, body), extra)
+
+
+def plan_inline(model: str, requests: list[Any]) -> list[Plan]:
+    """The plans of an inline batch's requests (blocking: for a worker thread).
+
+    Raises:
+        ApiError: 400 for a request with a field a ``GenerateContentRequest`` lacks: the real API parses the whole
+            call first, so one bad field fails it, not one request.
+    """
+    plans = []
+    for i, item in enumerate(requests):
+        request_body = item.get("request") if isinstance(item, dict) else None
+        unknown = unknown_field(request_body) if isinstance(request_body, dict) else None
+        if unknown:
+            where = f"batch.input_config.requests.requests[{i}].request"
+            raise ApiError(400, f'Invalid JSON payload received. Unknown name "{unknown}" at {where!r}.')
+        plan = _plan(model, request_body, {})
+        if isinstance(item, dict) and "metadata" in item:  # passed back after the answer
+            if plan.result is not None:
+                plan.result["metadata"] = item["metadata"]
+            plan.extra, plan.after = {"metadata": item["metadata"]}, True
+        plans.append(plan)
+    return plans
+
+
+def plan_lines(model: str, data: bytes) -> list[Plan]:
+    """The plans of a JSONL input file's lines (blocking: for a worker thread)."""
+    shape = 'each line is {"key": "...", "request": {a GenerateContentRequest, REST field names}}'
+    plans = []
+    for number, text in _lines(data):
+        try:
+            line = json.loads(text)
+        except json.JSONDecodeError as e:
+            message = f"Line {number} of the input file is not JSON ({e.msg}, column {e.colno}); {shape}."
+            plans.append(Plan(error_json(400, message)))
+            continue
+        if not isinstance(line, dict) or not isinstance(line.get("request"), dict):
+            key = {"key": line["key"]} if isinstance(line, dict) and "key" in line else {}
+            message = f'Line {number} of the input file has no "request" object; {shape}.'
+            plans.append(Plan(key | error_json(400, message)))
+            continue
+        others = {k: v for k, v in line.items() if k != "request"}
+        unknown = unknown_field(line["request"])
+        if unknown:
+            message = f'Line {number}: Invalid JSON payload received. Unknown name "{unknown}" in "request"; {shape}.'
+            plans.append(Plan(others | error_json(400, message)))
+            continue
+        plans.append(_plan(model, line["request"], others))
+    return plans
+
+
+@dataclass
 class Job:
     """A batch job in the server's memory.
 
@@ -109,6 +204,7 @@ class Job:
             line (the input line's other fields and ``"response" | "error"``).
         input_file: ``files/...`` for a JSONL job, ``None`` for an inline one.
         ended: ``(state, when)`` once cancelled or ended by injection.
+        expires: when the server lets the job go, seconds since the epoch.
     """
 
     id: str
@@ -119,6 +215,7 @@ class Job:
     results: list[dict[str, Any]]
     input_file: str | None = None
     ended: tuple[str, float] | None = None
+    expires: float = float("inf")
 
     def state(self, now: float, speed: float) -> tuple[str, float]:
         """The job's state at ``now`` and when it began, seconds since the epoch."""
@@ -161,6 +258,18 @@ class BatchService:
         self.mode, self.speed, self.store, self.matcher, self.files = mode, speed, store, matcher, files
         self.jobs: dict[str, dict[str, Job]] = defaultdict(dict)
         self._created: Counter[str] = Counter()
+        self._expiry: list[tuple[float, str, str]] = []
+        """``(expires, cassette, id)`` of every job, soonest first."""
+
+    def _expire(self) -> None:
+        """Let go of jobs past their expiry, with their results."""
+        now = time.time()
+        while self._expiry and self._expiry[0][0] <= now:
+            _expires, cassette, job_id = heapq.heappop(self._expiry)
+            jobs = self.jobs.get(cassette, {})
+            jobs.pop(job_id, None)
+            if not jobs:
+                self.jobs.pop(cassette, None)
 
     def install(self, app: web.Application) -> None:
         """Add the Batch routes and the control route for injected states (before any catch-all route).
@@ -178,8 +287,9 @@ class BatchService:
         app.router.add_post(base + "/batches/{batch:[^/:]+}:cancel", self.cancel)
         app.router.add_delete(base + "/batches/{batch:[^/:]+}", self.delete_job)
 
-    def resource(self, cassette: str, job: Job) -> dict[str, Any]:
-        """The job as the API reports it now; a succeeded JSONL job's results file is written on first sight."""
+    async def resource(self, cassette: str, job: Job) -> dict[str, Any]:
+        """The job as the API reports it now; a succeeded JSONL job's results file is written on first sight (in a
+        worker thread)."""
         now, speed = time.time(), self.speed
         state, since = job.state(now, speed)
         metadata: dict[str, Any] = {"@type": TYPE_PREFIX + "GenerateContentBatch", "model": f"models/{job.model}"}
@@ -187,7 +297,7 @@ class BatchService:
             metadata["displayName"] = job.display_name
         if job.input_file:
             metadata["inputConfig"] = {"fileName": job.input_file}
-        output = self._output(cassette, job) if state == "BATCH_STATE_SUCCEEDED" else None
+        output = await self._output(cassette, job) if state == "BATCH_STATE_SUCCEEDED" else None
         if output:
             metadata["output"] = output
         metadata.update(createTime=rfc3339(job.created), updateTime=rfc3339(since))
@@ -203,14 +313,21 @@ class BatchService:
             operation |= error_json(500, "Injected by helpers.control.inject_batch_state().", "INTERNAL")
         return operation
 
-    def _output(self, cassette: str, job: Job) -> dict[str, Any]:
+    async def _output(self, cassette: str, job: Job) -> dict[str, Any]:
         if job.input_file is None:
             return {"inlinedResponses": {"inlinedResponses": job.results}}
         file_id = f"batch-{job.id}"
         if file_id not in self.files.held(cassette):
-            lines = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in job.results)
-            self.files.add(cassette, file_id, lines.encode(), "application/jsonl", version=job.version, generated=True)
+            data = await asyncio.to_thread(_jsonl, job.results)
+            if file_id not in self.files.held(cassette):  # another request may have made it meanwhile
+                self.files.add(cassette, file_id, data, "application/jsonl", version=job.version, generated=True)
         return {"responsesFile": f"files/{file_id}"}
+
+    async def _reply(self, body: dict[str, Any], results: int) -> web.Response:
+        """A JSON reply of ``body``, encoded in a worker thread when it holds many results."""
+        if results <= BATCH_SLICE:
+            return json_response(body)
+        return raw_json_response(await asyncio.to_thread(json_bytes, body))
 
     def _job(self, request: web.Request) -> tuple[str, Job]:
         """The cassette and job a request names.
@@ -219,6 +336,7 @@ class BatchService:
             LookupError: no such job; the message says so in the API's words.
         """
         cassette, batch = request.match_info["cassette"], request.match_info["batch"]
+        self._expire()
         job = self.jobs.get(cassette, {}).get(batch)  # .get: no entry made for a cassette named in passing
         if job is None:
             raise LookupError(
@@ -254,26 +372,35 @@ class BatchService:
                 stored = self.files.lookup(cassette, str(config["fileName"]))
             except ApiError as e:
                 return api_error_response(e)
-            results = [self._line(recorded, model, n, line) for n, line in _lines(stored.data)]
+            plans = await asyncio.to_thread(plan_lines, model, stored.data)
             input_file = f"files/{stored.id}"
         else:
             requests = (config.get("requests") or {}).get("requests")
             if not isinstance(requests, list) or not requests:
                 return error_response(400, "A batch needs at least one request in inputConfig.requests.requests.")
-            for i, item in enumerate(requests):
-                request_body = item.get("request") if isinstance(item, dict) else None
-                unknown = unknown_field(request_body) if isinstance(request_body, dict) else None
-                if unknown:
-                    # The real API parses the whole call first: one bad field fails it (HTTP 400), not one request.
-                    where = f"batch.input_config.requests.requests[{i}].request"
-                    return error_response(400, f'Invalid JSON payload received. Unknown name "{unknown}" at {where!r}.')
-            results = [self._inline(recorded, model, item) for item in requests]
+            if len(api.raw_body) > MAX_INLINE_BATCH_BYTES:
+                return error_response(
+                    400,
+                    f"Invalid value at 'batch.inputConfig.requests': an inline batch request is {len(api.raw_body)} "
+                    f"bytes, over the API's limit of {MAX_INLINE_BATCH_BYTES} (20 MB). Put the requests in a JSONL "
+                    "file (client.files.upload) and pass its name as src.",
+                )
+            try:
+                plans = await asyncio.to_thread(plan_inline, model, requests)
+            except ApiError as e:
+                return api_error_response(e)
             input_file = None
+        results = await self._answer_all(recorded, plans)
         self._created[cassette] += 1
-        job_id = stable_id(36, cassette, str(self._created[cassette]), canonical_json(body))
-        job = Job(job_id, version, model, batch.get("displayName"), time.time(), results, input_file)
+        key = await asyncio.to_thread(canonical_json, body) if len(plans) > BATCH_SLICE else canonical_json(body)
+        job_id = stable_id(36, cassette, str(self._created[cassette]), key)
+        now = time.time()
+        expires = now + self.files.limits.file_ttl_s
+        job = Job(job_id, version, model, batch.get("displayName"), now, results, input_file, expires=expires)
+        self._expire()
         self.jobs[cassette][job_id] = job
-        return json_response(self.resource(cassette, job))
+        heapq.heappush(self._expiry, (expires, cassette, job_id))
+        return await self._reply(await self.resource(cassette, job), len(results))
 
     async def get_job(self, request: web.Request) -> web.Response:
         """``GET {v}/batches/{id}``: the job now."""
@@ -281,19 +408,20 @@ class BatchService:
             cassette, job = self._job(request)
         except LookupError as e:
             return error_response(404, str(e), "NOT_FOUND")
-        return json_response(self.resource(cassette, job))
+        return await self._reply(await self.resource(cassette, job), len(job.results))
 
     async def list_jobs(self, request: web.Request) -> web.Response:
         """``GET {v}/batches``: the cassette's jobs, oldest first, as ``operations`` (what the SDK reads)."""
         cassette = request[API].cassette
+        self._expire()
         try:
             page, token = paginate(list(self.jobs.get(cassette, {}).values()), dict(request.query))
         except ApiError as e:
             return api_error_response(e)
-        body: dict[str, Any] = {"operations": [self.resource(cassette, job) for job in page]} if page else {}
+        body: dict[str, Any] = {"operations": [await self.resource(cassette, job) for job in page]} if page else {}
         if token:
             body["nextPageToken"] = token
-        return json_response(body)
+        return await self._reply(body, sum(len(job.results) for job in page))
 
     async def cancel(self, request: web.Request) -> web.Response:
         """``POST {v}/batches/{id}:cancel``: a pending or running job ends ``BATCH_STATE_CANCELLED``; answers ``{}``."""
@@ -342,18 +470,46 @@ class BatchService:
 
     # Answering requests from recordings ---------------------------------------------------------------------------
 
-    def _answer(self, cassette: Cassette, model: str, req: Any) -> dict:
-        """``{"response": ...}`` or ``{"error": ...}`` for one ``GenerateContentRequest`` of a batch."""
-        if not isinstance(req, dict):
-            return error_json(400, f"A batch request must be a GenerateContentRequest object, got {req!r}.")
-        model = str(req.get("model") or model).removeprefix("models/")
-        refusal = self.files.precondition_error(cassette.name, req)
+    async def _answer_all(self, cassette: Cassette, plans: list[Plan]) -> list[dict[str, Any]]:
+        """The result of each plan, in order: matched :data:`BATCH_SLICE` at a time (other requests are served between
+        slices); the "no recording" messages, which compare a request with the whole cassette, are written in a worker
+        thread, once per distinct request."""
+        results: list[dict[str, Any]] = []
+        unmatched: dict[str, list[int]] = defaultdict(list)
+        for start in range(0, len(plans), BATCH_SLICE):
+            if start:
+                await asyncio.sleep(0)
+            for plan in plans[start : start + BATCH_SLICE]:
+                result = plan.result if plan.result is not None else self._answer(cassette, plan)
+                if result is None:
+                    unmatched[plan.key].append(len(results))
+                    result = {}
+                results.append(result)
+        if unmatched:
+            firsts = {key: plans[indexes[0]] for key, indexes in unmatched.items()}
+            messages = await asyncio.to_thread(
+                lambda: {
+                    key: unmatched_message(cassette, "POST", generate_path(plan.model), {}, plan.body)
+                    for key, plan in firsts.items()
+                }
+            )
+            for key, indexes in unmatched.items():
+                for i in indexes:
+                    results[i] = error_json(404, messages[key], "NOT_FOUND")
+        return [
+            result if plan.result is not None else result | plan.extra if plan.after else plan.extra | result
+            for plan, result in zip(plans, results, strict=True)
+        ]
+
+    def _answer(self, cassette: Cassette, plan: Plan) -> dict[str, Any] | None:
+        """``{"response": ...}`` or ``{"error": ...}`` for one request of a batch; ``None`` when nothing recorded
+        answers it."""
+        refusal = self.files.precondition_error(cassette.name, plan.body)
         if refusal is not None:
             return refusal
-        body = {k: v for k, v in req.items() if k != "model"}  # the model is in the path
-        exchange = self.matcher.next(cassette, request_key("POST", generate_path(model), {}, body))
+        exchange = self.matcher.next(cassette, plan.key)
         if exchange is None or "chunks" in exchange.response:
-            return error_json(404, unmatched_message(cassette, "POST", generate_path(model), {}, body), "NOT_FOUND")
+            return None
         response = exchange.response
         body = response["body"]
         if response["status"] == 200:
@@ -362,30 +518,10 @@ class BatchService:
             return {"error": body["error"]}
         return error_json(response["status"], f"The recorded call failed with HTTP {response['status']}.")
 
-    def _inline(self, cassette: Cassette, model: str, item: Any) -> dict:
-        """The inline result of one ``{"request": {...}, "metadata"?: {...}}``, its metadata passed back."""
-        item = item if isinstance(item, dict) else {}
-        result = self._answer(cassette, model, item.get("request"))
-        if "metadata" in item:
-            result["metadata"] = item["metadata"]
-        return result
 
-    def _line(self, cassette: Cassette, model: str, number: int, text: str) -> dict:
-        """The results-file line for one input line: its other fields (``key``) and a response or an error."""
-        shape = 'each line is {"key": "...", "request": {a GenerateContentRequest, REST field names}}'
-        try:
-            line = json.loads(text)
-        except json.JSONDecodeError as e:
-            return error_json(400, f"Line {number} of the input file is not JSON ({e.msg}, column {e.colno}); {shape}.")
-        if not isinstance(line, dict) or not isinstance(line.get("request"), dict):
-            key = {"key": line["key"]} if isinstance(line, dict) and "key" in line else {}
-            return key | error_json(400, f'Line {number} of the input file has no "request" object; {shape}.')
-        others = {k: v for k, v in line.items() if k != "request"}
-        unknown = unknown_field(line["request"])
-        if unknown:
-            message = f'Line {number}: Invalid JSON payload received. Unknown name "{unknown}" in "request"; {shape}.'
-            return others | error_json(400, message)
-        return others | self._answer(cassette, model, line["request"])
+def _jsonl(results: list[dict[str, Any]]) -> bytes:
+    """A results file's bytes: one JSON line per result."""
+    return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in results).encode()
 
 
 def _lines(data: bytes) -> list[tuple[int, str]]:

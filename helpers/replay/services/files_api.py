@@ -44,10 +44,11 @@ What the server does, and how it compares with the real API (google-genai 3.6.1 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import hashlib
-import itertools
+import heapq
 import json
 import re
 import time
@@ -64,6 +65,8 @@ from ..cassettes.cassette import CassetteError, JsonReply, RecordedRequest, cano
 from ..cassettes.matcher import Matcher
 from ..cassettes.store import CassetteStore, SaveError
 from ..pipeline.api_request import API, UPLOAD_STATUS, ApiRequest, Mode, api_error_response, json_response
+from ..pipeline.guard import Grants
+from ..pipeline.socket_server import BODY_TIMEOUT, IDLE_TIMEOUT_S
 from ..wire.framing import FILE_NOT_ACTIVE, ApiError, camel, error_json, expect
 
 FILE_TTL_S = 48 * 3600.0
@@ -93,6 +96,14 @@ MAX_STORED_BYTES = 2 * 1024**3
 """The most bytes the server holds for the Files API, over every cassette: stored files plus unfinished uploads
 (``serve --max-stored-bytes``). Past it an upload is refused with 429 ``RESOURCE_EXHAUSTED`` until files are deleted;
 2 GiB, one file at the real API's largest."""
+MIME_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}(/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126})?")
+"""A MIME type as RFC 6838 spells one, ``type/subtype`` in ASCII (parameters left out), or a bare subtype such as the
+``jsonl`` of the Batch API docs' upload example: what an upload may declare, since it is sent back as a header on
+download."""
+DOWNLOAD_CHUNK_BYTES = 64 * 1024
+"""A download is written this many bytes at a time, each write waiting until the client has taken the bytes before
+(backpressure): a client that requests a file and never reads holds at most about this much of the server's memory,
+not a copy of the file."""
 FILE_ID = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
 """A file id accepted in ``name`` on upload: up to 40 lowercase letters, digits or dashes, no dash at either end."""
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -121,17 +132,26 @@ def paginate(items: list[_T], query: dict[str, str]) -> tuple[list[_T], str | No
         ApiError: 400 when ``pageSize`` is not an integer or ``pageToken`` is not one this server gave out; the
             message says so.
     """
-    try:
-        size = int(query.get("pageSize") or DEFAULT_PAGE_SIZE)
-    except ValueError:
-        raise ApiError(400, f"pageSize must be an integer, got {query['pageSize']!r}.") from None
+    size_text = query.get("pageSize") or str(DEFAULT_PAGE_SIZE)
+    if re.fullmatch(r"-?[0-9]{1,9}", size_text) is None:
+        raise ApiError(400, f"Invalid value at 'pageSize': expected an integer, got {_shown(size_text)}.")
+    size = int(size_text)
     size = min(size, MAX_PAGE_SIZE) if size > 0 else DEFAULT_PAGE_SIZE
     token = query.get("pageToken") or "0"
-    if not token.isdigit() or int(token) > len(items):
-        raise ApiError(400, f"Invalid page token {token!r}: pass the nextPageToken of the previous page.")
+    if re.fullmatch(r"[0-9]{1,9}", token) is None or int(token) > len(items):
+        raise ApiError(
+            400,
+            f"Invalid value at 'pageToken': {_shown(token)} is not a page token; pass the nextPageToken of the "
+            "previous page.",
+        )
     start = int(token)
     end = start + size
     return items[start:end], (str(end) if end < len(items) else None)
+
+
+def _shown(text: str) -> str:
+    """``text`` quoted for a message, cut to 40 characters (a 5000-digit token is not echoed whole)."""
+    return repr(text) if len(text) <= 40 else f"{text[:20]!r}... ({len(text)} characters)"
 
 
 def file_uris(value: Any) -> Iterator[str]:
@@ -192,6 +212,8 @@ class StoredFile:
     sha256_hash: str
     download_uri: str | None = None
     expires: float = 0.0
+    series: tuple[str, int] | None = None
+    """For an id of the stable series (:meth:`FileService._identity`): the series and the slot it took."""
 
     def state(self, now: float) -> str:
         """``"PROCESSING"`` until :attr:`ready`, then ``"ACTIVE"``."""
@@ -271,12 +293,22 @@ class FileService:
         matcher: Matcher,
         recorder: Recorder | None,
         limits: FileLimits = FileLimits(),
+        grants: Grants | None = None,
     ) -> None:
         self.mode, self.speed, self.store, self.matcher, self.recorder = mode, speed, store, matcher, recorder
         self.limits = limits
+        self.grants = grants if grants is not None else Grants()
         self.files: dict[str, dict[str, StoredFile]] = {}
         """Each cassette's files, by id; a cassette holds an entry only while it has files (:meth:`held`)."""
         self._uploads: dict[str, Upload] = {}
+        # Constant work per upload however many were made: a running count of the bytes held, the files by when they
+        # expire and the uploads by when they were last touched (heaps, checked at their top), the free slots of
+        # each stable id series, and each cassette's recorded uploads by hash.
+        self._held_bytes = 0
+        self._file_expiry: list[tuple[float, str, str]] = []
+        self._upload_expiry: list[tuple[float, str]] = []
+        self._series: dict[tuple[str, ...], tuple[int, list[int]]] = {}
+        self._recorded: dict[str, tuple[int, int, dict[str, list[tuple[str, str | None]]]]] = {}
 
     def install(self, app: web.Application) -> None:
         """Add the Files routes (before any catch-all route).
@@ -306,20 +338,43 @@ class FileService:
 
     def held_bytes(self) -> int:
         """The bytes held now: every stored file's and every unfinished upload's received bytes."""
-        stored = sum(len(f.data) for files in self.files.values() for f in files.values())
-        return stored + sum(len(u.data) for u in self._uploads.values())
+        return self._held_bytes
 
     def _expire(self) -> None:
-        """Forget files past their ``expirationTime`` and uploads idle for longer than the upload TTL."""
+        """Forget files past their ``expirationTime`` and uploads idle for longer than the upload TTL (their bytes
+        go with them); the work done is that of what expires."""
         now, idle_since = time.time(), time.monotonic() - self.limits.upload_ttl_s
-        for upload_id in [i for i, u in self._uploads.items() if u.touched <= idle_since]:
-            del self._uploads[upload_id]
-        for cassette in list(self.files):
-            files = self.files[cassette]
-            for file_id in [i for i, f in files.items() if f.expires <= now]:
-                del files[file_id]
-            if not files:
-                del self.files[cassette]
+        while self._upload_expiry and self._upload_expiry[0][0] <= idle_since:
+            _touched, upload_id = heapq.heappop(self._upload_expiry)
+            upload = self._uploads.get(upload_id)
+            if upload is not None and upload.touched <= idle_since:
+                self._forget_upload(upload)
+            elif upload is not None:
+                heapq.heappush(self._upload_expiry, (upload.touched, upload_id))  # touched since: later
+        while self._file_expiry and self._file_expiry[0][0] <= now:
+            expires, cassette, file_id = heapq.heappop(self._file_expiry)
+            stored = self.files.get(cassette, {}).get(file_id)
+            if stored is not None and stored.expires == expires:
+                self.remove(cassette, file_id)
+
+    def remove(self, cassette: str, file_id: str) -> None:
+        """Forget a file and its bytes (deleted, or expired); its stable id slot is free again."""
+        files = self.files[cassette]
+        stored = files.pop(file_id)
+        self._held_bytes -= len(stored.data)
+        if not files:
+            del self.files[cassette]
+        if stored.series is not None:
+            series, slot = stored.series
+            key = (cassette, series)
+            if key in self._series:
+                heapq.heappush(self._series[key][1], slot)
+
+    def _forget_upload(self, upload: Upload) -> None:
+        """Forget an unfinished upload and its bytes; its upload URL stops working."""
+        del self._uploads[upload.id]
+        self._held_bytes -= len(upload.data)
+        self.grants.revoke(upload.id)
 
     def _make_room(self, more: int) -> None:
         """Refuse ``more`` bytes that would take the bytes held past the cap.
@@ -395,7 +450,13 @@ class FileService:
             download_uri,
             now + self.limits.file_ttl_s,
         )
-        self.files.setdefault(cassette, {})[file_id] = stored
+        held = self.files.setdefault(cassette, {})
+        if file_id in held:
+            self.remove(cassette, file_id)
+            held = self.files.setdefault(cassette, {})
+        held[file_id] = stored
+        self._held_bytes += len(data)
+        heapq.heappush(self._file_expiry, (stored.expires, cassette, file_id))
         return stored
 
     def precondition_error(self, cassette: str, body: Any) -> dict[str, Any] | None:
@@ -452,6 +513,12 @@ class FileService:
         upload.mime_type = request.headers.get("X-Goog-Upload-Header-Content-Type") or _field(meta, "mime_type") or ""
         if not upload.mime_type:
             raise ApiError(400, "The upload has no MIME type: pass config={'mime_type': ...} to files.upload().")
+        if MIME_TYPE.fullmatch(upload.mime_type) is None:
+            raise ApiError(
+                400,
+                f"Invalid value at 'file.mime_type': {_shown(upload.mime_type)} is not a MIME type (type/subtype in "
+                "ASCII letters, digits and +.-_, such as 'text/plain' or 'image/png').",
+            )
         size = request.headers.get("X-Goog-Upload-Header-Content-Length", _field(meta, "size_bytes", (int, str)))
         try:
             upload.size = int(size)
@@ -480,6 +547,8 @@ class FileService:
         """Register ``upload`` and answer its start request with an upload URL naming this server's host and port."""
         upload.id = uuid.uuid4().hex
         self._uploads[upload.id] = upload
+        self.grants.grant(upload.id)
+        heapq.heappush(self._upload_expiry, (upload.touched, upload.id))
         url = (
             f"{request.scheme}://{request.host}/{upload.cassette}/upload/{upload.version}/files"
             f"?upload_id={upload.id}&upload_protocol=resumable"
@@ -496,18 +565,19 @@ class FileService:
             )
         self._make_room(len(api.raw_body))
         upload.data += api.raw_body
+        self._held_bytes += len(api.raw_body)
         upload.touched = time.monotonic()
         if len(upload.data) > upload.size or (finalize and len(upload.data) != upload.size):
-            del self._uploads[upload.id]
+            self._forget_upload(upload)
             raise ApiError(
                 400, f"Received {len(upload.data)} bytes for an upload declared as {upload.size} bytes; start again."
             )
         if not finalize:
             return web.Response(status=200, headers={UPLOAD_STATUS: "active"})
-        del self._uploads[upload.id]
+        self._forget_upload(upload)
         if upload.name is not None and upload.name.removeprefix("files/") in self.held(upload.cassette):
             raise ApiError(409, f"A file named {upload.name} already exists.", "ALREADY_EXISTS")
-        file_id, uri = self._identity(upload)
+        file_id, uri, series = self._identity(upload)
         stored = self.add(
             upload.cassette,
             file_id,
@@ -517,43 +587,61 @@ class FileService:
             display_name=upload.display_name,
             uri=uri,
         )
+        stored.series = series
         return json_response({"file": stored.resource(time.time())}, headers={UPLOAD_STATUS: "final"})
 
-    def _identity(self, upload: Upload) -> tuple[str, str | None]:
-        """The id and ``uri`` of a finished upload: the requested name, a recorded one, or a stable fresh id."""
+    def _identity(self, upload: Upload) -> tuple[str, str | None, tuple[str, int] | None]:
+        """The id and ``uri`` of a finished upload (the requested name, a recorded one, or a stable fresh id), and for
+        a stable id its series and slot.
+
+        A stable id is the first of its series (derived from the cassette, the bytes, the MIME type and the display
+        name) that no file holds: the lowest slot freed by a delete, else the next one never used, so the work is
+        the same for the first upload of some bytes and the thousandth.
+        """
         if upload.name is not None:
-            return upload.name.removeprefix("files/"), None
+            return upload.name.removeprefix("files/"), None, None
         digest = sha256_hash(bytes(upload.data))
         turn = self.matcher.turn(upload.cassette, f"upload sha256Hash {digest}")
         recorded = self._recorded_uploads(upload.cassette, digest)
+        held = self.held(upload.cassette)
         if recorded:
             name, uri = recorded[turn % len(recorded)]
-            if name.removeprefix("files/") not in self.held(upload.cassette):
-                return name.removeprefix("files/"), uri
-        series = (
-            stable_id(12, upload.cassette, digest, upload.mime_type, upload.display_name or "", str(slot))
-            for slot in itertools.count()
-        )
-        return next(i for i in series if i not in self.held(upload.cassette)), None
+            if name.removeprefix("files/") not in held:
+                return name.removeprefix("files/"), uri, None
+        series = "\0".join((digest, upload.mime_type, upload.display_name or ""))
+        next_slot, free = self._series.get((upload.cassette, series), (0, []))
+        while True:
+            if free:
+                slot = heapq.heappop(free)
+            else:
+                slot, next_slot = next_slot, next_slot + 1
+            file_id = stable_id(12, upload.cassette, digest, upload.mime_type, upload.display_name or "", str(slot))
+            if file_id not in held:
+                self._series[(upload.cassette, series)] = (next_slot, free)
+                return file_id, None, (series, slot)
 
     def _recorded_uploads(self, cassette: str, digest: str) -> list[tuple[str, str | None]]:
-        """``(name, uri)`` of the cassette's recorded finished uploads of these bytes, in recorded order."""
+        """``(name, uri)`` of the cassette's recorded finished uploads of these bytes, in recorded order (indexed once
+        per version of the cassette)."""
         try:
             recorded = self.store.get(cassette)
         except CassetteError:
             return []
-        found = []
-        for exchange in recorded.exchanges:
-            body = exchange.response.get("body")
-            meta = body.get("file") if isinstance(body, dict) else None
-            if (
-                strip_version(exchange.request["path"]) == "upload/files"
-                and isinstance(meta, dict)
-                and meta.get("sha256Hash") == digest
-                and isinstance(meta.get("name"), str)
-            ):
-                found.append((meta["name"], meta.get("uri")))
-        return found
+        cached = self._recorded.get(cassette)
+        if cached is None or cached[:2] != (id(recorded), recorded.revision):
+            index: dict[str, list[tuple[str, str | None]]] = {}
+            for exchange in recorded.exchanges:
+                body = exchange.response.get("body")
+                meta = body.get("file") if isinstance(body, dict) else None
+                if (
+                    strip_version(exchange.request["path"]) == "upload/files"
+                    and isinstance(meta, dict)
+                    and isinstance(meta.get("sha256Hash"), str)
+                    and isinstance(meta.get("name"), str)
+                ):
+                    index.setdefault(meta["sha256Hash"], []).append((meta["name"], meta.get("uri")))
+            cached = self._recorded[cassette] = (id(recorded), recorded.revision, index)
+        return cached[2].get(digest, [])
 
     async def get_file(self, request: web.Request) -> web.Response:
         """``GET {v}/files/{id}``: the File resource."""
@@ -583,23 +671,25 @@ class FileService:
             stored = self.lookup(cassette, request.match_info["file"])
         except ApiError as e:
             return api_error_response(e)
-        del self.files[cassette][stored.id]
-        if not self.files[cassette]:
-            del self.files[cassette]
+        self.remove(cassette, stored.id)
         return json_response({})
 
     async def download(self, request: web.Request) -> web.StreamResponse:
         """``GET {v}/files/{id}:download?alt=media``: the file's bytes (proxied, not recorded, in record mode)."""
         api = request[API]
         if self.recorder is not None and self.mode.forwards_files_batches:
-            return await self._record_download(api, self.recorder)
+            return await self._record_download(request, api, self.recorder)
         try:
             if api.query.get("alt") != "media":
                 raise ApiError(400, "A download needs ?alt=media (client.files.download() sends it).")
             stored = self.lookup(api.cassette, request.match_info["file"])
         except ApiError as e:
             return api_error_response(e)
-        return web.Response(body=stored.data, content_type=stored.mime_type)
+        response = web.StreamResponse(headers=download_headers(stored.id))
+        response.content_type = stored.mime_type
+        response.content_length = len(stored.data)
+        await send_bytes(request, response, stored.data)
+        return response
 
     # Record mode --------------------------------------------------------------------------------------------------
 
@@ -628,24 +718,35 @@ class FileService:
             body = await upstream.read()
             status = upstream.headers.get(UPLOAD_STATUS, "final")
             if status != "active":
-                del self._uploads[upload.id]
+                self._forget_upload(upload)
                 refusal = await self._record(recorder, api, None, upstream, body, {"user-agent": upload.user_agent})
                 if refusal is not None:
                     return refusal
         return web.Response(status=upstream.status, body=body, headers={UPLOAD_STATUS: status})
 
-    async def _record_download(self, api: ApiRequest, recorder: Recorder) -> web.Response:
-        """Proxy a download; record that it happened (status and timing, an error's JSON), never the bytes."""
+    async def _record_download(self, request: web.Request, api: ApiRequest, recorder: Recorder) -> web.StreamResponse:
+        """Proxy a download, relayed a chunk at a time as the client takes it (:func:`send_bytes`); record that it
+        happened (status and timing, an error's JSON), never the bytes."""
         try:
             async with recorder.send("GET", api.path, api.query, None, _upload_headers(api)) as upstream:
-                body = await upstream.read()
-                refusal = await self._record(recorder, api, None, upstream, body if upstream.status != 200 else b"")
-                content_type = upstream.content_type
+                if upstream.status != 200:
+                    body = await upstream.read()
+                    refusal = await self._record(recorder, api, None, upstream, body)
+                    return refusal or web.Response(
+                        status=upstream.status, body=body, content_type=upstream.content_type
+                    )
+                refusal = await self._record(recorder, api, None, upstream, b"")
+                if refusal is not None:
+                    return refusal
+                file_id = request.match_info["file"]
+                response = web.StreamResponse(headers=download_headers(file_id))
+                response.content_type = upstream.content_type
+                if upstream.content_length is not None:
+                    response.content_length = upstream.content_length
+                await send_bytes(request, response, upstream.content.iter_chunked(DOWNLOAD_CHUNK_BYTES))
+                return response
         except aiohttp.ClientError as e:
             return recorder.unreachable(e)
-        if refusal is not None:
-            return refusal
-        return web.Response(status=upstream.status, body=body, content_type=content_type)
 
     @staticmethod
     async def _record(
@@ -671,6 +772,39 @@ class FileService:
         except SaveError as e:
             return api_error_response(ApiError(500, not_saved(e), headers={UPLOAD_STATUS: "final"}))
         return None
+
+
+def download_headers(file_id: str) -> dict[str, str]:
+    """The headers of a download beside its type: ``nosniff`` and ``attachment``, so that a browser never renders an
+    upload's bytes (declared ``text/html`` by whoever uploaded them) as a page of this server's origin."""
+    return {"X-Content-Type-Options": "nosniff", "Content-Disposition": f'attachment; filename="{file_id}"'}
+
+
+async def send_bytes(request: web.Request, response: web.StreamResponse, data: Any) -> None:
+    """Send ``data`` (bytes, or an async iterator of them) as ``response``'s body, :data:`DOWNLOAD_CHUNK_BYTES` at a
+    time, each write waiting for the client to take the bytes before it (aiohttp's drain). A client that takes
+    nothing for the server's idle timeout (``serve --idle-timeout``) has its connection closed, and what was held
+    for it goes."""
+    limit_s = request.app.get(BODY_TIMEOUT, IDLE_TIMEOUT_S)
+    await response.prepare(request)
+
+    async def pieces() -> Any:
+        if isinstance(data, (bytes, bytearray)):
+            view = memoryview(data)
+            for start in range(0, len(view), DOWNLOAD_CHUNK_BYTES):
+                yield view[start : start + DOWNLOAD_CHUNK_BYTES]
+        else:
+            async for piece in data:
+                yield piece
+
+    try:
+        async for piece in pieces():
+            async with asyncio.timeout(limit_s):
+                await response.write(piece)
+        await response.write_eof()
+    except (TimeoutError, ConnectionError):
+        if request.transport is not None:
+            request.transport.abort()  # a reader that stalled (or left): let go of its connection and buffers
 
 
 def _upload_headers(api: ApiRequest) -> dict[str, str]:

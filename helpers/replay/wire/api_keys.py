@@ -10,16 +10,35 @@ replaced by :data:`REDACTED`. ``SECURITY.md`` lists the routes a key was found t
 from __future__ import annotations
 
 import json
+import re
 import threading
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any, TextIO
+
+from .defaults import TOKEN_SEPARATOR
 
 MIN_KEY_LENGTH = 20
 """Keys shorter than this are test placeholders (a real Gemini API key is 39 characters) and may occur anywhere."""
 
 REDACTED = "[redacted]"
 """What a key is replaced by in the server's log."""
+
+KEY_SHAPE = re.compile(r"AIza[0-9A-Za-z_\-]{35}")
+"""What a Gemini API key looks like (``AIza`` and 35 more characters): found in any header value, it is noted."""
+BEARER = re.compile(r"\s*bearer\s+(\S+)\s*", re.IGNORECASE)
+"""``Authorization: Bearer KEY``, whatever whitespace separates the scheme and the key (a tab is as good as a
+space to the upstream, so it must be to this check too)."""
+
+
+def credentials(headers: Mapping[str, str], query: Mapping[str, str]) -> list[str]:
+    """The keys a request presents, where the API and its OpenAI-compatible endpoint read them: the
+    ``x-goog-api-key`` header, ``?key=``, and ``Authorization: Bearer KEY``; empty ones left out."""
+    found = [headers.get("x-goog-api-key", "").strip(), query.get("key", "").strip()]
+    bearer = BEARER.fullmatch(headers.get("authorization", ""))
+    if bearer:
+        found.append(bearer.group(1))
+    return [key for key in found if key]
 
 
 class KeyRing:
@@ -37,12 +56,17 @@ class KeyRing:
                 self._secrets.add(secret)
 
     def note_request(self, headers: Mapping[str, str], query: Mapping[str, str]) -> None:
-        """Remember the key a request carries: ``x-goog-api-key``, ``?key=`` or ``Authorization: Bearer KEY``."""
-        self.note(headers.get("x-goog-api-key", ""))
-        self.note(query.get("key", ""))
-        scheme, _, credentials = headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer":
-            self.note(credentials)
+        """Remember the keys a request carries (:func:`credentials`), and anything shaped like a Gemini key
+        (:data:`KEY_SHAPE`) in any header value or query parameter: a key sent in a header no API reads (a proxy's,
+        a ``User-Agent``) must not reach a cassette either."""
+        for key in credentials(headers, query):
+            self.note(key)
+            own, dot, _token = key.rpartition(TOKEN_SEPARATOR)
+            if dot:
+                self.note(own)  # a key wrapped with a server's token (KEY.TOKEN): the learner's own key
+        for value in [*headers.values(), *query.values()]:
+            for shaped in KEY_SHAPE.findall(value):
+                self.note(shaped)
 
     def _forms(self) -> list[str]:
         """Each secret as it may appear in text: as sent, JSON-escaped, percent-encoded."""
