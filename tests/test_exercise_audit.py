@@ -29,7 +29,6 @@ WRONG, HONEST, HOLE = "wrong", "honest", "hole"
 HOLES = {  # wrong answers the checks still accept, left for the lead
     "q1: the last chunk dropped": "the check's stream ends with a chunk without text, so dropping it changes nothing",
     "q3: a catch-all": "no case sends an error that must escape (a 400), so except Exception passes",
-    "q1: only the first call kept": "the check's only stream holds one tool call, so keeping the first passes",
 }
 
 
@@ -367,7 +366,7 @@ TestAudit08 = probes(
             ),
         ),
         "q1: only the first call kept": (
-            HOLE,
+            WRONG,
             change(m.q1, "return [calls[i] for i in sorted(calls)]", "return [calls[i] for i in sorted(calls)][:1]"),
         ),
         "q2: prompt tokens": (
