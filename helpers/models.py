@@ -46,7 +46,7 @@ MISSING_MODEL = "gemini-0.0-nonexistent"
 
 THINKING_LEVELS = ("MINIMAL", "LOW", "MEDIUM", "HIGH")
 """The ``thinking_level`` values these models can take, least thinking first (``types.ThinkingLevel`` in
-google-genai 3.4.0 also has ``XHIGH``, which only Gemini 4 models take)."""
+google-genai 3.6.1 also has ``XHIGH``, which only Gemini 4 models take)."""
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from .replay.wire.defaults import PLACEHOLDER_KEY
 from .workbook import KEY_VARIABLES, ROOM_VARIABLE, SEAT_VARIABLE, ServerProcess, WorkbookError, check_models
 
 MIN_PYTHON = (3, 11)
-"""google-genai 3.4 installs on nothing older."""
+"""google-genai 3.6 installs on nothing older."""
 REQUIREMENTS = NOTEBOOKS_DIR.parent / "requirements.txt"
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 """Proxy variables HTTP clients read (each also in lower case)."""
@@ -179,7 +179,7 @@ def check_packages(path: Path = REQUIREMENTS) -> Finding:
             continue
         if installed != version:
             other.append(f"{name} {installed} (pinned {version})")
-    install = f"{sys.executable} -m pip install -r {path}"
+    install = f"{sys.executable} -m pip install --no-deps -r {path}"
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         return Finding(FAIL, "packages", f"{len(missing)} of {len(pinned)} pinned packages missing: {shown}", install)

@@ -17,8 +17,10 @@ the standard price (ai.google.dev/gemini-api/docs/optimization: "Pricing | Full 
 more than standard | 50% discount", the Standard, Flex, Priority and Batch columns).
 
 **3.8 Flash's price doubles on 2027-01-01**: $0.75 / $3.75 is an introductory price "through December 31, 2026", then
-$1.50 / $7.50 (:data:`NEXT_PRICES`). A test fails once a price's last day has passed, so the table cannot go stale
-silently.
+$1.50 / $7.50. The table holds each model's prices with the days they are in force, so :func:`price_on` answers for
+any day and the next price takes over on its first day by itself. A lesson prices at a day it names (``05_batch``:
+``PRICED_ON``), so its outputs stay the same whenever it runs. A test fails once a model's last known price has ended
+with no successor in the table (:func:`stale`), so the table cannot go stale silently.
 
 Where the figures come from, honestly: read on 2026-12-01 through stored copies, because Google's English pricing
 page itself could not be reached from where this was written. 3.5 Flash-Lite's $0.30 / $2.50 is on Google's own
@@ -47,7 +49,8 @@ SOURCE = "https://ai.google.dev/gemini-api/docs/pricing"
 """Google's price list for the Gemini API, where :data:`PRICES` come from."""
 
 CHECKED = "2026-12-01"
-"""When :data:`PRICES` were last checked (see the module docstring for how)."""
+"""When :data:`PRICES` were last checked (see the module docstring for how): the prices known on that day, the
+later ones announced then included."""
 
 TOKENS_PER_PRICE_UNIT = 1_000_000
 """Prices are quoted per this many tokens."""
@@ -58,17 +61,19 @@ DISCOUNT = 0.5
 
 @dataclass(frozen=True)
 class Price:
-    """One model's prices, USD per 1M tokens (paid tier).
+    """One model's prices over a span of days, USD per 1M tokens (paid tier).
 
     Attributes:
         input_per_m: prompt tokens (text, image, video), standard API.
         output_per_m: output tokens, thinking tokens included, standard API.
+        since: the first day this price is in force, or ``None`` for a price in force when the table was read.
         until: the last day this price is in force, or ``None`` when the page gives no end date.
         audio_as_text: audio input costs the same as text (``False``: the table has no audio price for the model).
     """
 
     input_per_m: float
     output_per_m: float
+    since: dt.date | None = None
     until: dt.date | None = None
     audio_as_text: bool = False
 
@@ -82,64 +87,103 @@ class Price:
         """Output tokens through the Batch API (or Flex inference): half the standard price."""
         return self.output_per_m * DISCOUNT
 
+    def in_force(self, day: dt.date) -> bool:
+        """Whether this price applies on ``day`` (from ``since`` through ``until``, both included)."""
+        return (self.since is None or self.since <= day) and (self.until is None or day <= self.until)
 
-PRICES: dict[str, Price] = {
-    FLASH: Price(input_per_m=0.75, output_per_m=3.75, until=dt.date(2026, 12, 31)),
-    FLASH_LITE: Price(input_per_m=0.30, output_per_m=2.50, audio_as_text=True),
+
+PRICES: dict[str, tuple[Price, ...]] = {
+    FLASH: (
+        Price(input_per_m=0.75, output_per_m=3.75, until=dt.date(2026, 12, 31)),
+        Price(input_per_m=1.50, output_per_m=7.50, since=dt.date(2027, 1, 1)),
+    ),
+    FLASH_LITE: (Price(input_per_m=0.30, output_per_m=2.50, audio_as_text=True),),
 }
-"""Prices per model id (:mod:`helpers.models`) in force on :data:`CHECKED`; source :data:`SOURCE`."""
-
-NEXT_PRICES: dict[str, Price] = {
-    FLASH: Price(input_per_m=1.50, output_per_m=7.50),
-}
-"""Prices the page announces for after a current price's ``until`` (3.8 Flash from 2027-01-01)."""
+"""Each model's known prices (model ids from :mod:`helpers.models`), oldest first, each next one starting the day
+after the one before ends; read on :data:`CHECKED` from :data:`SOURCE`."""
 
 
-def expired(today: dt.date) -> list[str]:
-    """Messages for each price in :data:`PRICES` whose last day is before ``today``; empty while all are current.
+def price_on(model: str, day: dt.date | None = None) -> Price:
+    """The price of ``model`` in force on ``day`` (default: today). Introduced in ``05_batch``::
 
-    The test ``tests/test_prices.py`` fails when this is not empty, with the message saying what to update.
+        price_on(FLASH, dt.date(2026, 12, 1)).input_per_m   # 0.75
+        price_on(FLASH, dt.date(2027, 1, 1)).input_per_m    # 1.5: the next price, on its first day
+
+    Args:
+        model: a model id from :mod:`helpers.models`, with or without ``models/``.
+        day: the day to price at.
+
+    Raises:
+        KeyError: the table has no price for ``model``.
+        LookupError: no known price of ``model`` is in force on ``day`` (its last one ended before it).
+    """
+    model = model.removeprefix("models/")
+    if model not in PRICES:
+        raise KeyError(f"no price for {model!r} in helpers.prices.PRICES; known: {', '.join(PRICES)}")
+    day = day or dt.date.today()
+    for price in PRICES[model]:
+        if price.in_force(day):
+            return price
+    raise LookupError(f"helpers.prices knows no price of {model} on {day.isoformat()}: {_update(model)}")
+
+
+def stale(today: dt.date) -> list[str]:
+    """Messages for each model whose last known price ended before ``today``; empty while every model has a price.
+
+    A price with a known successor never appears: the successor takes over. The test ``tests/test_prices.py`` fails
+    when this is not empty, with the message saying what to update.
     """
     return [
-        f"{model}'s price ${price.input_per_m} / ${price.output_per_m} ended on {price.until.isoformat()}: move "
-        f"NEXT_PRICES[{model!r}] into helpers.prices.PRICES (re-read {SOURCE}), update CHECKED, and re-run 05_batch"
-        for model, price in PRICES.items()
-        if price.until is not None and price.until < today
+        f"{model}'s last known price, ${last.input_per_m} / ${last.output_per_m}, ended on "
+        f"{last.until.isoformat()}: {_update(model)}"
+        for model, prices in PRICES.items()
+        if (last := prices[-1]).until is not None and last.until < today
     ]
 
 
+def _update(model: str) -> str:
+    """What to do when the table has no price for ``model`` on a day."""
+    return (
+        f"read {SOURCE}, add the price in force after that to PRICES[{model!r}] in helpers/prices.py, and update "
+        "CHECKED"
+    )
+
+
 def cost_usd(
-    usage: types.GenerateContentResponseUsageMetadata | Mapping[str, Any], model: str, *, batch: bool = False
+    usage: types.GenerateContentResponseUsageMetadata | Mapping[str, Any],
+    model: str,
+    *,
+    batch: bool = False,
+    on: dt.date | None = None,
 ) -> float:
     """What one call cost, in US dollars, from its ``usage_metadata``.
 
     ``prompt_token_count`` is billed at the input price; ``candidates_token_count`` plus ``thoughts_token_count``
-    (thinking is billed as output) at the output price; ``batch=True`` uses the Batch API's prices. Introduced in
-    ``05_batch``::
+    (thinking is billed as output) at the output price; ``batch=True`` uses the Batch API's prices; ``on`` is the
+    day whose prices apply (:func:`price_on`). Introduced in ``05_batch``::
 
-        cost_usd(response.usage_metadata, MODEL)              # 0.000713
-        cost_usd(response.usage_metadata, MODEL, batch=True)  # half of that
+        cost_usd(response.usage_metadata, MODEL, on=PRICED_ON)              # 0.000713
+        cost_usd(response.usage_metadata, MODEL, batch=True, on=PRICED_ON)  # half of that
 
     Args:
         usage: a response's ``usage_metadata``, or the same as a dict (``usageMetadata`` from a batch results file,
             camelCase or snake_case).
         model: a model id from :mod:`helpers.models`, with or without ``models/``.
         batch: price the call as part of a batch job.
+        on: the day to price at (default: today).
 
     Returns:
         The cost in USD (a float; not rounded).
 
     Raises:
         KeyError: the table has no price for ``model``.
+        LookupError: no known price of ``model`` is in force on ``on``.
         ValueError: the usage has tokens this table does not price: cached tokens (the context-caching rate),
             audio input on a model whose audio price the table lacks, or tool-use prompt tokens.
     """
     if isinstance(usage, Mapping):
         usage = types.GenerateContentResponseUsageMetadata.model_validate(usage)
-    model = model.removeprefix("models/")
-    if model not in PRICES:
-        raise KeyError(f"no price for {model!r} in helpers.prices.PRICES; known: {', '.join(PRICES)}")
-    price = PRICES[model]
+    price = price_on(model, on)
     unpriced = [
         name
         for name, count in (

@@ -39,6 +39,7 @@ from aiohttp import web as aioweb
 from IPython.display import IFrame
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from . import needs
 from .paths import NOTEBOOKS_DIR
 from .replay.cassettes.cassette import Cassette, default_dir
 from .replay.pipeline.server_token import is_loopback
@@ -100,8 +101,9 @@ class AppServer:
         port: the port; ``None`` picks a free one.
 
     Raises:
-        WorkbookError: the server exited, or did not accept connections within :data:`STARTUP_TIMEOUT_S`; the
-            message quotes the last line of its log.
+        WorkbookError: ``module``'s package is not installed (the install leaves LiteLLM out on Intel Macs:
+            :mod:`helpers.needs`); the server exited, or did not accept connections within
+            :data:`STARTUP_TIMEOUT_S`, the message quoting the last line of its log.
     """
 
     def __init__(
@@ -112,6 +114,13 @@ class AppServer:
         env: dict[str, str] | None = None,
         port: int | None = None,
     ) -> None:
+        package = module.partition(".")[0]
+        if not needs.installed(package):
+            raise WorkbookError(
+                f"`{package}` is not installed in this environment, so `python -m {module}` cannot run. The "
+                "workbook's install leaves it out only where it has no wheels (LiteLLM on an Intel Mac: skip this "
+                "section); anywhere else, re-run the install command in the README."
+            )
         self.port = port or free_port()
         self.url = f"http://{HOST}:{self.port}"
         self.command = [sys.executable, "-m", module, *args, "--port", str(self.port)]

@@ -28,6 +28,8 @@ from nbval.plugin import (
     transform_streams_for_comparison,
 )
 
+from helpers import needs
+
 from .test_hygiene import NOTEBOOKS, ROOT
 
 PATTERNS = get_sanitize_patterns((ROOT / "tests" / "nbval_sanitize.cfg").read_text())
@@ -58,9 +60,13 @@ CLEAN_ENVIRONMENT = (
 
 
 def options(cell: nbformat.NotebookNode) -> dict[str, Any]:
-    """nbval's options for a cell, from its metadata tags and its ``# NBVAL_...`` comments (comments win)."""
+    """nbval's options for a cell, from its metadata tags and its ``# NBVAL_...`` comments (comments win), and
+    ``skip`` where a ``needs-MODULE`` tag names a module this install lacks (as ``notebooks/conftest.py`` makes nbval
+    skip it)."""
     found = dict(find_metadata_tags(cell.metadata))
     found.update(find_comment_markers(cell.source))
+    if needs.missing(cell.metadata.get("tags", [])):
+        found["skip"] = True
     return found
 
 

@@ -99,7 +99,11 @@ def test_packages_missing_fail_and_other_versions_warn(tmp_path: Path) -> None:
     )
     assert preflight.pins(requirements) == {"aiohttp": "3.14.5", "never-installed-package": "1.0"}
     missing = preflight.check_packages(requirements)
-    assert missing.status == FAIL and "never-installed-package" in missing.found and "pip install -r" in missing.todo
+    assert (
+        missing.status == FAIL
+        and "never-installed-package" in missing.found
+        and "pip install --no-deps -r" in missing.todo
+    )
     requirements.write_text("aiohttp==0.0.1\n")
     other = preflight.check_packages(requirements)
     assert other.status == WARN and "(pinned 0.0.1)" in other.found

@@ -42,7 +42,7 @@ QUESTION = "'How many dots are in each picture?'"
         (
             "before = {'mime_type': 'image/png', 'data': (DATA / 'dots_before.png').read_bytes()}\n"
             f"contents = [before, {AFTER}, {QUESTION}]",
-            "the old google-generativeai SDK's part: google-genai 3.4 refuses it",
+            "the old google-generativeai SDK's part: google-genai 3.6 refuses it",
         ),
     ],
 )

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 import pytest
 
+from helpers import prices
 from helpers.checks import assert_check_failed, assert_check_passed
 from helpers.exercises.ex05_batch import PROBLEMS, SNAPSHOT_ADVICE, q1, q2, q3, q4
+from helpers.models import FLASH
 
 from .exercising import lesson_tests
 
@@ -140,6 +143,27 @@ def test_other_correct_answers_pass() -> None:
     assert_check_passed(q2, wait(until="job.state not in ENDED"))
     assert_check_passed(q3, join("r.response.text if r.response else None"))
     assert_check_passed(q4, saving(f"{STANDARD} * (1 - prices.DISCOUNT)"))
+
+
+def a_day_priced_unlike_today() -> dt.date:
+    """A day whose 3.8 Flash price differs from today's: either side of the 2027-01-01 change."""
+    today = prices.price_on(FLASH)
+    return next(day for day in (dt.date(2026, 12, 1), dt.date(2027, 1, 2)) if prices.price_on(FLASH, day) != today)
+
+
+def saving_on(day: str) -> str:
+    """A correct saving priced at the day the expression ``day`` gives."""
+    at = f"on={day}"
+    return saving(
+        f"prices.cost_usd(r.usage_metadata, MODEL, {at}) - prices.cost_usd(r.usage_metadata, MODEL, batch=True, {at})"
+    )
+
+
+def test_the_saving_at_the_lessons_priced_on_day_passes_and_at_another_day_fails() -> None:
+    day = f"dt.date.fromisoformat({a_day_priced_unlike_today().isoformat()!r})"
+    priced_on = "import datetime as dt\nPRICED_ON = {}\n"
+    assert_check_passed(q4, priced_on.format(day) + saving_on("PRICED_ON"))
+    assert_check_failed(q4, priced_on.format("dt.date.today()") + saving_on(day), "batch_saving_usd(responses)")
 
 
 SNAPSHOT_ONLY = """\

@@ -27,6 +27,10 @@ replay, test_reference_passes_and_starter_is_not_attempted = lesson_tests("08_pr
         ),
         (change(q1, 'call["id"] = part.id or call["id"]', 'call["id"] = part.id'), "take it from the first fragment"),
         (change(q1, "    return [calls[i] for i in sorted(calls)]\n", ""), "forget to `return`"),
+        (
+            change(q1, "return [calls[i] for i in sorted(calls)]", "return [calls[i] for i in sorted(calls)][:1]"),
+            "missing: index 1, get_weather for Tokyo",
+        ),
     ],
 )
 def test_wrong_tool_call_joins_fail_with_their_message(code: str, expected: str) -> None:

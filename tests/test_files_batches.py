@@ -54,7 +54,7 @@ def video_exchanges() -> list[Exchange]:
         {"source": "synthetic", "date": "2026-11-22", "latency_model": "fixed, for tests", "based_on": "tests"},
     )
     call = generate_exchange(CLIP, "A short test clip.", 0.01)
-    # As google-genai 3.4.0 sends a File part: inside fileData, the field names stay snake_case.
+    # As google-genai 3.6.1 sends a File part: inside fileData, the field names stay snake_case.
     call.request["body"]["contents"][0]["parts"].insert(
         0, {"fileData": {"file_uri": VIDEO_URI, "mime_type": "video/mp4"}}
     )
@@ -388,7 +388,7 @@ async def test_record_mode_proxies_and_records_metadata_never_bytes_or_key(tmp_p
     ]
     assert exchanges[1].request["body"] == {"file": {"mime_type": "image/png", "size_bytes": len(data)}}
     assert exchanges[2].response["body"]["file"]["name"] == file.name
-    assert exchanges[2].provenance["sdk"] == "google-genai 3.4.0"
+    assert exchanges[2].provenance["sdk"] == f"google-genai {genai.__version__}"
     assert exchanges[3].response["body"] is None
     assert ("POST", f"models/{FLASH}:batchGenerateContent") in paths and ("GET", job.name) in paths
 

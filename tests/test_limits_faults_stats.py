@@ -1,7 +1,7 @@
 """Rate limits, injected faults and live stats, through the real SDK over real HTTP, sync and async.
 
-Also pins what google-genai 3.4.0 does with them: ``HttpRetryOptions`` retries injected 503s (client-level and
-per-request, sync and ``aio``, streams included: python-genai issue 2044 is fixed in 3.4.0), ignores ``RetryInfo``
+Also pins what google-genai 3.6.1 does with them: ``HttpRetryOptions`` retries injected 503s (client-level and
+per-request, sync and ``aio``, streams included: python-genai issue 2044 is fixed since 3.4.0), ignores ``RetryInfo``
 (issue 1875), and retries nothing once a stream has started.
 """
 
@@ -251,7 +251,7 @@ def test_sync_generate_retries_through_injected_503s(plain: Server) -> None:
 
 @pytest.mark.parametrize("per_request", [False, True], ids=["client-level", "per-request"])
 async def test_async_stream_retries_through_injected_503s(plain: Server, per_request: bool) -> None:
-    """python-genai issue 2044 (aio streams ignored retry options) is fixed in the pinned 3.4.0, both ways."""
+    """python-genai issue 2044 (aio streams ignored retry options) is fixed since 3.4.0 (pinned: 3.6.1), both ways."""
     kw = {"cassette": "retry", "server_url": plain.url}
     control.reset_stats(**kw)
     control.fail_next(2, 503, **kw)

@@ -76,7 +76,7 @@ async def test_record_then_replay_keeps_timing_and_never_the_key(tmp_path: Path)
 
     cassette = Cassette.load(tmp_path / "rec.json")
     stream, count = cassette.exchanges
-    assert stream.provenance["source"] == "recorded" and stream.provenance["sdk"] == "google-genai 3.4.0"
+    assert stream.provenance["source"] == "recorded" and stream.provenance["sdk"] == f"google-genai {genai.__version__}"
     assert stream.provenance["model_version"] == FLASH
     # The recorder's clock starts before the upstream's and it reads each chunk after it was sent: never earlier
     # than the upstream's offset. How much later (the recorder's own lag) is no test's business on a busy machine.

@@ -141,7 +141,7 @@ def test_a_stopped_server_is_named_by_the_next_call_and_setup_recovers(env: Path
         'from helpers import workbook\nworkbook._servers["serve"].proc.kill()\nworkbook._servers["serve"].proc.wait()',
         f"client.models.generate_content(model=helpers.FLASH, contents={PROMPT!r})",
         # With retry options the SDK leaves retrying to them; without, its aio client sleeps 1-10 s and tries once
-        # more before raising the same error (google-genai 3.4.0), which would only slow this test down.
+        # more before raising the same error (google-genai 3.6.1), which would only slow this test down.
         "from google.genai import types\n"
         "once = types.HttpOptions(retry_options=types.HttpRetryOptions(attempts=1))\n"
         "once = types.GenerateContentConfig(http_options=once)\n"

@@ -142,7 +142,7 @@ def run_bounded(
 ) -> Any:
     """Call ``fn(*args)`` (and await it, if it returns a coroutine) with a time limit; return its result.
 
-    It runs in a daemon thread of its own, a coroutine on a fresh event loop there (google-genai 3.4 keeps one
+    It runs in a daemon thread of its own, a coroutine on a fresh event loop there (google-genai 3.6 keeps one
     connection pool per loop, so ``client.aio`` works; objects bound to the notebook's loop, such as an
     ``asyncio.Semaphore`` it has used, cannot be shared). The calling thread waits at most ``limit_s`` seconds. A
     coroutine still running then is cancelled; a sync function gets :class:`StoppedByCheck` raised inside it. The

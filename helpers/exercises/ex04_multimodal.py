@@ -138,7 +138,7 @@ contents = [before, after, {DOTS_QUESTION!r}]
             if isinstance(item, dict) and {"mime_type", "data"} <= item.keys():
                 raise Incorrect(
                     "contents holds a dict {'mime_type': ..., 'data': ...}, the old google-generativeai SDK's part: "
-                    "google-genai 3.4 refuses it (a pydantic ValidationError, 'Extra inputs are not permitted'). "
+                    "google-genai 3.6 refuses it (a pydantic ValidationError, 'Extra inputs are not permitted'). "
                     "Use types.Part.from_bytes(data=..., mime_type=...)."
                 )
             if isinstance(item, Path):

@@ -11,6 +11,7 @@ through the replay server (``helpers.control.inject_batch_state``), so it needs 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import math
 import time
@@ -502,19 +503,25 @@ class Costs:
     unthinking: float
 
     @classmethod
-    def of(cls, responses: Sequence[types.GenerateContentResponse], model: str) -> Costs:
-        """The costs of ``responses`` of ``model``, at :mod:`helpers.prices` as it is now."""
+    def of(cls, responses: Sequence[types.GenerateContentResponse], model: str, on: dt.date | None = None) -> Costs:
+        """The costs of ``responses`` of ``model``, at :mod:`helpers.prices` as it is now, on day ``on`` (default:
+        today)."""
         usages = [r.usage_metadata for r in responses if r.usage_metadata is not None]
         visible = [u.model_copy(update={"thoughts_token_count": None}) for u in usages]
+
+        def saving(u: types.GenerateContentResponseUsageMetadata) -> float:
+            return prices.cost_usd(u, model, on=on) - prices.cost_usd(u, model, batch=True, on=on)
+
         return cls(
-            standard=sum(prices.cost_usd(u, model) for u in usages),
-            batch=sum(prices.cost_usd(u, model, batch=True) for u in usages),
-            unthinking=sum(prices.cost_usd(u, model) - prices.cost_usd(u, model, batch=True) for u in visible),
+            standard=sum(prices.cost_usd(u, model, on=on) for u in usages),
+            batch=sum(prices.cost_usd(u, model, batch=True, on=on) for u in usages),
+            unthinking=sum(saving(u) for u in visible),
         )
 
 
 class BatchSaving(FunctionProblem):
-    """q4: ``batch_saving_usd(responses)``: standard cost minus Batch API cost of those calls, with helpers.prices.
+    """q4: ``batch_saving_usd(responses)``: standard cost minus Batch API cost of those calls, with helpers.prices, at
+    today's prices or at the lesson's ``PRICED_ON``.
 
     Run at today's prices and again as if the Batch API cost :data:`ALT_DISCOUNT` of the standard price, so that the
     saving differs from the batch cost and from half the standard cost.
@@ -585,9 +592,13 @@ def batch_saving_usd(responses: list[types.GenerateContentResponse]) -> float:
         return [Case((responses,), None, shown="responses")]
 
     def judge(self, call: str, answer: Any, case: Case, ns: Mapping[str, Any]) -> None:
-        costs = Costs.of(case.args[0], ns["MODEL"])  # at the prices in force now: the check may have changed them
-        if not _near(answer, costs.standard - costs.batch):
-            raise name_mistake(self.mistakes, call, answer, costs, self.otherwise, case.args)
+        # At the prices in force now (the check may have changed them), today's or on the lesson's PRICED_ON: both
+        # are right, and they differ once a price changes (3.8 Flash's on 2027-01-01).
+        lesson_day = ns.get("PRICED_ON")
+        days = [None, lesson_day] if isinstance(lesson_day, dt.date) else [None]
+        costs = [Costs.of(case.args[0], ns["MODEL"], on=day) for day in days]
+        if not any(_near(answer, c.standard - c.batch) for c in costs):
+            raise name_mistake(self.mistakes, call, answer, costs[0], self.otherwise, case.args)
 
     def verify(self, ns: Mapping[str, Any]) -> None:
         for discount in (None, ALT_DISCOUNT):

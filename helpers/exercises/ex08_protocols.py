@@ -22,6 +22,8 @@ from ..checks import Incorrect, Problem, ____, lesson, lesson_context, recording
 from ..workbook import current_session
 
 WEATHER = "What's the weather in Paris right now?"
+TWO_CITIES = "What's the weather in Paris and in Tokyo right now?"
+"""Answered with two parallel calls, whose fragments interleave by index."""
 USAGE_PROMPT = "Explain what a server-sent event is, in two short sentences."
 """The lesson's SSE_PROMPT: its cells make this request streamed (with and without ``stream_options``) and not."""
 STEAM = "Describe how a steam engine works, in one paragraph."
@@ -77,12 +79,21 @@ class ReadChunks:
         return getattr(self._stream, name)
 
 
+def _city(call: Any) -> Any:
+    """The ``city`` of a joined weather call; the call itself when its arguments are not a JSON object."""
+    try:
+        return json.loads(call["arguments"]).get("city")
+    except (TypeError, KeyError, AttributeError, json.JSONDecodeError):
+        return call
+
+
 class CollectCalls(Problem):
     """q1: ``collect_calls(stream)`` joins a streamed tool call's fragments by ``index``.
 
     Judged on the weather question's stream, which the function must read (:class:`ReadChunks`): one call, the ``id``
     the model sent (only the first fragment has it), its name, and its arguments joined into the JSON the model sent
-    (``{"city": "Paris"}``).
+    (``{"city": "Paris"}``). Then on a stream of two parallel calls (Paris, Tokyo) whose fragments interleave by index:
+    both calls, in index order (keeping only the first fails, naming the call dropped).
     """
 
     title = "Join a streamed tool call"
@@ -110,14 +121,18 @@ def collect_calls(stream) -> list[dict]:
 """
     correct_message = "the fragments joined by index give the whole call: its id, name and arguments."
 
-    def verify(self, ns: Mapping[str, Any]) -> None:
-        messages = [{"role": "user", "content": WEATHER}]
+    def _collect(self, ns: Mapping[str, Any], question: str) -> tuple[ReadChunks, Any]:
+        """The stream of the answer to ``question`` (with the lesson's tool) and what ``collect_calls`` made of it."""
+        messages = [{"role": "user", "content": question}]
         stream = ReadChunks(
             ns["client"].chat.completions.create(
                 model=ns["MODEL"], messages=messages, tools=[ns["WEATHER_TOOL"]], stream=True
             )
         )
-        calls = self.call("collect_calls", ns["collect_calls"], stream, shown="stream")
+        return stream, self.call("collect_calls", ns["collect_calls"], stream, shown="stream")
+
+    def verify(self, ns: Mapping[str, Any]) -> None:
+        stream, calls = self._collect(ns, WEATHER)
         if not stream.read:
             raise Incorrect(
                 "collect_calls never read the stream, so its calls are not the model's: loop over the chunks and "
@@ -152,6 +167,17 @@ def collect_calls(stream) -> list[dict]:
             ) from None
         if call["name"] != "get_weather" or arguments != {"city": "Paris"}:
             raise Incorrect(f"the call is {show(call)}; expected get_weather with {{'city': 'Paris'}}.")
+        _, calls = self._collect(ns, TWO_CITIES)
+        cities = ["Paris", "Tokyo"]
+        got = [_city(c) for c in calls or []]
+        missing = [f"index {i}, get_weather for {city}" for i, city in enumerate(cities) if city not in got]
+        if missing:
+            raise Incorrect(
+                f"collect_calls returned {len(got)} call(s) for a stream of two parallel calls; missing: "
+                f"{'; '.join(missing)}. Return every call, one per fragment.index, in index order."
+            )
+        if got != cities:
+            raise Incorrect(f"the parallel calls are for {show(got)}; return them in index order: {cities}.")
 
 
 class TextAndUsage(Problem):

@@ -45,7 +45,7 @@ from .wire.defaults import DEFAULT_UPSTREAM, TOKEN_VARIABLE, UNMATCHED_POLICIES,
 
 try:
     # uvloop: a burst of 500 simultaneous streams replays with a third of asyncio's loop's TTFT error at the 95th
-    # percentile (bench/pipeline_bench.py, bench/RESULTS.md). It has no Windows build (requirements.txt installs it
+    # percentile (bench/pipeline_bench.py, bench/RESULTS.md). It has no Windows build (pyproject.toml installs it
     # where sys_platform != 'win32'); there asyncio's own loop (Proactor) serves.
     from uvloop import run as run_serving
 except ImportError:

@@ -10,7 +10,7 @@ segment (``{v}`` is ``v1``, ``v1beta``, ...)::
     DELETE {v}/batches/{id}                         -> {}
     POST   /_control/{cassette}/batches/{id}/state  {"state": "FAILED" | "EXPIRED"} -> {}  (helpers.control)
 
-How a job behaves (shapes from google-genai 3.4.0's ``batches.py`` and real responses published on GitHub, read
+How a job behaves (shapes from google-genai 3.6.1's ``batches.py`` and real responses published on GitHub, read
 2026-11-22):
 
 - A job is a long-running operation: ``{"name": "batches/ID", "metadata": {"@type": ...GenerateContentBatch,

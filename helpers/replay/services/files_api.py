@@ -10,7 +10,7 @@ segment (``{v}`` is ``v1``, ``v1beta``, ...)::
     DELETE {v}/files/{id}                    -> {}
     GET    {v}/files/{id}:download?alt=media -> the raw bytes
 
-What the server does, and how it compares with the real API (google-genai 3.4.0 source and public outputs, read
+What the server does, and how it compares with the real API (google-genai 3.6.1 source and public outputs, read
 2026-11-22):
 
 - A File reports ``name`` (``files/`` + 12 lowercase letters and digits), ``displayName`` (only when given),

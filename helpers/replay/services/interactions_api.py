@@ -8,7 +8,7 @@ segment (``{v}`` is ``v1``, ``v1beta``, ...)::
     POST   {v}/interactions/{id}/cancel
     DELETE {v}/interactions/{id}
 
-What the real API does (google-genai 3.4.0's ``_gaos/interactions.py`` and ai.google.dev/gemini-api/docs/interactions,
+What the real API does (google-genai 3.6.1's ``_gaos/interactions.py`` and ai.google.dev/gemini-api/docs/interactions,
 read 2026-12-01): an interaction is a stored resource (``store`` defaults to true; retained 55 days on the paid tier,
 1 day on the free tier), continued by ``previous_interaction_id``, read back by ``get``, removed by ``delete``, and
 cancelled while a ``background`` one runs. A stream sends one SSE event per step change, each with its ``event:``

@@ -92,18 +92,21 @@ class ScriptEntry:
 
     ``function_call`` (``{"name": str, "args": dict}``), when set, is the answer to a request that declares
     ``tools``; the text answers the request that sends the tool's result back (introduced in ``03_streaming``).
+    ``parallel_calls`` are more calls made in the same answer, after ``function_call`` (a script's
+    ``"function_call"`` given as a list; introduced for ``08_protocols``'s parallel tool calls).
     """
 
     prompt: str
     variants: list[str]
     model: str | None = None
     function_call: dict[str, Any] | None = None
+    parallel_calls: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
 class Script:
     """The synthetic upstream's answers, first match wins. File form: ``{"responses": [{"prompt", "text" |
-    "variants", "model"?, "function_call"?}]}``."""
+    "variants", "model"?, "function_call"?}]}``, where ``function_call`` is one call or a list of parallel calls."""
 
     entries: list[ScriptEntry] = field(default_factory=list)
 
@@ -112,10 +115,13 @@ class Script:
         """Read a script file. Raises ``ValueError`` naming the file and entry when it is malformed."""
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            entries = [
-                ScriptEntry(e["prompt"], e.get("variants") or [e["text"]], e.get("model"), _function_call(e))
-                for e in data["responses"]
-            ]
+            entries = []
+            for e in data["responses"]:
+                calls = _function_calls(e)
+                first = calls[0] if calls else None
+                entries.append(
+                    ScriptEntry(e["prompt"], e.get("variants") or [e["text"]], e.get("model"), first, calls[1:])
+                )
             return cls(entries)
         except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
             raise ValueError(
@@ -129,18 +135,21 @@ class Script:
         return None
 
 
-def _function_call(entry: dict[str, Any]) -> dict[str, Any] | None:
-    """An entry's ``function_call`` as the API sends it (``{"name", "args"}``); ``None`` when it has none.
+def _function_calls(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """An entry's ``function_call`` (one call, or a non-empty list of parallel calls) as the API sends them
+    (``{"name", "args"}`` each); empty when it has none.
 
     Raises:
-        TypeError: not an object with a string ``name`` and an object ``args``.
+        TypeError: a call is not an object with a string ``name`` and an object ``args``.
     """
-    call = entry.get("function_call")
-    if call is None:
-        return None
-    if not (isinstance(call, dict) and isinstance(call.get("name"), str) and isinstance(call.get("args"), dict)):
-        raise TypeError(f'"function_call" must be {{"name": str, "args": {{...}}}}, got {call!r}')
-    return {"name": call["name"], "args": call["args"]}
+    given = entry.get("function_call")
+    if given is None:
+        return []
+    calls = given if isinstance(given, list) and given else [given]
+    for call in calls:
+        if not (isinstance(call, dict) and isinstance(call.get("name"), str) and isinstance(call.get("args"), dict)):
+            raise TypeError(f'"function_call" must be {{"name": str, "args": {{...}}}} or a list of them, got {call!r}')
+    return [{"name": call["name"], "args": call["args"]} for call in calls]
 
 
 def _answers_calls(content: Any) -> bool:
@@ -157,7 +166,7 @@ def _is_users_words(content: dict[str, Any]) -> bool:
     """True for a user turn that is not only tools' results sent back.
 
     A turn whose role is missing or blank is the user's: "If not set, the service will default to 'user'"
-    (``types.Content.role`` in google-genai 3.4.0; a blank string is unset on the wire). GenAI Processors
+    (``types.Content.role`` in google-genai 3.6.1; a blank string is unset on the wire). GenAI Processors
     (``09_frameworks``) sends ``"role": ""``."""
     return (content.get("role") or "user") == "user" and not _answers_calls(content)
 
@@ -395,7 +404,7 @@ class SyntheticUpstream:
         thoughts = timeline[-1][1].get("usageMetadata", {}).get("thoughtsTokenCount", 0)
         contents = body.get("contents") or [{}]
         if entry.function_call is not None and body.get("tools") and not _answers_calls(contents[-1]):
-            timeline = as_function_call(timeline, entry.function_call)
+            timeline = as_function_call(timeline, entry.function_call, entry.parallel_calls)
         return Answer(timeline, self.profiles[model], thoughts)
 
     def timeline(
@@ -557,20 +566,22 @@ def synthesize(
 
 
 def as_function_call(
-    timeline: list[tuple[float, dict[str, Any]]], call: dict[str, Any]
+    timeline: list[tuple[float, dict[str, Any]]], call: dict[str, Any], parallel: list[dict[str, Any]] | None = None
 ) -> list[tuple[float, dict[str, Any]]]:
     """A synthesized answer turned into a function call: one chunk, at the first chunk's offset (the TTFT), whose
     only part is ``{"functionCall": call}``, finishing ``STOP``; its output tokens are the call's JSON at 4 characters
     a token. The part carries a ``thoughtSignature`` (opaque bytes, base64, as Gemini 3 sends with a call), which
-    the turn that answers the call must send back. Introduced for ``03_streaming`` (function calling while
-    streaming)."""
+    the turn that answers the call must send back. ``parallel`` calls follow as more ``functionCall`` parts in the same
+    chunk, unsigned (Gemini signs only the first of parallel calls). Introduced for ``03_streaming`` (function calling
+    while streaming)."""
     offset = timeline[0][0]
     data = json.loads(json.dumps(timeline[-1][1]))
     signature = base64.b64encode(hashlib.sha256(json.dumps(call, sort_keys=True).encode()).digest()).decode()
-    data["candidates"][0]["content"]["parts"] = [{"functionCall": call, "thoughtSignature": signature}]
+    others = [{"functionCall": c} for c in parallel or []]
+    data["candidates"][0]["content"]["parts"] = [{"functionCall": call, "thoughtSignature": signature}, *others]
     data["candidates"][0]["finishReason"] = "STOP"
     usage = data["usageMetadata"]
-    usage["candidatesTokenCount"] = estimate_tokens(json.dumps(call))
+    usage["candidatesTokenCount"] = sum(estimate_tokens(json.dumps(c)) for c in [call, *(parallel or [])])
     usage["totalTokenCount"] = (
         usage["promptTokenCount"] + usage["candidatesTokenCount"] + usage.get("thoughtsTokenCount", 0)
     )

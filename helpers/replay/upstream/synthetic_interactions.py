@@ -8,7 +8,7 @@ Introduced for ``06_interactions``. Routes (``{v}`` is ``v1``, ``v1beta``, ...):
     POST   {v}/interactions/{id}/cancel     cancel a background interaction still running
     DELETE {v}/interactions/{id}            forget it
 
-Shapes from google-genai 3.4.0 (``google/genai/_gaos/types/interactions/``: ``Interaction``, ``Step``,
+Shapes from google-genai 3.6.1 (``google/genai/_gaos/types/interactions/``: ``Interaction``, ``Step``,
 ``InteractionSSEEvent``) and ai.google.dev/gemini-api/docs/interactions (read 2026-12-01):
 
 - An interaction is ``{"id", "status", "model", "created", "updated", "steps", "usage", "previous_interaction_id"?}``;

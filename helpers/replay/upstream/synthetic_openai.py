@@ -23,7 +23,9 @@ model either way:
   result) with a tool call: the first delta has the call's ``index``, ``id``, ``type`` and ``name`` with empty
   ``arguments``, the next deltas carry the arguments' JSON in fragments (~8 characters each), then
   ``finish_reason: "tool_calls"``. The OpenAI protocol allows fragments; Gemini's endpoint may send the arguments
-  whole in one delta. Code that joins fragments by ``index`` reads both.
+  whole in one delta. Code that joins fragments by ``index`` reads both. An entry with parallel calls (its
+  ``function_call`` a list) sends every call's head in the first delta (indexes 0, 1, ...), then the calls'
+  fragments interleaved by index, one a delta, so only code keyed by ``index`` joins them right.
 - errors come as the endpoint sends them, a list holding the native error (:func:`.openai_compat_api.error_list`).
 
 Assumed, not measured: the chunk ``id`` (``chatcmpl-`` and the native ``responseId``) and ``created`` (the
@@ -165,7 +167,8 @@ class OpenAIUpstream:
         timeline = self.upstream.timeline(model, body, config, entry, words)
         last = body["messages"][-1]
         calls = entry.function_call is not None and bool(body.get("tools")) and last.get("role") != "tool"
-        events = self.events(model, timeline, entry.function_call if calls else None, body)
+        made = [entry.function_call, *entry.parallel_calls] if calls and entry.function_call else []
+        events = self.events(model, timeline, made, body)
         headers = {SYNTHETIC_HEADER: json.dumps(provenance(self.upstream.profiles[model]))}
         reply: Reply
         if not body.get("stream"):
@@ -183,31 +186,41 @@ class OpenAIUpstream:
 
     @staticmethod
     def events(
-        model: str, timeline: list[tuple[float, dict[str, Any]]], call: dict[str, Any] | None, body: dict[str, Any]
+        model: str, timeline: list[tuple[float, dict[str, Any]]], calls: list[dict[str, Any]], body: dict[str, Any]
     ) -> list[tuple[float, dict[str, Any] | str]]:
-        """The stream's events with their offsets: chunks, the usage chunk if asked for, and ``"[DONE]"``; for
-        a request that does not stream, the last chunk has the usage :func:`completion` reports."""
+        """The stream's events with their offsets: chunks (the tool ``calls`` made, when any, else the text), the usage
+        chunk if asked for, and ``"[DONE]"``; for a request that does not stream, the last chunk has the usage
+        :func:`completion` reports."""
         native = timeline[-1][1]
         response_id = "chatcmpl-" + native["responseId"]
         created = int(time.time())
         events: list[tuple[float, dict[str, Any] | str]] = []
-        if call is not None:
+        if calls:
             offset = timeline[0][0]
-            arguments = json.dumps(call["args"])
-            call_id = "call_" + native["responseId"][:12]
-            head = {"index": 0, "id": call_id, "type": "function", "function": {"name": call["name"], "arguments": ""}}
+            arguments = [json.dumps(call["args"]) for call in calls]
+            heads = [
+                {
+                    "index": index,
+                    "id": "call_" + native["responseId"][:12] + (f"_{index}" if index else ""),
+                    "type": "function",
+                    "function": {"name": call["name"], "arguments": ""},
+                }
+                for index, call in enumerate(calls)
+            ]
             events.append(
-                (offset, chunk(response_id, created, model, {"role": "assistant", "tool_calls": [head]}, None))
+                (offset, chunk(response_id, created, model, {"role": "assistant", "tool_calls": heads}, None))
             )
-            for i in range(0, len(arguments), ARGUMENT_FRAGMENT_CHARS):
-                offset += ARGUMENT_FRAGMENT_CHARS / CHARS_PER_TOKEN / 200  # at ~200 tokens/s
-                fragment = {"index": 0, "function": {"arguments": arguments[i : i + ARGUMENT_FRAGMENT_CHARS]}}
-                events.append((round(offset, 4), chunk(response_id, created, model, {"tool_calls": [fragment]}, None)))
+            for i in range(0, max(map(len, arguments)), ARGUMENT_FRAGMENT_CHARS):
+                for index, joined in enumerate(arguments):
+                    if i >= len(joined):
+                        continue
+                    offset += ARGUMENT_FRAGMENT_CHARS / CHARS_PER_TOKEN / 200  # at ~200 tokens/s
+                    fragment = {"index": index, "function": {"arguments": joined[i : i + ARGUMENT_FRAGMENT_CHARS]}}
+                    piece = chunk(response_id, created, model, {"tool_calls": [fragment]}, None)
+                    events.append((round(offset, 4), piece))
             events.append((round(offset, 4), chunk(response_id, created, model, {}, "tool_calls")))
-            native = {
-                **native,
-                "usageMetadata": {**native["usageMetadata"], "candidatesTokenCount": estimate_tokens(arguments)},
-            }
+            tokens = sum(estimate_tokens(joined) for joined in arguments)
+            native = {**native, "usageMetadata": {**native["usageMetadata"], "candidatesTokenCount": tokens}}
         else:
             for i, (offset, native_chunk) in enumerate(timeline):
                 candidate = native_chunk["candidates"][0]

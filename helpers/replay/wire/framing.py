@@ -1,7 +1,7 @@
 """Gemini REST wire format: error bodies, JSON replies and server-sent-event framing, as the real API sends them.
 
 Pure data and bytes, no HTTP library: the layer every other module of the server stands on (``docs/server.md``).
-Facts checked against google-genai 3.4.0 (see ``docs/wire.md``): errors are ``{"error": {"code", "message",
+Facts checked against google-genai 3.6.1 (see ``docs/wire.md``): errors are ``{"error": {"code", "message",
 "status", "details"?}}``; a stream is ``text/event-stream`` with one ``data: <json>\\r\\n\\r\\n`` event per chunk and no
 end marker (the connection closing ends it).
 """
