@@ -2,13 +2,17 @@
 
 :func:`write_stub` writes it into a folder to put on ``PYTHONPATH``: ``google/colab/userdata.py`` answers ``get``
 as Colab's does (the secret's value, or ``SecretNotFoundError`` / ``NotebookAccessError``), from a ``secrets.json``
-beside it. Colab's kernel imports ``google.colab`` before any cell runs; a test does that first, which is what
-``helpers.setup`` recognises Colab by.
+beside it. Colab's kernel imports ``google.colab`` before any cell runs, which is what ``helpers`` recognises Colab
+by: a test does that first, or :func:`write_kernel_startup` has every IPython kernel do it.
+
+``python -m tests.colab_stub FOLDER`` writes both into ``FOLDER`` (``stub``, no secrets; ``ipython``, a profile
+folder for ``IPYTHONDIR``), for ``.ci/colab``'s lesson run.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 SECRET = "AIza" + "StandInColabSecret" + "7" * 17
@@ -51,6 +55,15 @@ def write_stub(folder: Path, secrets: dict[str, tuple[str, bool]]) -> Path:
     return folder
 
 
+def write_kernel_startup(ipython_dir: Path) -> Path:
+    """Write an IPython profile folder (for ``IPYTHONDIR``) whose startup imports ``google.colab``, as Colab's kernel
+    has it imported before any cell; returns ``ipython_dir``."""
+    startup = ipython_dir / "profile_default" / "startup"
+    startup.mkdir(parents=True)
+    (startup / "00-colab.py").write_text("import google.colab  # as Colab's kernel, before any cell\n")
+    return ipython_dir
+
+
 def files_holding(root: Path, text: str, *, outside: Path) -> list[Path]:
     """Every file under ``root``, except those under ``outside`` (the stand-in's own folder), containing ``text``."""
     return [
@@ -58,3 +71,9 @@ def files_holding(root: Path, text: str, *, outside: Path) -> list[Path]:
         for path in root.rglob("*")
         if path.is_file() and outside not in path.parents and text.encode() in path.read_bytes()
     ]
+
+
+if __name__ == "__main__":
+    folder = Path(sys.argv[1])
+    write_stub(folder / "stub", {})
+    write_kernel_startup(folder / "ipython")
