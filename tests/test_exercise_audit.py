@@ -27,8 +27,6 @@ from .exercising import change
 
 WRONG, HONEST, HOLE = "wrong", "honest", "hole"
 HOLES = {  # wrong answers the checks still accept, left for the lead
-    "q1: the last chunk dropped": "the check's stream ends with a chunk without text, so dropping it changes nothing",
-    "q3: a catch-all": "no case sends an error that must escape (a 400), so except Exception passes",
     "q1: only the first call kept": "the check's only stream holds one tool call, so keeping the first passes",
 }
 
@@ -186,7 +184,7 @@ TestAudit03 = probes(
     "03_streaming",
     2,
     {
-        "q1: the last chunk dropped": (HOLE, change(m.q1, "for chunk in stream)", "for chunk in list(stream)[:-1])")),
+        "q1: the last chunk dropped": (WRONG, change(m.q1, "for chunk in stream)", "for chunk in list(stream)[:-1])")),
         "q1: joined with spaces": (WRONG, change(m.q1, '"".join', '" ".join')),
         "q1: a loop": (
             HONEST,
@@ -212,7 +210,7 @@ TestAudit03 = probes(
             ),
         ),
         "q3: a catch-all": (
-            HOLE,
+            WRONG,
             change(
                 m.q3, "except (httpx2.TransportError, aiohttp.ClientError, errors.ServerError):", "except Exception:"
             ),
