@@ -32,7 +32,8 @@ def probes(module, notebook: str, speed: float, cases: dict[str, tuple[str, str]
     """A test class replaying ``notebook`` for its probes: each case is (q1..qN, verdict, code)."""
 
     @pytest.fixture(scope="class", autouse=True)
-    def replay(self) -> Iterator[None]:
+    @classmethod
+    def replay(cls) -> Iterator[None]:
         with lesson_replay(notebook, speed=speed):
             yield
 
