@@ -1,14 +1,14 @@
 """The pre-flight doctor: one screen that says whether this machine can run the workbook, and what to do if not.
 
-Run ``python -m helpers doctor`` in a terminal (or ``helpers.doctor()`` in ``00_setup``) before a lesson or a
-workshop. Each line is ``ok``, ``warn`` or ``fail`` with what was found and, when not ok, what to do; the command
-exits with status 0 only when nothing failed (a warning does not stop you), and its last line is one a learner can
-paste to the instructor. It checks, in order: Python's version, the installed packages against the pins in
-``requirements.txt``, that this machine's loopback works and which proxy variables are set (names only: a proxy's URL
-may carry a password), that the replay server starts here and answers a real SDK call, that Jupyter's kernel is this
-environment, free disk space, and then by mode: in live or record mode, that an API key is set (never its value) and
-that the API serves the taught models (:mod:`helpers.models`); in a classroom room, that the relay answers and knows
-the seat.
+Run ``python -m helpers doctor`` in a terminal (or ``helpers.doctor()`` in ``00_setup``) before a lesson or a workshop.
+Each line is ``ok``, ``warn`` or ``fail`` with what was found and, when not ok, what to do; the command exits with
+status 0 only when nothing failed (a warning does not stop you), and its last line is one a learner can paste to the
+instructor. It checks, in order: Python's version, the installed packages against the pins in ``requirements.txt`` (in
+Google Colab, ``requirements-colab.txt``: Colab's own kernel and numpy stay), that this machine's loopback works and
+which proxy variables are set (names only: a proxy's URL may carry a password), that the replay server starts here and
+answers a real SDK call, that Jupyter's kernel is this environment, free disk space, and then by mode: in live or record
+mode, that an API key is set (never its value) and that the API serves the taught models (:mod:`helpers.models`); in a
+classroom room, that the relay answers and knows the seat.
 
 Nothing here is POSIX-only: it runs the same on Windows, macOS and Linux.
 """
@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import models
+from . import colab, models
 from .classroom.client import RoomError, room_request
 from .paths import NOTEBOOKS_DIR
 from .replay.cassettes.cassette import Cassette, CassetteError, RecordedRequest, default_dir
@@ -39,6 +39,8 @@ from .workbook import KEY_VARIABLES, ROOM_VARIABLE, SEAT_VARIABLE, ServerProcess
 MIN_PYTHON = (3, 11)
 """google-genai 3.6 installs on nothing older."""
 REQUIREMENTS = NOTEBOOKS_DIR.parent / "requirements.txt"
+REQUIREMENTS_COLAB = NOTEBOOKS_DIR.parent / "requirements-colab.txt"
+"""What a Google Colab runtime installs on top of its own packages (``docs/colab.md``)."""
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 """Proxy variables HTTP clients read (each also in lower case)."""
 MIN_FREE_BYTES = 200 * 1024**2
@@ -164,8 +166,11 @@ def pins(path: Path = REQUIREMENTS) -> dict[str, str]:
     return found
 
 
-def check_packages(path: Path = REQUIREMENTS) -> Finding:
-    """The installed packages against the pins of ``requirements.txt``: missing ones fail, other versions warn."""
+def check_packages(path: Path | None = None) -> Finding:
+    """The installed packages against the pins of ``path``: missing ones fail, other versions warn. By default
+    ``requirements.txt``, or in Google Colab ``requirements-colab.txt`` (:func:`helpers.colab.running_in_colab`)."""
+    if path is None:
+        path = REQUIREMENTS_COLAB if colab.running_in_colab() else REQUIREMENTS
     try:
         pinned = pins(path)
     except OSError:
@@ -337,12 +342,10 @@ def check_key() -> Finding:
     """Live and record mode: whether an API key is set (which variable, never its value)."""
     names = [n for n in KEY_VARIABLES if os.environ.get(n)]
     if not names:
-        return Finding(
-            FAIL,
-            "key",
-            "no API key set (GEMINI_API_KEY)",
-            "set GEMINI_API_KEY in the shell that starts Jupyter, or unset WORKBOOK_MODE to replay",
-        )
+        where = "set GEMINI_API_KEY in the shell that starts Jupyter"
+        if colab.running_in_colab():
+            where = "add GEMINI_API_KEY to Colab Secrets (the key icon) with notebook access, run the setup cell"
+        return Finding(FAIL, "key", "no API key set (GEMINI_API_KEY)", f"{where}, or unset WORKBOOK_MODE to replay")
     return Finding(OK, "key", f"{names[0]} is set (its value is not shown)")
 
 

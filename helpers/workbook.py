@@ -4,7 +4,8 @@ Introduced in ``00_setup``. The mode comes from the environment variable ``WORKB
 
 - ``replay`` (the default): a local replay server plays the notebook's cassette back over real HTTP, with its
   recorded timing. No API key, no network.
-- ``live``: the real Gemini API, with your key from ``GEMINI_API_KEY`` (or ``GOOGLE_API_KEY``).
+- ``live``: the real Gemini API, with your key from ``GEMINI_API_KEY`` (or ``GOOGLE_API_KEY``); in Google Colab,
+  when the environment has neither, from Colab Secrets of those names (:mod:`helpers.colab`).
 - ``record``: the real API through the recorder, which refreshes the notebook's cassette as cells run.
   ``WORKBOOK_UPSTREAM=synthetic`` records from the synthetic stand-in instead (how the shipped cassettes are made);
   it has no Files or Batch API, so those are then served locally as in replay (``serve --local-files-batches``).
@@ -15,8 +16,9 @@ like the model's answer, or the 404 that names the nearest recording: ``setup(..
 repository's ``conftest.py`` sets ``WORKBOOK_UNMATCHED=error``), where an unmatched request must fail.
 
 Nothing here patches the SDK: it sets the SDK's own documented variables (``GOOGLE_GEMINI_BASE_URL`` and the key
-variables), so a plain ``genai.Client()`` in the next cell just works, and keeps proxies off loopback (``NO_PROXY``,
-:func:`helpers.proxies.keep_loopback_off_proxies`), so it works behind a proxy too.
+variables; in Colab, the key from Colab Secrets when the environment has none), so a plain ``genai.Client()`` in the
+next cell just works, and keeps proxies off loopback (``NO_PROXY``, :func:`helpers.proxies.keep_loopback_off_proxies`),
+so it works behind a proxy too.
 
 The replay server it starts answers only calls that carry its token (``serve --require-token``, ``SECURITY.md``):
 other accounts of a shared machine reach its port too. Setup hands the token to the SDK in the key itself: each key
@@ -44,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import models, progress
+from . import colab, models, progress
 from .classroom.client import RoomError, room_request, room_url
 from .prices import CHECKED as PRICES_CHECKED
 from .proxies import keep_loopback_off_proxies
@@ -445,6 +447,22 @@ def _has_key() -> bool:
     return any(os.environ.get(v) for v in KEY_VARIABLES)
 
 
+def _require_key(mode: str) -> None:
+    """Live or record mode found no key in the environment: in Google Colab, put the one from Colab Secrets there
+    (where the SDK reads it); otherwise, or with no usable secret, raise the one-line :class:`WorkbookError` saying
+    where the key goes. The key is never printed or written anywhere."""
+    if not colab.running_in_colab():
+        raise WorkbookError(
+            f"WORKBOOK_MODE={mode} needs your API key: set GEMINI_API_KEY in the environment that starts Jupyter "
+            "(see 00_setup, 'Where your key goes'), or unset WORKBOOK_MODE to replay the recordings offline."
+        )
+    try:
+        name, key = colab.key_from_secrets()
+    except colab.ColabKeyError as e:
+        raise WorkbookError(f"WORKBOOK_MODE={mode} needs your API key: {e}") from None
+    os.environ[name] = key
+
+
 def check_models(base_url: str | None, token: str | None = None) -> list[str]:
     """Ask the API once whether it serves each model the workbook uses (:data:`helpers.models.MODELS`).
 
@@ -546,7 +564,8 @@ def setup(
         The :class:`Session`; its one-line description is printed.
 
     Raises:
-        WorkbookError: an unknown ``WORKBOOK_MODE``, a missing key in live or record mode, a missing or corrupt
+        WorkbookError: an unknown ``WORKBOOK_MODE``, a missing key in live or record mode (in Google Colab, read
+            from Colab Secrets when the environment has none: :mod:`helpers.colab`), a missing or corrupt
             cassette in replay, a cassette folder record mode cannot write, a server that would not start, or a
             room that cannot be joined. The message says what to do.
             So does a bad ``unmatched`` (:func:`unmatched_policy`).
@@ -570,10 +589,7 @@ def setup(
     keep_loopback_off_proxies()
     upstream = os.environ.get("WORKBOOK_UPSTREAM", DEFAULT_UPSTREAM)
     if mode != "replay" and not _has_key() and not (mode == "record" and upstream == "synthetic"):
-        raise WorkbookError(
-            f"WORKBOOK_MODE={mode} needs your API key: set GEMINI_API_KEY in the environment that starts Jupyter "
-            "(see 00_setup, 'Where your key goes'), or unset WORKBOOK_MODE to replay the recordings offline."
-        )
+        _require_key(mode)
     folder = default_dir()
     if mode == "live":
         os.environ.pop(BASE_URL_VARIABLE, None)

@@ -13,6 +13,7 @@ import re
 import socket
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -108,6 +109,20 @@ def test_packages_missing_fail_and_other_versions_warn(tmp_path: Path) -> None:
     other = preflight.check_packages(requirements)
     assert other.status == WARN and "(pinned 0.0.1)" in other.found
     assert preflight.check_packages(tmp_path / "absent.txt").status == WARN
+
+
+def test_in_colab_the_packages_are_checked_against_requirements_colab(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Colab keeps its own numpy and kernel packages (docs/colab.md): the workbook's pins for them are not its."""
+    compared: list[Path] = []
+    monkeypatch.setattr(preflight, "pins", lambda path: compared.append(path) or {})
+    preflight.check_packages()
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    preflight.check_packages()
+    assert compared == [preflight.REQUIREMENTS, preflight.REQUIREMENTS_COLAB]
+    assert preflight.REQUIREMENTS_COLAB.is_file()
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+    assert "Colab Secrets" in preflight.check_key().todo
 
 
 def test_a_kernel_of_another_python_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
