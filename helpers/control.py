@@ -238,10 +238,11 @@ def fail_next(
 ) -> None:
     """Answer the cassette's next ``n`` API requests (of any kind) with ``status`` in the API's error shape.
 
-    ``status`` is 429, 500, 502, 503 or 504; the SDK raises ``errors.ClientError`` for 429, ``ServerError`` for the
-    rest. An injected 429 carries no ``RetryInfo`` unless ``retry_delays_s`` gives its ``retryDelay``: the first
-    injected 429 carries the first delay, the next the second, and so on (seconds, at most ``n`` of them; ``02_async``
-    checks that a retry waits as long as each says). The 429s of :func:`set_limits` always carry one.
+    ``status`` is 400, 429, 500, 502, 503 or 504; the SDK raises ``errors.ClientError`` for 400 and 429,
+    ``ServerError`` for the rest. An injected 429 carries no ``RetryInfo`` unless ``retry_delays_s`` gives its
+    ``retryDelay``: the first injected 429 carries the first delay, the next the second, and so on (seconds, at most
+    ``n`` of them; ``02_async`` checks that a retry waits as long as each says). The 429s of :func:`set_limits` always
+    carry one. An injected 400 (``INVALID_ARGUMENT``) is one no retry mends (``03_streaming``'s check).
 
     Raises:
         WorkbookError: ``n`` below 1, another status, delays for a status other than 429, more delays than ``n``, or
@@ -268,12 +269,12 @@ def error_mid_stream(
 ) -> None:
     """End the cassette's next stream after ``after_chunks`` chunks with an error event (``data: {"error": ...}``).
 
-    The SDK raises ``errors.ServerError`` for a 5xx ``status`` (``ClientError`` for 429) while iterating; retry
+    The SDK raises ``errors.ServerError`` for a 5xx ``status`` (``ClientError`` for 400 and 429) while iterating; retry
     options do not restart a stream that has begun.
 
     Raises:
-        WorkbookError: ``after_chunks`` below 0 or a status other than 429, 500, 502, 503 or 504, or see
-            :func:`_request`.
+        WorkbookError: ``after_chunks`` below 0 or a status other than 400, 429, 500, 502, 503 or
+            504, or see :func:`_request`.
     """
     payload = {"after_chunks": after_chunks, "status": status}
     _request("POST", "faults/error_mid_stream", payload, cassette, server_url)

@@ -25,33 +25,23 @@ from helpers.exercises import (
 from .conftest import lesson_replay
 from .exercising import change
 
-WRONG, HONEST, HOLE = "wrong", "honest", "hole"
-HOLES = {  # wrong answers the checks still accept, left for the lead
-    "q1: the last chunk dropped": "the check's stream ends with a chunk without text, so dropping it changes nothing",
-    "q3: a catch-all": "no case sends an error that must escape (a 400), so except Exception passes",
-}
+WRONG, HONEST = "wrong", "honest"
 
 
 def probes(module, notebook: str, speed: float, cases: dict[str, tuple[str, str]]):
     """A test class replaying ``notebook`` for its probes: each case is (q1..qN, verdict, code)."""
 
     @pytest.fixture(scope="class", autouse=True)
-    def replay(self) -> Iterator[None]:
+    @classmethod
+    def replay(cls) -> Iterator[None]:
         with lesson_replay(notebook, speed=speed):
             yield
 
-    params = [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=f"audit: {HOLES[name]}"))
-        if verdict == HOLE
-        else name
-        for name, (verdict, _) in cases.items()
-    ]
-
-    @pytest.mark.parametrize("name", params)
+    @pytest.mark.parametrize("name", list(cases))
     def test_probe(self, name: str) -> None:
         verdict, code = cases[name]
         problem = getattr(module, name.split(":")[0])
-        if verdict in (WRONG, HOLE):
+        if verdict == WRONG:
             assert_check_failed(problem, code)
         else:
             assert_check_passed(problem, code)
@@ -185,7 +175,7 @@ TestAudit03 = probes(
     "03_streaming",
     2,
     {
-        "q1: the last chunk dropped": (HOLE, change(m.q1, "for chunk in stream)", "for chunk in list(stream)[:-1])")),
+        "q1: the last chunk dropped": (WRONG, change(m.q1, "for chunk in stream)", "for chunk in list(stream)[:-1])")),
         "q1: joined with spaces": (WRONG, change(m.q1, '"".join', '" ".join')),
         "q1: a loop": (
             HONEST,
@@ -211,7 +201,7 @@ TestAudit03 = probes(
             ),
         ),
         "q3: a catch-all": (
-            HOLE,
+            WRONG,
             change(
                 m.q3, "except (httpx2.TransportError, aiohttp.ClientError, errors.ServerError):", "except Exception:"
             ),

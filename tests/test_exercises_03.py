@@ -93,6 +93,11 @@ def test_q2_a_typed_in_time_is_rejected() -> None:
             "returned only part of the answer",
         ),
         (q1, "def collect_text(stream):\n    print(list(stream))", "did you forget `return`"),
+        (  # the check's second stream ends with text: dropping the last chunk loses it
+            q1,
+            "def collect_text(stream):\n    return ''.join(c.text or '' for c in list(stream)[:-1])",
+            "returned only part of the answer",
+        ),
         (
             q2,
             f"def time_to_first_token(prompt):\n    for chunk in {STREAM}:\n        start = time.perf_counter()\n"
@@ -158,6 +163,13 @@ def test_q2_a_typed_in_time_is_rejected() -> None:
             "            return ''.join(pieces)\n        except httpx2.TransportError:\n            pass\n"
             "    return ''.join(pieces)",
             "after 3 attempts: raise an error instead",
+        ),
+        (  # the check refuses a request with 400: it must escape, not be retried
+            q3,
+            "def robust_text(prompt):\n    for _ in range(3):\n        try:\n"
+            f"            return ''.join(c.text or '' for c in {STREAM})\n"
+            "        except Exception:\n            pass\n    raise RuntimeError('no answer')",
+            "A catch-all (except Exception) hides it",
         ),
     ],
 )

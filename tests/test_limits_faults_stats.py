@@ -379,7 +379,7 @@ def test_control_calls_default_to_the_session_and_refuse_bad_input(
 
     with pytest.raises(workbook.WorkbookError, match=r"no cassette named 'nope'.*cassettes here: burst_async"):
         control.fail_next(1, cassette="nope")
-    with pytest.raises(workbook.WorkbookError, match=r'"status" must be one of 429, 500, 502, 503, 504, got 404'):
+    with pytest.raises(workbook.WorkbookError, match=r'"status" must be one of 400, 429, 500, 502, 503, 504, got 404'):
         control.fail_next(1, status=404)
     with pytest.raises(workbook.WorkbookError, match=r'"rpm" must be an integer of at least 1 or null'):
         control.set_limits(rpm=0)

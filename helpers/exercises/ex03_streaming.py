@@ -109,7 +109,13 @@ def collect_text(stream) -> str:
             candidates=[types.Candidate(index=0, finish_reason=types.FinishReason.STOP)],
             usage_metadata=chunks[-1].usage_metadata,
         )
-        result = self.call("collect_text", ns["collect_text"], iter([thinking, *chunks, metadata_only]))
+        last_text = max(i for i, c in enumerate(chunks) if c.text)
+        # Twice: ending with a chunk without text, then with the answer's last text (dropping a last chunk fails).
+        for stream in ([thinking, *chunks, metadata_only], [thinking, *chunks[: last_text + 1]]):
+            self.judge(self.call("collect_text", ns["collect_text"], iter(stream)), answer)
+
+    def judge(self, result: Any, answer: str) -> None:
+        """Judge what ``collect_text`` returned for a stream that carried ``answer``."""
         call = "collect_text(stream)"
         expect_returned(call, result, str, "the whole answer as one str")
         if result == answer:
@@ -347,6 +353,31 @@ def robust_text(prompt: str) -> str:
                 f"when every stream broke, {call} returned {show(result)} after {len(seen)} attempts: raise an error "
                 "instead, so the caller knows there is no answer."
             )
+        self.verify_lets_refusals_through(ns)
+
+    def verify_lets_refusals_through(self, ns: Mapping[str, Any]) -> None:
+        """Refuse the learner's first request with 400 INVALID_ARGUMENT: its ``errors.ClientError`` must escape, as
+        no retry mends a request the API refuses; a catch-all (``except Exception``) retries it and hides the bug."""
+        call = f"robust_text({OCEAN_PROMPT!r})"
+        control.fail_next(1, 400)
+        try:
+            result = run_bounded(ns["robust_text"], OCEAN_PROMPT, limit_s=self.limit_s())
+        except errors.ClientError as e:
+            if e.code == 400:
+                return
+            outcome = f"raised {type(e).__name__} {e.code}"
+        except Exception as e:
+            outcome = f"raised {type(e).__name__}"
+        else:
+            outcome = f"returned {show(result)}"
+        finally:
+            control.clear_faults()
+        raise Incorrect(
+            f"when the server refused the request (400 INVALID_ARGUMENT), {call} {outcome}; a 400 is a mistake in "
+            "the request that no retry mends, so its errors.ClientError must reach the caller. A catch-all "
+            "(except Exception) hides it: catch only a broken stream (httpx2.TransportError, aiohttp.ClientError) "
+            "and errors.ServerError."
+        )
 
 
 CLI_FIGURES = {

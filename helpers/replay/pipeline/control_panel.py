@@ -56,9 +56,10 @@ from ..wire.framing import STATUS_NAMES, ApiError, error_json, sse_event
 from .api_request import API, CONTROL_PREFIX, Handler, error_response, json_response, parse_json
 from .rate_limits import RETRY_INFO_TYPE, WINDOW_S, Limits, RateLimiter
 
-FAULT_STATUSES = tuple(sorted(code for code in STATUS_NAMES if code >= 429 and code != 501))
-"""Statuses a fault can inject: 429 and the 5xx ones the API sends (their names come from ``STATUS_NAMES``; 501
-``UNIMPLEMENTED`` is only the synthetic upstream's answer to a route it does not model)."""
+FAULT_STATUSES = tuple(sorted(code for code in STATUS_NAMES if code in (400, 429) or (code >= 500 and code != 501)))
+"""Statuses a fault can inject: 400 (a request the API refuses, which no retry mends; ``03_streaming``'s check sends
+one), 429 and the 5xx ones the API sends (their names come from ``STATUS_NAMES``; 501 ``UNIMPLEMENTED`` is only the
+synthetic upstream's answer to a route it does not model)."""
 
 
 def chunk_text(chunk: Any) -> str:
